@@ -1,0 +1,45 @@
+import { findPgBinDir } from './binaries';
+import { ensurePgOsUser, type RunAs } from './os-user';
+
+/** Name of the PostgreSQL superuser and database Trustee creates (as in the original product). */
+export const DB_SUPERUSER = 'keytrustee';
+export const DB_NAME = 'keytrustee';
+export const DEFAULT_DB_PORT = 11381;
+
+/** Everything needed to act on one local PostgreSQL instance. */
+export interface PgInstance {
+  /** Directory of initdb, pg_ctl, postgres, pg_basebackup, pg_rewind, pg_dump. */
+  binDir: string;
+  /** The PostgreSQL data directory (the original's `--pg-rootdir`); also holds the unix socket. */
+  dataDir: string;
+  /** TCP port, default 11381. Passed on every start so a copied postgresql.conf never decides it. */
+  port: number;
+  /** Addresses to listen on (postgresql.conf `listen_addresses`); default 127.0.0.1. */
+  listenAddresses: string;
+  /** The unprivileged OS account PostgreSQL runs as when we are root. */
+  runAs?: RunAs;
+}
+
+export interface PgInstanceOptions {
+  dataDir: string;
+  port?: number;
+  listenAddresses?: string;
+  binDir?: string;
+  osUser?: string;
+}
+
+/** Resolves binaries and the OS user once; the result is passed to every lifecycle call. */
+export function createPgInstance(opts: PgInstanceOptions): PgInstance {
+  return {
+    binDir: opts.binDir ?? findPgBinDir(),
+    dataDir: opts.dataDir,
+    port: opts.port ?? DEFAULT_DB_PORT,
+    listenAddresses: opts.listenAddresses ?? '127.0.0.1',
+    runAs: ensurePgOsUser(opts.osUser),
+  };
+}
+
+/** node-postgres connection settings for the local superuser over the unix socket in the data dir. */
+export function localConnection(inst: PgInstance, database: string = DB_NAME) {
+  return { host: inst.dataDir, port: inst.port, user: DB_SUPERUSER, database };
+}

@@ -1,0 +1,96 @@
+import { LRUCache } from 'lru-cache';
+import { MINUTE, SECOND } from './retry';
+import type { DepositWire } from './types';
+
+/** Read cache policy. Entries hold the server's answer as received: ciphertext when encryption is on. */
+export interface CacheOptions {
+  /** Max cached answers (LRU beyond that); 0 disables the cache. Default 1000. */
+  maxEntries: number;
+  /** How long an entry answers reads without asking a node, in ms. Default 5000. */
+  ttlMs: number;
+  /** When every node is unreachable, answer from an expired entry. Default true. */
+  serveStaleOnError: boolean;
+  /** Oldest entry (age since it was fetched, ms) that may be served on error. Default 15 min. */
+  maxStaleMs: number;
+}
+
+export const DEFAULT_CACHE: CacheOptions = {
+  maxEntries: 1000,
+  ttlMs: 5 * SECOND,
+  serveStaleOnError: true,
+  maxStaleMs: 15 * MINUTE,
+};
+
+interface CacheEntry {
+  deposit: DepositWire;
+  storedAtMs: number;
+}
+
+export interface CacheLookup {
+  deposit: DepositWire;
+  ageMs: number;
+}
+
+/**
+ * LRU of deposit answers keyed by `name@version` plus a `name@latest` entry. Freshness is computed
+ * here from an injected clock rather than with lru-cache's own TTL, because expired entries must
+ * stay available for serve-stale-on-error.
+ */
+export class DepositCache {
+  private readonly lru: LRUCache<string, CacheEntry> | undefined;
+
+  constructor(
+    private readonly options: CacheOptions = DEFAULT_CACHE,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.lru = options.maxEntries > 0 ? new LRUCache({ max: options.maxEntries }) : undefined;
+  }
+
+  /** Stores an answer under its version and, when it answered a latest read, under latest too. */
+  store(deposit: DepositWire, servedAsLatest: boolean): void {
+    if (this.lru === undefined) return;
+    const entry = { deposit, storedAtMs: this.now() };
+    this.lru.set(keyOf(deposit.name, deposit.version), entry);
+    if (servedAsLatest) this.lru.set(keyOf(deposit.name, undefined), entry);
+  }
+
+  /** An entry younger than `ttlMs`, or undefined. */
+  fresh(name: string, version?: number): CacheLookup | undefined {
+    // Strictly younger, so that ttlMs 0 means "never answer without asking a node".
+    return this.lookup(name, version, this.options.ttlMs - 1);
+  }
+
+  /** An entry younger than `maxStaleMs` (for when no node answers), or undefined. */
+  stale(name: string, version?: number): CacheLookup | undefined {
+    if (!this.options.serveStaleOnError) return undefined;
+    return this.lookup(name, version, this.options.maxStaleMs);
+  }
+
+  /** Drops the latest entry of `name` (after our own put: its version changed). */
+  invalidateLatest(name: string): void {
+    this.lru?.delete(keyOf(name, undefined));
+  }
+
+  /** Drops every entry of `name` (after our own delete: no version may be served any more). */
+  invalidateName(name: string): void {
+    if (this.lru === undefined) return;
+    const prefix = `${name}@`;
+    for (const key of [...this.lru.keys()]) if (key.startsWith(prefix)) this.lru.delete(key);
+  }
+
+  get size(): number {
+    return this.lru?.size ?? 0;
+  }
+
+  private lookup(name: string, version: number | undefined, maxAgeMs: number): CacheLookup | undefined {
+    const entry = this.lru?.get(keyOf(name, version));
+    if (entry === undefined) return undefined;
+    const ageMs = this.now() - entry.storedAtMs;
+    return ageMs <= maxAgeMs ? { deposit: entry.deposit, ageMs } : undefined;
+  }
+}
+
+// '@' cannot occur in a deposit name, so the keys never collide.
+function keyOf(name: string, version: number | undefined): string {
+  return `${name}@${version === undefined ? 'latest' : String(version)}`;
+}

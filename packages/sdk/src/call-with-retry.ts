@@ -1,0 +1,164 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Endpoint, EndpointSet } from './endpoints';
+import { TrusteeError, toTrusteeError } from './errors';
+import type { Emit } from './hooks';
+import { retryDelayMs, shouldRetry, type RetryOptions } from './retry';
+import type { TrusteeLogger } from './types';
+
+/** What one attempt gets: the node, its time budget and the caller's signal. */
+export interface Attempt {
+  node: Endpoint;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface CallContext {
+  endpoints: EndpointSet;
+  retry: RetryOptions;
+  timeoutMs: number;
+  emit: Emit;
+  logger?: TrusteeLogger;
+  /** Finds the active node (used by writes); bounded by the given timeout. */
+  probeActive: (node: Endpoint, timeoutMs: number, signal?: AbortSignal) => Promise<boolean>;
+  now?: () => number;
+}
+
+export interface CallSpec<T> {
+  /** Name for hooks/logs, e.g. 'put'. */
+  operation: string;
+  /** 'write' goes to the active node only; 'read' tries the preferred node, then the others. */
+  kind: 'read' | 'write';
+  deadlineMs: number;
+  signal?: AbortSignal;
+  attempt: (a: Attempt) => Promise<T>;
+  /** Extra veto on retrying, for requests without an Idempotency-Key (registration). */
+  canRetry?: (e: TrusteeError) => boolean;
+}
+
+/** Failures after which a read moves on to the next node right away (no backoff). */
+function canFailOver(e: TrusteeError): boolean {
+  return e.isNodeFailure || e.code === 'CIRCUIT_OPEN' || e.code === 'RATE_LIMITED';
+}
+
+/**
+ * Runs one SDK call: node selection, failover, retries with backoff, one overall deadline.
+ * Writes are safe to repeat because the caller put the same Idempotency-Key in every attempt.
+ */
+export async function callWithRetry<T>(ctx: CallContext, spec: CallSpec<T>): Promise<T> {
+  const now = ctx.now ?? Date.now;
+  const deadlineAt = now() + spec.deadlineMs;
+  const remaining = (): number => deadlineAt - now();
+  let lastError: TrusteeError | undefined;
+  for (let retry = 0; ; retry += 1) {
+    const result = await runPass(ctx, spec, remaining, lastError);
+    if (result.ok) return result.value;
+    lastError = result.error;
+    if (!shouldRetry(lastError, retry, ctx.retry) || spec.canRetry?.(lastError) === false) throw lastError;
+    // A NOT_ACTIVE naming a known node: go there at once, nothing to wait for.
+    const hinted = lastError.code === 'NOT_ACTIVE' && ctx.endpoints.active !== undefined;
+    const delayMs = hinted ? 0 : retryDelayMs(retry, lastError.retryAfterMs, ctx.retry);
+    if (delayMs >= remaining()) throw deadlineError(spec, lastError);
+    ctx.emit('onRetry', { operation: spec.operation, attempt: retry, delayMs, error: lastError });
+    ctx.logger?.debug(
+      { operation: spec.operation, attempt: retry, delayMs, code: lastError.code },
+      'trustee sdk retrying',
+    );
+    await sleepOrAbort(delayMs, spec.signal);
+  }
+}
+
+type PassResult<T> = { ok: true; value: T } | { ok: false; error: TrusteeError };
+
+/** One pass: a write tries the active node; a read tries each node in preference order. */
+async function runPass<T>(
+  ctx: CallContext,
+  spec: CallSpec<T>,
+  remaining: () => number,
+  previous: TrusteeError | undefined,
+): Promise<PassResult<T>> {
+  let nodes: Endpoint[];
+  try {
+    nodes =
+      spec.kind === 'write' ? [await findActive(ctx, spec, remaining, previous)] : ctx.endpoints.readOrder();
+  } catch (e) {
+    return { ok: false, error: checkFatal(toTrusteeError(e), spec, remaining) };
+  }
+  let error: TrusteeError | undefined;
+  for (const [index, node] of nodes.entries()) {
+    if (error !== undefined) {
+      ctx.emit('onFailover', { operation: spec.operation, from: nodes[index - 1].url, to: node.url, error });
+    }
+    try {
+      const timeoutMs = Math.min(ctx.timeoutMs, remaining());
+      if (timeoutMs <= 0) throw deadlineError(spec, error ?? previous);
+      const value = await ctx.endpoints.run(node, () =>
+        spec.attempt({ node, timeoutMs, signal: spec.signal }),
+      );
+      ctx.endpoints.markGood(node);
+      return { ok: true, value };
+    } catch (e) {
+      error = checkFatal(toTrusteeError(e, node.url), spec, remaining);
+      noteWriteFailure(ctx, spec, error);
+      if (spec.kind === 'write' || !canFailOver(error)) break;
+    }
+  }
+  return { ok: false, error: error ?? new TrusteeError('UNAVAILABLE', 'no endpoint to try') };
+}
+
+function findActive<T>(
+  ctx: CallContext,
+  spec: CallSpec<T>,
+  remaining: () => number,
+  previous: TrusteeError | undefined,
+): Promise<Endpoint> {
+  const timeoutMs = Math.min(ctx.timeoutMs, remaining());
+  if (timeoutMs <= 0) throw deadlineError(spec, previous);
+  return ctx.endpoints.activeNode((node) => ctx.probeActive(node, timeoutMs, spec.signal));
+}
+
+/** What a failed write teaches us about the active node. */
+function noteWriteFailure<T>(ctx: CallContext, spec: CallSpec<T>, error: TrusteeError): void {
+  if (spec.kind !== 'write') return;
+  if (error.code === 'NOT_ACTIVE') ctx.endpoints.applyActiveHint(error.details.active);
+  else if (error.isNodeFailure || error.code === 'CIRCUIT_OPEN') ctx.endpoints.setActive(null);
+}
+
+/** An abort is final; a timeout that hit the overall deadline becomes DEADLINE_EXCEEDED. */
+function checkFatal<T>(error: TrusteeError, spec: CallSpec<T>, remaining: () => number): TrusteeError {
+  if (error.code === 'ABORTED' || error.code === 'DEADLINE_EXCEEDED') throw error;
+  if (remaining() <= 0) throw deadlineError(spec, error);
+  return error;
+}
+
+/**
+ * The error thrown when the deadline ends the retries. PASSIVE_UNAVAILABLE and WRITE_IN_DOUBT keep
+ * their code (the caller must act on them differently); anything else becomes DEADLINE_EXCEEDED.
+ */
+function deadlineError<T>(spec: CallSpec<T>, last: TrusteeError | undefined): TrusteeError {
+  const waited = `${spec.operation} gave up after its ${spec.deadlineMs} ms deadline`;
+  if (last?.code === 'PASSIVE_UNAVAILABLE') {
+    return new TrusteeError(
+      'PASSIVE_UNAVAILABLE',
+      `writes need both nodes: the passive node is not replicating, so the active refuses writes (${waited})`,
+      { node: last.node, status: last.status, details: last.details, cause: last },
+    );
+  }
+  if (last?.code === 'WRITE_IN_DOUBT') {
+    return new TrusteeError(
+      'WRITE_IN_DOUBT',
+      `${waited}; the write may be committed on the active but is not confirmed on the passive: retry with the same idempotencyKey to resolve it`,
+      { node: last.node, status: last.status, details: last.details, cause: last },
+    );
+  }
+  const lastText = last === undefined ? '' : ` (last error: ${last.code}: ${last.message})`;
+  return new TrusteeError('DEADLINE_EXCEEDED', `${waited}${lastText}`, { node: last?.node, cause: last });
+}
+
+async function sleepOrAbort(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0) return;
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (e) {
+    throw new TrusteeError('ABORTED', 'call aborted by the caller', { cause: e });
+  }
+}

@@ -1,0 +1,194 @@
+import fs from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { TrusteeClient } from '../client';
+import { defaultConfigPath } from '../config-file';
+import { TrusteeError, isTrusteeError } from '../errors';
+import { printDeposit, printList, printPut, printRegistration, printStatus, type Output } from './output';
+
+/** Where the CLI writes; injectable so tests run it in-process. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+}
+
+/** Exit codes: 0 ok, 1 operation failed, 2 usage error. */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Runs ktclient with `argv` (without `node` and the script); resolves with the exit code. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return commanderExitCode(e);
+    if (isTrusteeError(e)) io.stderr.write(`error: ${e.code}: ${e.message}\n`);
+    else io.stderr.write(`error: INTERNAL: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function commanderExitCode(e: CommanderError): number {
+  if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+  return EXIT_USAGE;
+}
+
+function buildProgram(io: CliIo): Command {
+  const program = new Command('ktclient')
+    .description('Client of a Trustee key trustee cluster')
+    .option(
+      '--config <file>',
+      `client config file (default $TRUSTEE_CLIENT_CONFIG or ~/.keytrustee/keytrustee.conf)`,
+    )
+    .option('--json', 'machine-readable JSON output')
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)');
+
+  const out = (cmd: Command): Output => ({
+    io,
+    json: (cmd.optsWithGlobals() as GlobalOptions).json === true,
+  });
+  const configPath = (cmd: Command): string =>
+    (cmd.optsWithGlobals() as GlobalOptions).config ?? defaultConfigPath(io.env);
+  const withClient = async (cmd: Command, fn: (client: TrusteeClient) => Promise<void>): Promise<void> => {
+    // The CLI also reads deposits stored with --raw, so non-envelope values are accepted (and flagged).
+    const client = TrusteeClient.fromConfigFile(configPath(cmd), { acceptUnencrypted: true });
+    try {
+      await fn(client);
+    } finally {
+      client.close();
+    }
+  };
+
+  program
+    .command('register')
+    .description(
+      'generate a key pair, register this client with the cluster and write the config file (0600)',
+    )
+    .requiredOption('--server <urls>', 'node URL(s), comma-separated: https://kt1:11371,https://kt2:11371')
+    .requiredOption('--org <org>', 'organization name')
+    .option('--auth <code>', "the organization's auth code")
+    .option('--name <name>', 'a name for this client')
+    .option('--ca <file>', "PEM file with the nodes' TLS certificate(s) to trust")
+    .option(
+      '--skip-ssl-check',
+      "do not verify the servers' TLS certificates (dangerous, recorded in the config)",
+    )
+    .action(
+      async (
+        opts: {
+          server: string;
+          org: string;
+          auth?: string;
+          name?: string;
+          ca?: string;
+          skipSslCheck?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const servers = opts.server
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
+        if (opts.skipSslCheck === true)
+          io.stderr.write('warning: --skip-ssl-check: server certificates are not verified\n');
+        const result = await TrusteeClient.register({
+          servers,
+          org: opts.org,
+          authCode: opts.auth,
+          name: opts.name,
+          configPath: configPath(cmd),
+          ca: opts.ca === undefined ? undefined : fs.readFileSync(opts.ca, 'utf8'),
+          skipSslCheck: opts.skipSslCheck,
+        });
+        result.client.close();
+        printRegistration(out(cmd), result);
+      },
+    );
+
+  program
+    .command('put <name>')
+    .description('store a new version of NAME (encrypted client-side unless --raw)')
+    .option('--file <file>', 'read the value from this file')
+    .option('--value <value>', 'the value as a string')
+    .option('--raw', 'store the bytes as given, without client-side encryption')
+    .action(async (name: string, opts: { file?: string; value?: string; raw?: boolean }, cmd: Command) => {
+      if ((opts.file === undefined) === (opts.value === undefined)) {
+        cmd.error('error: put needs exactly one of --file F or --value V', {
+          exitCode: EXIT_USAGE,
+          code: 'ktclient.usage',
+        });
+      }
+      const value = opts.file !== undefined ? fs.readFileSync(opts.file) : (opts.value ?? '');
+      await withClient(cmd, async (client) =>
+        printPut(out(cmd), await client.put(name, value, { raw: opts.raw })),
+      );
+    });
+
+  program
+    .command('get <name>')
+    .description('print the value of NAME (bytes as stored by put) to stdout or --output')
+    .option('--version <n>', 'a specific version', parseVersion)
+    .option('--output <file>', 'write the value to this file (created 0600) instead of stdout')
+    .action(async (name: string, opts: { version?: number; output?: string }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const deposit = await client.get(name, { version: opts.version });
+        if (!deposit.encrypted) io.stderr.write(`warning: ${name} is stored unencrypted\n`);
+        if (opts.output !== undefined) fs.writeFileSync(opts.output, deposit.value, { mode: 0o600 });
+        printDeposit(out(cmd), deposit, opts.output !== undefined);
+      });
+    });
+
+  program
+    .command('list')
+    .description('list deposit names with their latest versions')
+    .option('--prefix <prefix>', 'only names starting with this')
+    .action(async (opts: { prefix?: string }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const items = [];
+        for await (const item of client.list({ prefix: opts.prefix })) items.push(item);
+        printList(out(cmd), items);
+      });
+    });
+
+  program
+    .command('delete <name>')
+    .description('delete NAME (the server keeps a tombstone version)')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        await client.delete(name);
+        const o = out(cmd);
+        io.stdout.write(o.json ? `${JSON.stringify({ name, deleted: true })}\n` : `deleted ${name}\n`);
+      });
+    });
+
+  program
+    .command('status')
+    .description('health of every node in the config')
+    .action(async (_opts: unknown, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const status = await client.status();
+        printStatus(out(cmd), status);
+        if (!status.endpoints.some((e) => e.reachable))
+          throw new TrusteeError('UNAVAILABLE', 'no node is reachable');
+      });
+    });
+
+  return program;
+}
+
+function parseVersion(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new InvalidArgumentError('expected a non-negative integer');
+  }
+  return n;
+}

@@ -1,0 +1,275 @@
+import type { ServerResponse } from 'node:http';
+import { TrusteeClient } from './client';
+import { generateDataKey } from './data-key';
+import { isEnvelope } from './envelope';
+import { TrusteeError } from './errors';
+import type { TrusteeClientOptions } from './types';
+import {
+  FakeNode,
+  answerHealth,
+  closedPortUrl,
+  sendJson,
+  type RecordedRequest,
+} from '../test/support/fake-node';
+import { selfSignedCert, type CertAndKey } from '../test/support/tls-fixture';
+
+/** Deposits stored by the fake cluster, shared by both fake nodes like the replicated database. */
+type Store = Map<string, { version: number; value: string; idempotencyKeys: Map<string, number> }>;
+
+function depositHandler(store: Store, req: RecordedRequest, res: ServerResponse): void {
+  const url = new URL(req.url, 'https://x');
+  const name = decodeURIComponent(url.pathname.slice('/v1/deposits/'.length));
+  if (req.method === 'PUT') {
+    const entry = store.get(name) ?? { version: 0, value: '', idempotencyKeys: new Map<string, number>() };
+    const key = String(req.headers['idempotency-key']);
+    const replay = entry.idempotencyKeys.get(key);
+    if (replay === undefined) {
+      entry.version += 1;
+      entry.value = (JSON.parse(req.body) as { value: string }).value;
+      entry.idempotencyKeys.set(key, entry.version);
+      store.set(name, entry);
+    }
+    sendJson(res, 201, { name, version: replay ?? entry.version });
+    return;
+  }
+  const entry = store.get(name);
+  if (entry === undefined) {
+    sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no such deposit' } });
+    return;
+  }
+  sendJson(res, 200, {
+    name,
+    version: entry.version,
+    value: entry.value,
+    metadata: null,
+    createdAt: new Date(0).toISOString(),
+  });
+}
+
+describe('TrusteeClient against local https nodes', () => {
+  let serverTls: CertAndKey;
+  let clientTls: CertAndKey;
+  let nodes: FakeNode[] = [];
+  let clients: TrusteeClient[] = [];
+
+  beforeAll(() => {
+    serverTls = selfSignedCert('127.0.0.1');
+    clientTls = selfSignedCert('client');
+  });
+
+  afterEach(async () => {
+    for (const c of clients) c.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+    nodes = [];
+    clients = [];
+  });
+
+  async function startNode(role: 'active' | 'passive', store: Store): Promise<FakeNode> {
+    const node = await FakeNode.start(serverTls);
+    node.handler = (req, res) => {
+      if (answerHealth(req, res, role)) return;
+      if (role === 'passive' && req.method !== 'GET') {
+        sendJson(res, 503, { error: { code: 'NOT_ACTIVE', message: 'passive', active: null } });
+        return;
+      }
+      depositHandler(store, req, res);
+    };
+    nodes.push(node);
+    return node;
+  }
+
+  function client(endpoints: string[], extra: Partial<TrusteeClientOptions> = {}): TrusteeClient {
+    const c = new TrusteeClient({
+      endpoints,
+      ca: serverTls.cert,
+      cert: clientTls.cert,
+      key: clientTls.key,
+      dataKey: generateDataKey(),
+      timeoutMs: 1000,
+      deadlineMs: 3000,
+      retry: { baseDelayMs: 5, backoffLimitMs: 20 },
+      ...extra,
+    });
+    clients.push(c);
+    return c;
+  }
+
+  it('writes to the discovered active, stores only ciphertext and reads back the plaintext', async () => {
+    const store: Store = new Map();
+    const passive = await startNode('passive', store);
+    const active = await startNode('active', store);
+    const c = client([passive.url, active.url]);
+    const put = await c.put('hdfs-key', 'top secret', { metadata: { owner: 'kms' } });
+    expect(put).toMatchObject({ name: 'hdfs-key', version: 1 });
+    const putRequest = active.requests.find((r) => r.method === 'PUT');
+    expect(putRequest?.headers['idempotency-key']).toBe(put.idempotencyKey);
+    const storedBytes = Buffer.from(store.get('hdfs-key')?.value ?? '', 'base64');
+    expect(isEnvelope(storedBytes)).toBe(true);
+    expect(storedBytes.toString('latin1')).not.toContain('top secret');
+    const got = await c.get('hdfs-key');
+    expect(got.text()).toBe('top secret');
+    expect(got).toMatchObject({ version: 1, encrypted: true, source: 'server' });
+  });
+
+  it('follows the active named in NOT_ACTIVE and keeps the same Idempotency-Key', async () => {
+    const store: Store = new Map();
+    // The target still reports passive in health (its view lags) but accepts writes.
+    const target = await FakeNode.start(serverTls);
+    nodes.push(target);
+    target.handler = (req, res) => answerHealth(req, res, 'passive') || depositHandler(store, req, res);
+    const stale = await FakeNode.start(serverTls);
+    nodes.push(stale);
+    // The first node still claims to be active in health (stale view) but refuses writes.
+    stale.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      sendJson(res, 503, { error: { code: 'NOT_ACTIVE', message: 'demoted', active: `${target.url}/` } });
+    };
+    const changes: Array<string | null> = [];
+    const c = client([stale.url, target.url], { hooks: { onActiveChange: (e) => changes.push(e.active) } });
+    const put = await c.put('k', 'v', { idempotencyKey: 'fixed-key-1' });
+    expect(put.version).toBe(1);
+    expect(stale.requests.filter((r) => r.method === 'PUT')[0].headers['idempotency-key']).toBe(
+      'fixed-key-1',
+    );
+    expect(target.requests.filter((r) => r.method === 'PUT')[0].headers['idempotency-key']).toBe(
+      'fixed-key-1',
+    );
+    expect(changes).toEqual([stale.url, target.url]);
+  });
+
+  it('fails reads over to the other node when the first refuses connections', async () => {
+    const store: Store = new Map();
+    const survivor = await startNode('passive', store);
+    store.set('k', { version: 3, value: Buffer.from('raw').toString('base64'), idempotencyKeys: new Map() });
+    const failovers: string[] = [];
+    const c = client([await closedPortUrl(), survivor.url], {
+      encryption: 'none',
+      hooks: { onFailover: (e) => failovers.push(`${e.error.code} -> ${e.to}`) },
+    });
+    const got = await c.get('k');
+    expect(got.text()).toBe('raw');
+    expect(failovers).toEqual([`NETWORK_ERROR -> ${survivor.url}`]);
+    // The survivor is now preferred: the next read goes straight there.
+    failovers.length = 0;
+    await c.get('k', { noCache: true });
+    expect(failovers).toEqual([]);
+  });
+
+  it('retries WRITE_IN_DOUBT with the same key and the write lands once', async () => {
+    const store: Store = new Map();
+    const active = await startNode('active', store);
+    const inner = active.handler;
+    let doubts = 2;
+    active.handler = (req, res) => {
+      if (req.method === 'PUT' && doubts > 0) {
+        doubts -= 1;
+        inner(req, { ...res, writeHead: () => res, end: () => res } as unknown as ServerResponse); // commit locally...
+        sendJson(res, 503, { error: { code: 'WRITE_IN_DOUBT', message: 'not confirmed by the passive' } }); // ...but doubt
+        return;
+      }
+      inner(req, res);
+    };
+    const retries: string[] = [];
+    const c = client([active.url], { hooks: { onRetry: (e) => retries.push(e.error.code) } });
+    const put = await c.put('k', 'v');
+    expect(put.version).toBe(1);
+    const keys = new Set(
+      active.requests.filter((r) => r.method === 'PUT').map((r) => r.headers['idempotency-key']),
+    );
+    expect(keys).toEqual(new Set([put.idempotencyKey]));
+    expect(retries).toEqual(['WRITE_IN_DOUBT', 'WRITE_IN_DOUBT']);
+  });
+
+  it('retries PASSIVE_UNAVAILABLE until the deadline, then says writes need both nodes', async () => {
+    const active = await FakeNode.start(serverTls);
+    nodes.push(active);
+    active.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      sendJson(res, 503, { error: { code: 'PASSIVE_UNAVAILABLE', message: 'no sync standby' } });
+    };
+    const c = client([active.url], { deadlineMs: 400 });
+    const started = Date.now();
+    const error = await c.put('k', 'v').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TrusteeError);
+    expect(error).toMatchObject({ code: 'PASSIVE_UNAVAILABLE', retryable: true });
+    expect((error as Error).message).toContain('writes need both nodes');
+    expect((error as TrusteeError).details.idempotencyKey).toEqual(expect.any(String));
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(active.requests.filter((r) => r.method === 'PUT').length).toBeGreaterThan(3);
+  });
+
+  it('does not retry NOT_FOUND', async () => {
+    const node = await startNode('active', new Map());
+    const c = client([node.url]);
+    await expect(c.get('absent')).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404, node: node.url });
+    expect(node.requests.filter((r) => r.url.startsWith('/v1/deposits')).length).toBe(1);
+  });
+
+  it('serves a stale cached value when every node is down, then fails after maxStaleMs', async () => {
+    const store: Store = new Map();
+    const node = await startNode('active', store);
+    const hits: string[] = [];
+    const c = client([node.url], {
+      cache: { ttlMs: 0, maxStaleMs: 60_000 },
+      retry: { limit: 1, baseDelayMs: 1, backoffLimitMs: 2 },
+      hooks: { onCacheHit: (e) => hits.push(e.freshness) },
+    });
+    await c.put('k', 'cached secret');
+    await c.get('k');
+    await node.stop();
+    nodes = [];
+    const got = await c.get('k');
+    expect(got.text()).toBe('cached secret');
+    expect(got.source).toBe('stale-cache');
+    expect(hits).toEqual(['stale']);
+    const strict = client([node.url], { cache: { ttlMs: 0, maxStaleMs: 0 }, retry: { limit: 0 } });
+    await expect(strict.get('k')).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+  });
+
+  it('refuses an untrusted server certificate without retrying', async () => {
+    const node = await startNode('active', new Map());
+    const c = client([node.url], { ca: selfSignedCert('someone else').cert });
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'TLS_ERROR', retryable: false });
+  });
+
+  it('reports the health of every endpoint, reachable or not', async () => {
+    const node = await startNode('active', new Map());
+    const down = await closedPortUrl();
+    const status = await client([node.url, down]).status();
+    expect(status.active).toBe(node.url);
+    expect(status.endpoints[0]).toMatchObject({
+      url: node.url,
+      reachable: true,
+      health: { role: 'active' },
+      breaker: 'closed',
+    });
+    expect(status.endpoints[1]).toMatchObject({
+      url: down,
+      reachable: false,
+      error: { code: 'NETWORK_ERROR' },
+    });
+  });
+
+  it('lists every page through the async iterator', async () => {
+    const node = await FakeNode.start(serverTls);
+    nodes.push(node);
+    node.handler = (req, res) => {
+      const cursor = new URL(req.url, 'https://x').searchParams.get('cursor');
+      const page =
+        cursor === null
+          ? { items: [{ name: 'a', version: 1, createdAt: '2026-01-01T00:00:00Z' }], nextCursor: 'a' }
+          : { items: [{ name: 'b', version: 2, createdAt: '2026-01-01T00:00:00Z' }], nextCursor: null };
+      sendJson(res, 200, page);
+    };
+    const names: string[] = [];
+    for await (const item of client([node.url]).list({ prefix: '', pageSize: 1 }))
+      names.push(`${item.name}@${item.version}`);
+    expect(names).toEqual(['a@1', 'b@2']);
+  });
+
+  it('rejects an invalid name before any request', async () => {
+    const node = await startNode('active', new Map());
+    await expect(client([node.url]).put('../x', 'v')).rejects.toMatchObject({ code: 'INVALID_NAME' });
+    expect(node.requests).toEqual([]);
+  });
+});

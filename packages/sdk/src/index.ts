@@ -1,0 +1,84 @@
+export { TrusteeClient, DEFAULT_DEADLINE_MS, DEFAULT_TIMEOUT_MS, type Deposit } from './client';
+export {
+  registerClient,
+  clientFingerprint,
+  createCsr,
+  type RegisterOptions,
+  type RegistrationResult,
+} from './register';
+export {
+  TrusteeError,
+  isTrusteeError,
+  errorFromResponse,
+  parseRetryAfter,
+  toTrusteeError,
+  type ErrorCode,
+  type ServerErrorCode,
+  type SdkErrorCode,
+  type TrusteeErrorOptions,
+} from './errors';
+export { shouldRetry, retryDelayMs, DEFAULT_RETRY, SECOND, MINUTE, type RetryOptions } from './retry';
+export { DepositCache, DEFAULT_CACHE, type CacheOptions, type CacheLookup } from './cache';
+export { DEFAULT_BREAKER } from './endpoints';
+export {
+  encryptValue,
+  decryptValue,
+  isEnvelope,
+  ENVELOPE_MAGIC,
+  ENVELOPE_VERSION,
+  ENVELOPE_OVERHEAD,
+  DATA_KEY_LENGTH,
+} from './envelope';
+export {
+  generateDataKey,
+  wrapDataKey,
+  unwrapDataKey,
+  DATA_KEY_WRAP_ALG,
+  type WrappedDataKey,
+} from './data-key';
+export {
+  readConfigFile,
+  writeConfigFile,
+  defaultConfigPath,
+  optionsFromConfig,
+  CONFIG_PATH_ENV,
+  type ClientConfigFile,
+} from './config-file';
+export { isValidName, assertValidName, MAX_NAME_LENGTH } from './names';
+export type {
+  ActiveChangeEvent,
+  BreakerEvent,
+  BreakerOptions,
+  CacheHitEvent,
+  CallOptions,
+  ClientState,
+  ClusterStatus,
+  DeleteOptions,
+  DepositListItem,
+  DepositListPage,
+  DepositValue,
+  DepositWire,
+  EncryptionMode,
+  EndpointStatus,
+  FailoverEvent,
+  GetOptions,
+  HealthWire,
+  ListItemWire,
+  ListOptions,
+  ListPageOptions,
+  ListPageWire,
+  NodeRole,
+  PutOptions,
+  PutResult,
+  PutResultWire,
+  RegisterRequestWire,
+  RegisterResponseWire,
+  RequestErrorEvent,
+  RequestEvent,
+  RequestKind,
+  ResponseEvent,
+  RetryEvent,
+  TrusteeClientOptions,
+  TrusteeHooks,
+  TrusteeLogger,
+} from './types';
