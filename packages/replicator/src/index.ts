@@ -11,7 +11,71 @@ export {
   type PgInstanceOptions,
 } from './postgres/instance';
 export { initDataDir, prepareDataDir, writeHba } from './postgres/initdb';
-export { startPostgres, stopPostgres, reloadPostgres, waitReady, readPostmasterPid } from './postgres/postmaster';
+export {
+  startPostgres,
+  stopPostgres,
+  reloadPostgres,
+  waitReady,
+  readPostmasterPid,
+} from './postgres/postmaster';
 export { connectLocal, ensureDatabase, ensureRole } from './postgres/database';
 export { runMigrations, readMigrations, MIN_SERVER_VERSION_NUM, type Migration } from './postgres/migrate';
-export { baseHbaRules, renderHba, renderConf, productSettings, type HbaRule } from './postgres/settings';
+export {
+  baseHbaRules,
+  renderHba,
+  renderHbaLine,
+  renderConf,
+  quoteConfValue,
+  productSettings,
+  type HbaRule,
+} from './postgres/settings';
+export { parseLsn, formatLsn, compareLsn, lsnDiffBytes } from './postgres/lsn';
+export {
+  bootstrapActiveReplication,
+  ensureReplicationSlot,
+  dropReplicationSlot,
+  replicationHbaRules,
+  mergeHbaRules,
+  slotNameFor,
+  isLoopbackAddress,
+  REPLICATION_ROLE,
+  type ActiveReplicationOptions,
+  type ActiveReplicationResult,
+  type ReplicationHbaOptions,
+} from './postgres/replication-role';
+export { passfilePath, renderPassfileLine, writePassfile, type PassfileEntry } from './postgres/passfile';
+export {
+  writeStandbyConfig,
+  renderPrimaryConninfo,
+  renderConninfo,
+  quoteConninfoValue,
+  standbySettings,
+  renderAutoConf,
+  renderRecoveryConf,
+  standbyConfigKind,
+  readPgMajor,
+  type StandbyConfigKind,
+  type StandbyConfigOptions,
+  type StandbyConfigResult,
+} from './postgres/standby-config';
+export { takeBasebackup, type BasebackupOptions, type BasebackupResult } from './postgres/basebackup';
+export {
+  enableSyncReplication,
+  disableSyncReplication,
+  waitForSyncStandby,
+  renderSyncStandbyNames,
+  describeSyncWait,
+  type SyncStandbyPolicy,
+  type SyncWaitOptions,
+} from './postgres/sync-replication';
+export {
+  readReplicationState,
+  summarizeReplication,
+  type ReplicationState,
+  type ReplicationSummary,
+  type ReplicationLinkState,
+  type StandbyInfo,
+  type StandbyState,
+  type SyncState,
+  type WalReceiverInfo,
+} from './replication-state';

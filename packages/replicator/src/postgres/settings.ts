@@ -31,14 +31,18 @@ export function nodeSettings(port: number, listenAddresses: string, socketDir: s
   return { port, listen_addresses: listenAddresses, unix_socket_directories: socketDir };
 }
 
-function quoteValue(v: string | number): string {
+/**
+ * Quotes a postgresql.conf value. The config lexer treats backslash as an escape inside quoted
+ * strings, so backslashes are doubled as well as quotes (as ALTER SYSTEM does).
+ */
+export function quoteConfValue(v: string | number): string {
   if (typeof v === 'number') return String(v);
-  return `'${v.replace(/'/g, "''")}'`;
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
 /** Renders settings as postgresql.conf lines under a marker comment. */
 export function renderConf(settings: Record<string, string | number>, title: string): string {
-  const lines = Object.entries(settings).map(([k, v]) => `${k} = ${quoteValue(v)}`);
+  const lines = Object.entries(settings).map(([k, v]) => `${k} = ${quoteConfValue(v)}`);
   return `\n# --- ${title} (written by Trustee) ---\n${lines.join('\n')}\n`;
 }
 
@@ -62,9 +66,11 @@ export function baseHbaRules(): HbaRule[] {
   ];
 }
 
+/** One pg_hba.conf line, fields tab-separated. */
+export function renderHbaLine(r: HbaRule): string {
+  return [r.type, r.database, r.user, r.type === 'local' ? '' : (r.address ?? ''), r.method].filter(Boolean).join('\t');
+}
+
 export function renderHba(rules: HbaRule[]): string {
-  const lines = rules.map((r) =>
-    [r.type, r.database, r.user, r.type === 'local' ? '' : (r.address ?? ''), r.method].filter(Boolean).join('\t'),
-  );
-  return `# pg_hba.conf written by Trustee; first match wins.\n${lines.join('\n')}\n`;
+  return `# pg_hba.conf written by Trustee; first match wins.\n${rules.map(renderHbaLine).join('\n')}\n`;
 }

@@ -1,0 +1,86 @@
+/**
+ * Bootstraps the passive: a streamed base backup of the active through its replication slot,
+ * then the standby configuration.
+ * @see https://www.postgresql.org/docs/current/app-pgbasebackup.html
+ */
+import { join } from 'node:path';
+import { ReplicatorError } from '../errors';
+import { prepareDataDir } from './initdb';
+import type { PgInstance } from './instance';
+import { writePassfile } from './passfile';
+import { isLoopbackAddress, REPLICATION_ROLE, slotNameFor } from './replication-role';
+import { runPgTool } from './run';
+import { writeStandbyConfig, type StandbyConfigOptions, type StandbyConfigResult } from './standby-config';
+
+const MINUTE_MS = 60_000;
+
+export interface BasebackupOptions extends Omit<StandbyConfigOptions, 'passfile'> {
+  /** Password of the replication role; goes only into the 0600 passfile. */
+  password: string;
+  /** Upper bound for pg_basebackup; default 30 minutes. */
+  timeoutMs?: number;
+}
+
+export interface BasebackupResult extends StandbyConfigResult {
+  passfile: string;
+  slotName: string;
+}
+
+/**
+ * Copies the active into the (empty or absent) data directory of `inst` and configures it as a
+ * standby; the caller then starts it. Refuses a non-empty data directory (DATA_DIR_EXISTS).
+ * The slot must already exist on the active (`bootstrapActiveReplication`); `-S` makes the backup's
+ * WAL stream use it, so nothing is recycled between the backup and the standby's first start.
+ */
+export async function takeBasebackup(inst: PgInstance, opts: BasebackupOptions): Promise<BasebackupResult> {
+  const user = opts.user ?? REPLICATION_ROLE;
+  const slotName = opts.slotName ?? slotNameFor(opts.standbyName);
+  prepareDataDir(inst);
+  const passfile = writePassfile(inst, [
+    { host: opts.primaryHost, port: opts.primaryPort, database: '*', user, password: opts.password },
+  ]);
+  // Same TLS defaults as the standby's primary_conninfo (require off-host).
+  const env: Record<string, string> = {
+    PGPASSFILE: passfile,
+    // The backup's walsender shows as `<name>_basebackup` in pg_stat_replication, never as the sync standby.
+    PGAPPNAME: `${opts.standbyName}_basebackup`,
+    PGCONNECT_TIMEOUT: '10',
+  };
+  const sslMode = opts.sslMode ?? (isLoopbackAddress(opts.primaryHost) ? undefined : 'require');
+  if (sslMode) env.PGSSLMODE = sslMode;
+  if (opts.sslRootCert) env.PGSSLROOTCERT = opts.sslRootCert;
+  try {
+    await runPgTool(
+      join(inst.binDir, 'pg_basebackup'),
+      [
+        '-h',
+        opts.primaryHost,
+        '-p',
+        String(opts.primaryPort),
+        '-U',
+        user,
+        '-D',
+        inst.dataDir,
+        '-X',
+        'stream',
+        '-S',
+        slotName,
+        '-c',
+        'fast',
+        '-R',
+        '--no-password',
+      ],
+      { runAs: inst.runAs, env, timeoutMs: opts.timeoutMs ?? 30 * MINUTE_MS },
+    );
+  } catch (e) {
+    throw new ReplicatorError(
+      'REPLICATION_FAILED',
+      `base backup from ${opts.primaryHost}:${opts.primaryPort} as ${user} (slot ${slotName}) failed: ${(e as Error).message}. ` +
+        `Check that the active ran the bootstrap for this standby (role, pg_hba, slot) and that the password matches; ` +
+        `then empty ${inst.dataDir} and retry.`,
+      { cause: e, details: { host: opts.primaryHost, port: opts.primaryPort, slotName } },
+    );
+  }
+  const config = writeStandbyConfig(inst, { ...opts, user, slotName, passfile });
+  return { ...config, passfile, slotName };
+}

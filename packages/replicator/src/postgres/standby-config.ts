@@ -1,0 +1,164 @@
+/**
+ * Standby configuration for the PostgreSQL major in use.
+ *  - >= 12: `standby.signal` plus `primary_conninfo` / `primary_slot_name` in postgresql.auto.conf
+ *    (`recovery_target_timeline` already defaults to `latest`).
+ *  - <= 11: `recovery.conf` with `standby_mode = 'on'`.
+ * `pg_basebackup -R` / `pg_rewind -R` write a primary_conninfo *without* application_name (NOTES.md),
+ * so the standby would show up as `walreceiver` and never become `sync`; we always rewrite it.
+ * @see https://www.postgresql.org/docs/current/runtime-config-replication.html#RUNTIME-CONFIG-REPLICATION-STANDBY
+ */
+import { chownSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ReplicatorError } from '../errors';
+import type { PgInstance } from './instance';
+import { passfilePath } from './passfile';
+import { isLoopbackAddress, REPLICATION_ROLE, slotNameFor } from './replication-role';
+import { quoteConfValue } from './settings';
+
+/** First major where recovery.conf was replaced by standby.signal + ordinary settings. */
+const STANDBY_SIGNAL_MIN_MAJOR = 12;
+
+export type StandbyConfigKind = 'standby.signal' | 'recovery.conf';
+
+export interface StandbyConfigOptions {
+  /** Host of the active as reachable from this passive. */
+  primaryHost: string;
+  /** PostgreSQL port of the active. */
+  primaryPort: number;
+  /** This passive's name: its application_name, listed in the active's synchronous_standby_names. */
+  standbyName: string;
+  /** Physical slot on the active; default `slotNameFor(standbyName)`. */
+  slotName?: string;
+  /** Replication role; default `replicator`. */
+  user?: string;
+  /** libpq password file; default `passfilePath(inst)` when writing for an instance. */
+  passfile?: string;
+  /** libpq sslmode; default none (libpq's `prefer`) for a loopback primary, else `require`. */
+  sslMode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  /** CA file for `verify-ca` / `verify-full`. */
+  sslRootCert?: string;
+}
+
+/**
+ * Quotes one conninfo value: bare when it has no space, quote or backslash, else in single quotes
+ * with `'` and `\` backslash-escaped (libpq's rules).
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-KEYWORD-VALUE
+ */
+export function quoteConninfoValue(value: string | number): string {
+  const v = String(value);
+  if (v !== '' && !/[\s'\\]/.test(v)) return v;
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** `key=value` pairs joined by spaces; undefined values are left out. */
+export function renderConninfo(params: Record<string, string | number | undefined>): string {
+  return Object.entries(params)
+    .filter((kv): kv is [string, string | number] => kv[1] !== undefined)
+    .map(([k, v]) => `${k}=${quoteConninfoValue(v)}`)
+    .join(' ');
+}
+
+/** The standby's primary_conninfo: no password, `passfile=` instead. */
+export function renderPrimaryConninfo(opts: StandbyConfigOptions): string {
+  const sslMode = opts.sslMode ?? (isLoopbackAddress(opts.primaryHost) ? undefined : 'require');
+  return renderConninfo({
+    host: opts.primaryHost,
+    port: opts.primaryPort,
+    user: opts.user ?? REPLICATION_ROLE,
+    application_name: opts.standbyName,
+    passfile: opts.passfile,
+    sslmode: sslMode,
+    sslrootcert: opts.sslRootCert,
+  });
+}
+
+/** primary_conninfo and primary_slot_name as settings (>= 12). */
+export function standbySettings(opts: StandbyConfigOptions): Record<string, string> {
+  return {
+    primary_conninfo: renderPrimaryConninfo(opts),
+    primary_slot_name: opts.slotName ?? slotNameFor(opts.standbyName),
+  };
+}
+
+/**
+ * postgresql.auto.conf with `settings` replacing any earlier lines for the same keys (the last
+ * setting would win anyway; removing them keeps the file readable and stops repeated calls growing it).
+ */
+export function renderAutoConf(existing: string, settings: Record<string, string | number>): string {
+  const keys = new Set(Object.keys(settings));
+  const kept = existing.split('\n').filter((line) => {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?/.exec(line);
+    return !(m && keys.has(m[1].toLowerCase()));
+  });
+  while (kept.length > 0 && kept[kept.length - 1].trim() === '') kept.pop();
+  const added = Object.entries(settings).map(([k, v]) => `${k} = ${quoteConfValue(v)}`);
+  return `${[...kept, ...added].join('\n')}\n`;
+}
+
+/** recovery.conf for PostgreSQL <= 11. */
+export function renderRecoveryConf(opts: StandbyConfigOptions): string {
+  const s = standbySettings(opts);
+  const lines = [
+    '# recovery.conf written by Trustee (PostgreSQL <= 11 standby)',
+    `standby_mode = ${quoteConfValue('on')}`,
+    `primary_conninfo = ${quoteConfValue(s.primary_conninfo)}`,
+    `primary_slot_name = ${quoteConfValue(s.primary_slot_name)}`,
+    `recovery_target_timeline = ${quoteConfValue('latest')}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Which mechanism a PostgreSQL major uses. */
+export function standbyConfigKind(major: number): StandbyConfigKind {
+  return major >= STANDBY_SIGNAL_MIN_MAJOR ? 'standby.signal' : 'recovery.conf';
+}
+
+/** Major version of the cluster in `dataDir`, from its PG_VERSION file (`15`, or `9.6` → 9). */
+export function readPgMajor(dataDir: string): number {
+  const file = join(dataDir, 'PG_VERSION');
+  if (!existsSync(file)) {
+    throw new ReplicatorError(
+      'DATA_DIR_INACCESSIBLE',
+      `${dataDir} holds no PostgreSQL cluster (PG_VERSION missing)`,
+    );
+  }
+  const major = Number(readFileSync(file, 'utf8').trim().split('.')[0]);
+  if (!Number.isInteger(major) || major <= 0) {
+    throw new ReplicatorError('PG_VERSION_UNSUPPORTED', `cannot read the PostgreSQL version from ${file}`);
+  }
+  return major;
+}
+
+export interface StandbyConfigResult {
+  kind: StandbyConfigKind;
+  /** Files written or updated. */
+  files: string[];
+}
+
+/**
+ * Makes the (stopped) instance a standby of the primary: writes the configuration for its major
+ * version, owned by the PostgreSQL OS user. Safe to repeat, e.g. after `pg_basebackup -R` or
+ * `pg_rewind -R`.
+ */
+export function writeStandbyConfig(inst: PgInstance, opts: StandbyConfigOptions): StandbyConfigResult {
+  const full: StandbyConfigOptions = { ...opts, passfile: opts.passfile ?? passfilePath(inst) };
+  const kind = standbyConfigKind(readPgMajor(inst.dataDir));
+  if (kind === 'recovery.conf') {
+    const file = join(inst.dataDir, 'recovery.conf');
+    writeOwned(inst, file, renderRecoveryConf(full));
+    return { kind, files: [file] };
+  }
+  const autoConf = join(inst.dataDir, 'postgresql.auto.conf');
+  const existing = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
+  writeOwned(inst, autoConf, renderAutoConf(existing, standbySettings(full)));
+  const signal = join(inst.dataDir, 'standby.signal');
+  writeOwned(inst, signal, '');
+  return { kind, files: [autoConf, signal] };
+}
+
+function writeOwned(inst: PgInstance, file: string, text: string): void {
+  const tmp = `${file}.trustee-tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  if (inst.runAs) chownSync(tmp, inst.runAs.uid, inst.runAs.gid);
+  renameSync(tmp, file);
+}

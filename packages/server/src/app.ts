@@ -1,0 +1,56 @@
+import express, { type Express } from 'express';
+import type { ServerContext } from './context';
+import { AppError } from './errors';
+import { depositsRouter } from './routes/deposits';
+import { errorHandler, methodNotAllowed, notFound, requireJson } from './routes/error-handler';
+import { healthRouter } from './routes/health';
+import { registerRouter } from './routes/register';
+
+/** Room for a base64 value of maxValueBytes plus metadata and JSON framing. */
+function bodyLimitBytes(maxValueBytes: number): number {
+  return Math.ceil(maxValueBytes / 3) * 4 + 16 * 1024;
+}
+
+export function createApp(ctx: ServerContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      // Label by route template, never the raw path: deposit names stay out of metrics.
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      ctx.metrics.requests.inc({ route, method: req.method, code: String(res.statusCode) });
+      ctx.metrics.latency.observe({ route, method: req.method }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  });
+  app.use(requireJson);
+  app.use(express.json({ limit: bodyLimitBytes(ctx.maxValueBytes), strict: true, type: 'application/json' }));
+
+  app
+    .route('/')
+    .get((req, res) => {
+      if (req.query.a === 'fingerprint') {
+        res.type('text/plain').send(ctx.identity.fingerprint);
+        return;
+      }
+      throw new AppError('NOT_FOUND', 'use /?a=fingerprint or the /v1 API');
+    })
+    .all(methodNotAllowed(['GET']));
+
+  app.use(healthRouter(ctx));
+  app
+    .route('/metrics')
+    .get(async (_req, res) => {
+      res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
+    })
+    .all(methodNotAllowed(['GET']));
+  app.use(registerRouter(ctx));
+  app.use(depositsRouter(ctx));
+  app.use(notFound);
+  app.use(errorHandler(ctx));
+  return app;
+}

@@ -1,0 +1,65 @@
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { Request, RequestHandler } from 'express';
+import { withClient } from '../db/pool';
+import { selectClient } from '../db/sql/clients';
+import { AppError, toAppError } from '../errors';
+import { keyFingerprint } from '../crypto/fingerprint';
+import { consumeOrThrow } from '../rate-limit';
+import type { ServerContext } from '../context';
+
+export interface AuthenticatedClient {
+  fingerprint: string;
+  org: string;
+}
+
+const socketFingerprints = new WeakMap<TLSSocket, string>();
+
+/** Fingerprint of the verified client certificate on this TLS connection (cached per connection). */
+function peerFingerprint(socket: TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined;
+  const cached = socketFingerprints.get(socket);
+  if (cached) return cached;
+  const peer = socket.getPeerCertificate();
+  if (!peer?.raw) return undefined;
+  const fp = keyFingerprint(new X509Certificate(peer.raw).publicKey);
+  socketFingerprints.set(socket, fp);
+  return fp;
+}
+
+export function authenticatedClient(req: Request): AuthenticatedClient {
+  const c = (req as Request & { trusteeClient?: AuthenticatedClient }).trusteeClient;
+  if (!c) throw new AppError('UNAUTHENTICATED', 'not authenticated');
+  return c;
+}
+
+/**
+ * mTLS authentication: the certificate must chain to the cluster CA (TLS verified it), and its
+ * key's fingerprint must be an active client in the local database — checked on every request,
+ * so enable/disable-client takes effect on the next request on both nodes.
+ */
+export function requireClient(ctx: ServerContext): RequestHandler {
+  return async (req, _res, next) => {
+    try {
+      const refusal = ctx.nodeState.readRefusal();
+      if (refusal) throw refusal;
+      const fp = peerFingerprint(req.socket as TLSSocket);
+      if (!fp) {
+        throw new AppError('UNAUTHENTICATED', 'a client certificate issued by this cluster is required (register first)');
+      }
+      const row = await withClient(ctx.db.pool, (c) => selectClient(c, fp)).catch((e: unknown) => {
+        throw toAppError(e);
+      });
+      if (!row) throw new AppError('UNAUTHENTICATED', 'this client certificate is not registered with the cluster');
+      if (row.state === 'pending') {
+        throw new AppError('CLIENT_PENDING', 'this client awaits approval by its organization administrator');
+      }
+      if (row.state === 'disabled') throw new AppError('CLIENT_DISABLED', 'this client has been disabled');
+      await consumeOrThrow(ctx.limits.requests, fp, 'requests from this client');
+      (req as Request & { trusteeClient?: AuthenticatedClient }).trusteeClient = { fingerprint: fp, org: row.org_name };
+      next();
+    } catch (e) {
+      next(e);
+    }
+  };
+}

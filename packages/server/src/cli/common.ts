@@ -1,0 +1,79 @@
+import { Command, CommanderError } from 'commander';
+import { DEFAULT_CONFDIR, loadKeytrusteeConf, type KeytrusteeConf } from '../config';
+import { confPaths } from '../confdir/paths';
+import type { Db } from '../db/pool';
+import type { WritePathOptions } from '../db/write-path';
+import { AppError } from '../errors';
+import { createFileMasterKey } from '../keys/file-master-key';
+import type { KeyHierarchy } from '../keys/key-hierarchy';
+import { NodeState } from '../node/node-state';
+import { connectNodeDb } from '../server';
+import { keyFingerprint } from '../crypto/fingerprint';
+import { readSecretFile } from '../confdir/secret-files';
+
+/** `--confdir` default: $TRUSTEE_CONFDIR or the original product's path. */
+export function defaultConfdir(): string {
+  return process.env.TRUSTEE_CONFDIR ?? DEFAULT_CONFDIR;
+}
+
+/** Prints `error: CODE: message` and exits 1 (commander usage errors exit 2). */
+export function fail(e: unknown): never {
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
+  const code = (e as { code?: unknown }).code;
+  const prefix = typeof code === 'string' && /^[A-Z_]+$/.test(code) ? `${code}: ` : '';
+  process.stderr.write(`error: ${prefix}${(e as Error).message ?? String(e)}\n`);
+  process.exit(1);
+}
+
+/** Runs a commander program, mapping failures to exit codes. */
+export async function runProgram(program: Command, argv: string[] = process.argv): Promise<void> {
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    fail(e);
+  }
+}
+
+export interface NodeServices {
+  conf: KeytrusteeConf;
+  db: Db;
+  keys: KeyHierarchy;
+  write: WritePathOptions;
+  close(): Promise<void>;
+}
+
+/**
+ * Database services for admin tools running next to a node: the same write path and write
+ * gate as the server (org changes are writes: refused when the passive is down).
+ */
+export async function openNodeServices(confdir: string): Promise<NodeServices> {
+  const conf = loadKeytrusteeConf(confdir);
+  const p = confPaths(confdir);
+  const keys = createFileMasterKey(p.masterKey);
+  const db = connectNodeDb(conf, confdir, { max: 2 });
+  const state = new NodeState({
+    pool: db.control,
+    identityFingerprint: keyFingerprint(readSecretFile(p.identityKey).toString('utf8')),
+    requireSyncStandby: conf.PEERS.length > 0,
+    peerUrl: conf.PEERS[0],
+  });
+  await state.poll();
+  return {
+    conf,
+    db,
+    keys,
+    write: {
+      db,
+      commitWaitMs: conf.COMMIT_WAIT_MS,
+      gate: () => {
+        const refusal = state.writeRefusal();
+        if (refusal) throw refusal;
+      },
+    },
+    close: () => db.close(),
+  };
+}
+
+export { AppError };

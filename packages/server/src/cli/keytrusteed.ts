@@ -1,0 +1,30 @@
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { pidFilePath } from '../confdir/paths';
+import { createLogger } from '../logger';
+import { startServer } from '../server';
+import { defaultConfdir, runProgram } from './common';
+
+const program = new Command('keytrusteed')
+  .description('Run the Trustee HTTPS server (foreground). Writes DIR/../keytrusteed.pid')
+  .option('--confdir <dir>', 'configuration directory', defaultConfdir())
+  .option('--port <port>', 'override the HTTPS port of keytrustee.conf', (v) => Number(v))
+  .action(async (o: { confdir: string; port?: number }) => {
+    const log = createLogger({ name: 'keytrusteed' });
+    const pidFile = pidFilePath(o.confdir);
+    const running = await startServer({ confdir: o.confdir, port: o.port, log });
+    writeFileSync(pidFile, `${process.pid}\n`);
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      await running.close().catch(() => undefined);
+      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile);
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+  });
+
+void runProgram(program);

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { CONF_FILE, confPaths } from './confdir/paths';
+
+/** Environment variables the server reads (all in one place, one product prefix). */
+export const ENV = {
+  CONFDIR: 'TRUSTEE_CONFDIR',
+  LOG_LEVEL: 'TRUSTEE_LOG_LEVEL',
+  REDIS_URL: 'TRUSTEE_REDIS_URL',
+} as const;
+
+export const DEFAULT_CONFDIR = '/var/lib/keytrustee/.keytrustee';
+export const DEFAULT_API_PORT = 11371;
+export const SECOND = 1000;
+
+/**
+ * keytrustee.conf: JSON, key names follow the original product. Unknown keys are kept so a
+ * newer node's file does not break an older binary.
+ */
+export const keytrusteeConfSchema = z
+  .object({
+    /** Host name this node serves as (TLS certificate subject); default the machine's host name. */
+    HOST: z.string().min(1),
+    /** HTTPS API port; default 11371. */
+    PORT: z.number().int().min(1).max(65535).default(DEFAULT_API_PORT),
+    /** Address to bind; default all interfaces. */
+    LISTEN_ADDRESS: z.string().default('0.0.0.0'),
+    /** Per-node TLS certificate / key (PEM paths; relative paths are resolved in the confdir). */
+    SSL_CERTIFICATE: z.string().default('.ssl/ssl-cert-keytrustee.pem'),
+    SSL_PRIVATE_KEY: z.string().default('.ssl/ssl-cert-keytrustee-pk.pem'),
+    /** Script printing the TLS private key's passphrase on stdout (optional). */
+    SSL_PRIVATE_KEY_PASSWORD_SCRIPT: z.string().optional(),
+    /** Lowest TLS version accepted; default TLSv1.2. */
+    TLS_MIN_VERSION: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /** OpenSSL cipher list for TLS ≤ 1.2 (optional; Node's secure default otherwise). */
+    TLS_CIPHERS: z.string().optional(),
+    /** PostgreSQL port; default 11381. */
+    DB_PORT: z.number().int().min(1).max(65535).default(11381),
+    /** PostgreSQL data directory (holds the unix socket); set by `ktadmin db --bootstrap`. */
+    DB_ROOTDIR: z.string().optional(),
+    /** The other node(s): base URLs such as https://kt02.example.com:11371. */
+    PEERS: z.array(z.string().url()).default([]),
+    /** Bound on the wait for the passive at commit, ms; default 2000. */
+    COMMIT_WAIT_MS: z.number().int().min(50).max(60_000).default(2000),
+    /** Largest deposit value in bytes; default 65536. */
+    MAX_VALUE_BYTES: z.number().int().min(1).max(16 * 1024 * 1024).default(64 * 1024),
+    /** Requests per second allowed per client; default 500. */
+    RATE_LIMIT_PER_SECOND: z.number().int().min(1).default(500),
+    /** Failed registration attempts allowed per org and address per 15 minutes; default 10. */
+    REGISTRATION_FAILURES_PER_15_MIN: z.number().int().min(1).default(10),
+    SMTP_URL: z.string().optional(),
+    SMTP_FROM: z.string().optional(),
+    /** Redis for shared rate limits (optional; in-memory otherwise). */
+    REDIS_URL: z.string().optional(),
+  })
+  .passthrough();
+
+export type KeytrusteeConf = z.infer<typeof keytrusteeConfSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates DIR/keytrustee.conf; errors name the file and the key. */
+export function loadKeytrusteeConf(confdir: string): KeytrusteeConf {
+  const file = join(confdir, CONF_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (run `ktadmin init` first)' : (e as Error).message;
+    throw new ConfigError(`could not read ${file}: ${why}`);
+  }
+  const parsed = keytrusteeConfSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`invalid ${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Resolves a confdir-relative path from keytrustee.conf. */
+export function resolveConfPath(confdir: string, p: string): string {
+  return p.startsWith('/') ? p : join(confdir, p);
+}
+
+export { confPaths };

@@ -1,0 +1,22 @@
+import type { Db } from './db/pool';
+import type { WritePathOptions } from './db/write-path';
+import type { KeyHierarchy } from './keys/key-hierarchy';
+import type { Logger } from './logger';
+import type { Metrics } from './metrics';
+import type { NodeState } from './node/node-state';
+import type { Identity } from './orgs/register-client';
+import type { RateLimits } from './rate-limit';
+
+/** Everything a request handler needs, built once by the server and passed down. */
+export interface ServerContext {
+  db: Db;
+  keys: KeyHierarchy;
+  write: WritePathOptions;
+  identity: Identity;
+  nodeState: NodeState;
+  metrics: Metrics;
+  limits: RateLimits;
+  log: Logger;
+  maxValueBytes: number;
+  version: string;
+}

@@ -1,0 +1,145 @@
+import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
+import { promisify } from 'node:util';
+import forge from 'node-forge';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/**
+ * RSA generation uses Node's native crypto (≈1 s for 4096 bits); node-forge's pure-JS path
+ * can take half a minute (NOTES.md). node-forge is used only for X.509 structures.
+ */
+export async function generateRsaKeyPem(bits: number): Promise<string> {
+  const { privateKey } = await generateKeyPairAsync('rsa', {
+    modulusLength: bits,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return privateKey;
+}
+
+function forgeKeys(privateKeyPem: string) {
+  // forge reads PKCS#1 RSA private keys; convert from PKCS#8 with Node's crypto.
+  const pkcs1 = createPrivateKey(privateKeyPem).export({ type: 'pkcs1', format: 'pem' }) as string;
+  const privateKey = forge.pki.privateKeyFromPem(pkcs1);
+  const publicPem = createPublicKey(privateKeyPem).export({ type: 'spki', format: 'pem' }) as string;
+  return { privateKey, publicKey: forge.pki.publicKeyFromPem(publicPem) };
+}
+
+/** Positive random serial number (RFC 5280: ≤ 20 octets, positive). */
+function randomSerial(): string {
+  const b = randomBytes(16);
+  b[0] &= 0x7f;
+  return b.toString('hex');
+}
+
+function validity(cert: forge.pki.Certificate, years: number): void {
+  const now = new Date();
+  cert.validity.notBefore = new Date(now.getTime() - 5 * 60 * 1000); // tolerate clock skew between nodes
+  cert.validity.notAfter = new Date(now);
+  cert.validity.notAfter.setFullYear(now.getFullYear() + years);
+}
+
+/** Self-signed CA certificate for the cluster identity key (signs client certificates). */
+export function createIdentityCaCert(identityKeyPem: string, commonName: string): string {
+  const { privateKey, publicKey } = forgeKeys(identityKeyPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = randomSerial();
+  validity(cert, 20);
+  const attrs = [
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: 'Trustee cluster identity' },
+  ];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(privateKey, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+/** Self-signed per-node TLS server certificate for `host` (DNS or IP SAN; localhost names added). */
+export function createNodeTlsCert(nodeKeyPem: string, host: string): string {
+  const { privateKey, publicKey } = forgeKeys(nodeKeyPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = randomSerial();
+  validity(cert, 10);
+  const attrs = [{ name: 'commonName', value: host }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  const altNames: { type: number; value?: string; ip?: string }[] = [];
+  const names = new Set([host, 'localhost', '127.0.0.1', '::1']);
+  for (const n of names) {
+    if (/^[\d.]+$/.test(n) || n.includes(':')) altNames.push({ type: 7, ip: n });
+    else altNames.push({ type: 2, value: n });
+  }
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames },
+  ]);
+  cert.sign(privateKey, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+export interface ParsedCsr {
+  publicKeyPem: string;
+}
+
+export class CsrError extends Error {
+  override name = 'CsrError';
+}
+
+/** Parses and verifies a PEM PKCS#10 request (self-signature must match its key). RSA ≥ 2048 only. */
+export function parseCsr(csrPem: string): ParsedCsr {
+  let csr: forge.pki.CertificateSigningRequest;
+  try {
+    csr = forge.pki.certificationRequestFromPem(csrPem);
+  } catch {
+    throw new CsrError('csr is not a valid PEM PKCS#10 certificate request (RSA keys only)');
+  }
+  if (!csr.verify()) throw new CsrError('csr signature does not match its public key');
+  if (!csr.publicKey) throw new CsrError('csr has no public key');
+  const publicKeyPem = forge.pki.publicKeyToPem(csr.publicKey as forge.pki.rsa.PublicKey);
+  const bits = createPublicKey(publicKeyPem).asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < 2048) throw new CsrError(`csr key is RSA ${bits} bits; at least 2048 bits are required`);
+  return { publicKeyPem };
+}
+
+/** Issues a client certificate (clientAuth) for `publicKeyPem`, signed by the cluster CA. */
+export function issueClientCert(args: {
+  publicKeyPem: string;
+  fingerprint: string;
+  org: string;
+  caCertPem: string;
+  caKeyPem: string;
+}): string {
+  const { privateKey } = forgeKeys(args.caKeyPem);
+  const ca = forge.pki.certificateFromPem(args.caCertPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(args.publicKeyPem);
+  cert.serialNumber = randomSerial();
+  validity(cert, 10);
+  cert.setSubject([
+    { name: 'commonName', value: args.fingerprint },
+    { name: 'organizationName', value: args.org },
+  ]);
+  cert.setIssuer(ca.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ]);
+  cert.sign(privateKey, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+/** Public key of a certificate (DER SPKI export used for fingerprints). */
+export function certificatePublicKey(certDerOrPem: Buffer | string) {
+  return new X509Certificate(certDerOrPem).publicKey;
+}

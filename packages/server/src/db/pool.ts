@@ -1,0 +1,47 @@
+import { Pool, type PoolClient } from 'pg';
+
+export interface DbTarget {
+  /** Unix socket directory (the PostgreSQL data dir) or a host name. */
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password?: string;
+}
+
+/** Main pool for requests, plus a tiny control pool for cancels and state polling that a busy main pool never starves. */
+export interface Db {
+  pool: Pool;
+  control: Pool;
+  close(): Promise<void>;
+}
+
+export function createDb(target: DbTarget, opts: { max?: number } = {}): Db {
+  const common = { ...target, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 };
+  const pool = new Pool({ ...common, max: opts.max ?? 20, application_name: 'keytrusteed' });
+  const control = new Pool({ ...common, max: 3, application_name: 'keytrusteed-control' });
+  // A pooled idle client whose backend dies emits 'error' on the pool; without a listener that crashes the process.
+  pool.on('error', () => undefined);
+  control.on('error', () => undefined);
+  return {
+    pool,
+    control,
+    async close() {
+      await Promise.allSettled([pool.end(), control.end()]);
+    },
+  };
+}
+
+/** Runs fn with a pooled client, always released; a client that saw a connection error is destroyed. */
+export async function withClient<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await fn(client);
+  } catch (e) {
+    if (!(e as { code?: string }).code) broken = e as Error;
+    throw e;
+  } finally {
+    client.release(broken);
+  }
+}

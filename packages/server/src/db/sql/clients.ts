@@ -1,0 +1,49 @@
+import type { ClientBase } from 'pg';
+
+export type ClientState = 'active' | 'pending' | 'disabled';
+
+export interface ClientRow {
+  fingerprint: string;
+  org_id: string;
+  org_name: string;
+  name: string | null;
+  state: ClientState;
+  certificate: string;
+}
+
+export async function selectClient(c: ClientBase, fingerprint: string): Promise<ClientRow | undefined> {
+  const { rows } = await c.query<ClientRow>(
+    `select c.fingerprint, c.org_id, o.name as org_name, c.name, c.state, c.certificate
+       from clients c join orgs o on o.id = c.org_id where c.fingerprint = $1`,
+    [fingerprint],
+  );
+  return rows[0];
+}
+
+export async function insertClient(
+  c: ClientBase,
+  row: { fingerprint: string; orgId: string; name: string | null; state: ClientState; certificate: string },
+): Promise<void> {
+  await c.query(
+    `insert into clients (fingerprint, org_id, name, state, certificate) values ($1, $2::bigint, $3, $4, $5)`,
+    [row.fingerprint, row.orgId, row.name, row.state, row.certificate],
+  );
+}
+
+/** Returns the number of rows changed (0 when the fingerprint is unknown). */
+export async function updateClientState(c: ClientBase, fingerprint: string, state: ClientState): Promise<number> {
+  const { rowCount } = await c.query(`update clients set state = $2, updated_at = now() where fingerprint = $1`, [
+    fingerprint,
+    state,
+  ]);
+  return rowCount ?? 0;
+}
+
+export async function selectClientsOfOrg(c: ClientBase, orgId: string): Promise<ClientRow[]> {
+  const { rows } = await c.query<ClientRow>(
+    `select c.fingerprint, c.org_id, o.name as org_name, c.name, c.state, c.certificate
+       from clients c join orgs o on o.id = c.org_id where c.org_id = $1::bigint order by c.created_at`,
+    [orgId],
+  );
+  return rows;
+}

@@ -1,0 +1,110 @@
+import type { ClientBase } from 'pg';
+
+export interface DepositRow {
+  name: string;
+  version: number;
+  deleted: boolean;
+  sealed_value: Buffer | null;
+  key_id: string | null;
+  metadata: Record<string, unknown> | null;
+  idempotency_key: string | null;
+  request_hash: Buffer | null;
+  created_at: Date;
+}
+
+const COLUMNS = 'name, version, deleted, sealed_value, key_id, metadata, idempotency_key, request_hash, created_at';
+
+/** Serialises writers of one (owner, name) for the rest of the transaction. */
+export async function lockDepositName(c: ClientBase, owner: string, name: string): Promise<void> {
+  await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`${owner}/${name}`]);
+}
+
+export async function selectLatestDeposit(c: ClientBase, owner: string, name: string): Promise<DepositRow | undefined> {
+  const { rows } = await c.query<DepositRow>(
+    `select ${COLUMNS} from deposits where owner_fp = $1 and name = $2 order by version desc limit 1`,
+    [owner, name],
+  );
+  return rows[0];
+}
+
+export async function selectDepositVersion(
+  c: ClientBase,
+  owner: string,
+  name: string,
+  version: number,
+): Promise<DepositRow | undefined> {
+  const { rows } = await c.query<DepositRow>(
+    `select ${COLUMNS} from deposits where owner_fp = $1 and name = $2 and version = $3::int`,
+    [owner, name, version],
+  );
+  return rows[0];
+}
+
+export async function selectDepositByIdempotencyKey(
+  c: ClientBase,
+  owner: string,
+  key: string,
+): Promise<DepositRow | undefined> {
+  const { rows } = await c.query<DepositRow>(
+    `select ${COLUMNS} from deposits where owner_fp = $1 and idempotency_key = $2`,
+    [owner, key],
+  );
+  return rows[0];
+}
+
+export async function insertDeposit(
+  c: ClientBase,
+  row: {
+    owner: string;
+    name: string;
+    version: number;
+    deleted: boolean;
+    sealedValue: Buffer | null;
+    keyId: string | null;
+    metadata: Record<string, unknown> | null;
+    idempotencyKey: string | null;
+    requestHash: Buffer;
+  },
+): Promise<{ created_at: Date }> {
+  const { rows } = await c.query<{ created_at: Date }>(
+    `insert into deposits (owner_fp, name, version, deleted, sealed_value, key_id, metadata, idempotency_key, request_hash)
+     values ($1, $2, $3::int, $4, $5, $6, $7::jsonb, $8, $9) returning created_at`,
+    [
+      row.owner,
+      row.name,
+      row.version,
+      row.deleted,
+      row.sealedValue,
+      row.keyId,
+      row.metadata === null ? null : JSON.stringify(row.metadata),
+      row.idempotencyKey,
+      row.requestHash,
+    ],
+  );
+  return rows[0];
+}
+
+export interface DepositListRow {
+  name: string;
+  version: number;
+  created_at: Date;
+}
+
+/** Live (not deleted) names of one owner after `after`, starting with `prefix`, by name. */
+export async function selectDepositPage(
+  c: ClientBase,
+  owner: string,
+  prefix: string,
+  after: string,
+  limit: number,
+): Promise<DepositListRow[]> {
+  const { rows } = await c.query<DepositListRow>(
+    `select name, version, created_at from (
+       select distinct on (name) name, version, deleted, created_at from deposits
+        where owner_fp = $1 and starts_with(name, $2) and name > $3
+        order by name, version desc
+     ) latest where not deleted order by name limit $4::int`,
+    [owner, prefix, after, limit],
+  );
+  return rows;
+}

@@ -1,0 +1,94 @@
+import type { PoolClient } from 'pg';
+import { AppError, toAppError } from '../errors';
+import type { Logger } from '../logger';
+import type { Db } from './pool';
+
+/** Decides, before touching the database, whether this node may write now (throws an AppError if not). */
+export type WriteGate = () => void;
+
+export interface WritePathOptions {
+  db: Db;
+  gate: WriteGate;
+  /** Bound on the wait for the passive to apply the commit; default 2000 ms. */
+  commitWaitMs: number;
+  log?: Logger;
+}
+
+/**
+ * Runs `fn` in a transaction committed under `synchronous_commit = remote_apply`, so the write
+ * is visible on the passive when we answer. The wait for the standby is bounded: statement_timeout
+ * does not interrupt it (NOTES.md), so after `commitWaitMs` we cancel the backend from the control
+ * pool. PostgreSQL then reports the COMMIT as *successful* with a warning: the row is committed
+ * locally but unconfirmed on the passive — we answer WRITE_IN_DOUBT and a retry with the same
+ * Idempotency-Key resolves it.
+ */
+export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  opts.gate();
+  let client: PoolClient;
+  try {
+    client = await opts.db.pool.connect();
+  } catch (e) {
+    throw toAppError(e);
+  }
+  let broken: Error | undefined;
+  try {
+    await client.query('begin');
+    await client.query('set local synchronous_commit = remote_apply');
+    let result: T;
+    try {
+      result = await fn(client);
+    } catch (e) {
+      await client.query('rollback').catch((err: Error) => (broken = err));
+      throw e;
+    }
+    await commitBounded(opts, client);
+    return result;
+  } catch (e) {
+    if (!(e instanceof AppError) && !(e as { code?: string }).code) broken = e as Error;
+    throw e instanceof AppError ? e : toAppError(e);
+  } finally {
+    client.release(broken);
+  }
+}
+
+async function commitBounded(opts: WritePathOptions, client: PoolClient): Promise<void> {
+  const pid = (client as unknown as { processID: number }).processID;
+  let cancel: Promise<unknown> | undefined;
+  const timer = setTimeout(() => {
+    cancel = opts.db.control.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
+  }, opts.commitWaitMs);
+  try {
+    await client.query('commit');
+  } catch (e) {
+    // The connection died during COMMIT: whether the row is committed is unknown.
+    if (!(e as { code?: string }).code) {
+      throw new AppError('WRITE_IN_DOUBT', 'the commit outcome is unknown; retry with the same Idempotency-Key', {
+        cause: e,
+        retryAfterSec: 1,
+      });
+    }
+    throw toAppError(e);
+  } finally {
+    clearTimeout(timer);
+    // Never release the client while our cancel may still land on its next statement.
+    if (cancel) await cancel;
+  }
+  if (cancel) {
+    opts.log?.warn({ commitWaitMs: opts.commitWaitMs }, 'commit not confirmed by the passive in time; write in doubt');
+    throw new AppError(
+      'WRITE_IN_DOUBT',
+      `committed on the active but not confirmed by the passive within ${opts.commitWaitMs} ms; retry with the same Idempotency-Key`,
+      { retryAfterSec: 1 },
+    );
+  }
+}
+
+/**
+ * A tiny write whose confirmed commit proves every earlier commit reached the passive
+ * (synchronous replication confirms in LSN order). Used before answering an idempotent replay.
+ */
+export async function runWriteBarrier(opts: WritePathOptions): Promise<void> {
+  await runWrite(opts, async (c) => {
+    await c.query('update write_barrier set at = now() where id = 1');
+  });
+}

@@ -1,0 +1,30 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * One logger per process. Values, keys, auth codes and passwords are never logged; redact
+ * also catches them if a careless call passes a request or config object.
+ */
+export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
+  return pino(
+    {
+      name: opts.name ?? 'trustee',
+      level: opts.level ?? process.env.TRUSTEE_LOG_LEVEL ?? 'info',
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          '*.password',
+          '*.authCode',
+          '*.auth_secret',
+          '*.value',
+          '*.privateKey',
+          '*.SSL_PRIVATE_KEY_PASSWORD',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    opts.destination ?? pino.destination(2),
+  );
+}

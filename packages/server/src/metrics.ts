@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NodeSnapshot } from './node/node-state';
+
+/** One registry per server instance (tests run several in one process). Labels never carry secrets or names of deposits. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'trustee_http_requests_total',
+    help: 'HTTP requests by route template, method and status code',
+    labelNames: ['route', 'method', 'code'] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'trustee_http_request_duration_seconds',
+    help: 'HTTP request latency by route template and method',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: 'trustee_errors_total',
+    help: 'Error answers by stable error code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  const writeRefusals = new Counter({
+    name: 'trustee_write_refusals_total',
+    help: 'Writes refused or left in doubt, by reason (NOT_ACTIVE, PASSIVE_UNAVAILABLE, WRITE_IN_DOUBT, UNAVAILABLE)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const role = new Gauge({
+    name: 'trustee_node_role',
+    help: '1 for the role this node currently has (active, passive, unknown)',
+    labelNames: ['role'] as const,
+    registers: [registry],
+  });
+  const writable = new Gauge({ name: 'trustee_writable', help: '1 when this node accepts writes', registers: [registry] });
+  const dbUp = new Gauge({ name: 'trustee_db_up', help: '1 when the local PostgreSQL answers', registers: [registry] });
+  const syncConnected = new Gauge({
+    name: 'trustee_replication_sync_connected',
+    help: 'Active: 1 when a synchronous standby is streaming. Passive: 1 when the WAL receiver is streaming',
+    registers: [registry],
+  });
+  const lagBytes = new Gauge({
+    name: 'trustee_replication_lag_bytes',
+    help: 'Bytes of WAL the standby has not replayed yet',
+    registers: [registry],
+  });
+  const lagSeconds = new Gauge({
+    name: 'trustee_replication_replay_lag_seconds',
+    help: 'Replay lag of the standby in seconds',
+    registers: [registry],
+  });
+  const identityMismatch = new Gauge({
+    name: 'trustee_identity_mismatch',
+    help: "1 when this node's cluster identity differs from the active's (it then refuses client traffic)",
+    registers: [registry],
+  });
+
+  function observeSnapshot(s: NodeSnapshot, isWritable: boolean): void {
+    for (const r of ['active', 'passive', 'unknown'] as const) role.set({ role: r }, s.role === r ? 1 : 0);
+    writable.set(isWritable ? 1 : 0);
+    dbUp.set(s.dbUp ? 1 : 0);
+    syncConnected.set(s.role === 'active' ? (s.syncStreaming ? 1 : 0) : s.replication.state === 'streaming' ? 1 : 0);
+    lagBytes.set(s.replication.lagBytes ?? 0);
+    lagSeconds.set(s.replication.replayLagSeconds ?? 0);
+    identityMismatch.set(s.identityMatches === false ? 1 : 0);
+  }
+
+  return { registry, requests, latency, errors, writeRefusals, observeSnapshot };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

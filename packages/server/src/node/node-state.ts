@@ -1,0 +1,211 @@
+import type { Pool } from 'pg';
+import { AppError } from '../errors';
+import type { Logger } from '../logger';
+
+export type Role = 'active' | 'passive' | 'unknown';
+
+export interface ReplicationView {
+  /** pg_stat_replication.state of the sync standby (active) or the WAL receiver status (passive); 'none' if absent. */
+  state: string;
+  /** 'sync' | 'async' | 'potential' | 'quorum' | 'none'. */
+  syncState: string;
+  lagBytes: number | null;
+  replayLagSeconds: number | null;
+}
+
+export interface NodeSnapshot {
+  /** When this snapshot was read (ms since epoch); 0 before the first poll. */
+  at: number;
+  dbUp: boolean;
+  role: Role;
+  replication: ReplicationView;
+  /** Active only: a synchronous standby is streaming, so commits can be confirmed. */
+  syncStreaming: boolean;
+  /** The replicated cluster identity matches this node's confdir (null: not recorded yet). */
+  identityMatches: boolean | null;
+  error?: string;
+}
+
+const EMPTY_REPLICATION: ReplicationView = { state: 'none', syncState: 'none', lagBytes: null, replayLagSeconds: null };
+
+/** Reads role, replication and identity in one round trip per table, from the control pool. */
+export async function readNodeSnapshot(pool: Pool, identityFingerprint: string): Promise<NodeSnapshot> {
+  const c = await pool.connect();
+  try {
+    const { rows } = await c.query<{ in_recovery: boolean; identity: string | null }>(
+      `select pg_is_in_recovery() as in_recovery,
+              (select fingerprint from cluster_identity where id = 1) as identity`,
+    );
+    const inRecovery = rows[0].in_recovery;
+    const identity = rows[0].identity;
+    let replication = EMPTY_REPLICATION;
+    let syncStreaming = false;
+    if (!inRecovery) {
+      const r = await c.query<{ state: string; sync_state: string; lag_bytes: string | null; replay_lag: number | null }>(
+        `select state, sync_state,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint as lag_bytes,
+                extract(epoch from replay_lag)::float8 as replay_lag
+           from pg_stat_replication
+          order by (sync_state = 'sync') desc, (state = 'streaming') desc limit 1`,
+      );
+      const s = r.rows[0];
+      if (s) {
+        replication = {
+          state: s.state,
+          syncState: s.sync_state,
+          lagBytes: s.lag_bytes === null ? null : Number(s.lag_bytes),
+          replayLagSeconds: s.replay_lag ?? 0,
+        };
+        syncStreaming = s.state === 'streaming' && s.sync_state === 'sync';
+      }
+    } else {
+      const r = await c.query<{ status: string | null; lag_bytes: string | null; replay_lag: number | null }>(
+        `select (select status from pg_stat_wal_receiver) as status,
+                pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint as lag_bytes,
+                case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+                     else extract(epoch from now() - pg_last_xact_replay_timestamp())::float8 end as replay_lag`,
+      );
+      const s = r.rows[0];
+      replication = {
+        state: s.status ?? 'disconnected',
+        syncState: 'none',
+        lagBytes: s.lag_bytes === null ? null : Number(s.lag_bytes),
+        replayLagSeconds: s.replay_lag,
+      };
+    }
+    return {
+      at: Date.now(),
+      dbUp: true,
+      role: inRecovery ? 'passive' : 'active',
+      replication,
+      syncStreaming,
+      identityMatches: identity === null ? null : identity === identityFingerprint,
+    };
+  } finally {
+    c.release();
+  }
+}
+
+/** A snapshot older than this is not trusted for write decisions. */
+export const SNAPSHOT_MAX_AGE_MS = 1000;
+
+export interface NodeStateOptions {
+  pool: Pool;
+  identityFingerprint: string;
+  /** Poll period; DESIGN.md requires ≤ 200 ms. */
+  intervalMs?: number;
+  /** Two-node mode: writes need a streaming synchronous standby. False for a single node. */
+  requireSyncStandby: boolean;
+  /** URL of the other node, named in NOT_ACTIVE answers. */
+  peerUrl?: string;
+  log?: Logger;
+  onSnapshot?: (s: NodeSnapshot) => void;
+  now?: () => number;
+}
+
+/** Keeps a fresh NodeSnapshot and turns it into write and read decisions. */
+export class NodeState {
+  private snapshot: NodeSnapshot = {
+    at: 0,
+    dbUp: false,
+    role: 'unknown',
+    replication: EMPTY_REPLICATION,
+    syncStreaming: false,
+    identityMatches: null,
+  };
+  private timer?: NodeJS.Timeout;
+  private polling = false;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: NodeStateOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), this.opts.intervalMs ?? 200);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  current(): NodeSnapshot {
+    if (this.now() - this.snapshot.at > SNAPSHOT_MAX_AGE_MS && this.snapshot.dbUp) {
+      return { ...this.snapshot, dbUp: false, error: 'state is stale (database not answering)' };
+    }
+    return this.snapshot;
+  }
+
+  /** Forces a fresh read (used right after a write was refused, and by tests). */
+  async poll(): Promise<NodeSnapshot> {
+    if (this.polling) return this.snapshot;
+    this.polling = true;
+    const prev = this.snapshot;
+    try {
+      this.snapshot = await readNodeSnapshot(this.opts.pool, this.opts.identityFingerprint);
+    } catch (e) {
+      this.snapshot = { ...this.snapshot, at: this.now(), dbUp: false, syncStreaming: false, error: (e as Error).message };
+    } finally {
+      this.polling = false;
+    }
+    this.logTransitions(prev, this.snapshot);
+    this.opts.onSnapshot?.(this.snapshot);
+    return this.snapshot;
+  }
+
+  private logTransitions(prev: NodeSnapshot, next: NodeSnapshot): void {
+    const log = this.opts.log;
+    if (!log) return;
+    if (prev.role !== next.role) log.info({ from: prev.role, to: next.role }, 'node role changed');
+    if (prev.dbUp !== next.dbUp) {
+      if (next.dbUp) log.info('database reachable');
+      else log.error({ error: next.error }, 'database unreachable');
+    }
+    if (next.role === 'active' && prev.syncStreaming !== next.syncStreaming && this.opts.requireSyncStandby) {
+      if (next.syncStreaming) log.info('synchronous standby streaming; writes enabled');
+      else log.warn({ state: next.replication.state }, 'no synchronous standby streaming; writes refused');
+    }
+    if (prev.identityMatches !== false && next.identityMatches === false) {
+      log.error("this node's cluster identity differs from the active's; refusing client traffic");
+    }
+  }
+
+  /** Why reads must be refused, if they must. */
+  readRefusal(): AppError | undefined {
+    const s = this.current();
+    if (!s.dbUp) return new AppError('UNAVAILABLE', 'the database of this node is unavailable', { retryAfterSec: 1 });
+    if (s.identityMatches === false) {
+      return new AppError(
+        'UNAVAILABLE',
+        "this node's cluster identity key differs from the active's (incomplete confdir copy); it serves no client traffic",
+      );
+    }
+    return undefined;
+  }
+
+  /** Why a write must be refused now, if it must: the decision of DESIGN.md's write path. */
+  writeRefusal(): AppError | undefined {
+    const read = this.readRefusal();
+    if (read) return read;
+    const s = this.current();
+    if (s.role !== 'active') {
+      return new AppError('NOT_ACTIVE', 'this node is passive; send writes to the active node', {
+        details: { active: this.opts.peerUrl ?? null },
+      });
+    }
+    if (this.opts.requireSyncStandby && !s.syncStreaming) {
+      return new AppError(
+        'PASSIVE_UNAVAILABLE',
+        'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)',
+        { retryAfterSec: 1 },
+      );
+    }
+    return undefined;
+  }
+
+  get requireSyncStandby(): boolean {
+    return this.opts.requireSyncStandby;
+  }
+}

@@ -1,0 +1,87 @@
+import { withClient } from '../db/pool';
+import { insertClient, selectClient, type ClientState } from '../db/sql/clients';
+import { selectOrg } from '../db/sql/orgs';
+import { runWrite } from '../db/write-path';
+import { AppError, toAppError } from '../errors';
+import { CsrError, issueClientCert, parseCsr } from '../crypto/certificates';
+import { keyFingerprint } from '../crypto/fingerprint';
+import { authCodesMatch, openAuthSecret, type OrgServices } from './orgs';
+
+export interface Identity {
+  keyPem: string;
+  certPem: string;
+  fingerprint: string;
+}
+
+export interface RegisterRequest {
+  org: string;
+  authCode?: string;
+  csr: string;
+  name?: string;
+}
+
+export interface RegisterResult {
+  fingerprint: string;
+  state: ClientState;
+  certificate: string;
+  caCertificate: string;
+}
+
+export class AuthCodeRejected extends AppError {}
+
+/**
+ * Approval modes: right code → active; org with a blank code → active (auto-approval); no code
+ * for an org that has one → pending until `enable-client`; wrong code → INVALID_AUTH_CODE.
+ * An unknown org answers like a wrong code, so org names cannot be probed.
+ */
+export async function registerClient(
+  svc: OrgServices,
+  identity: Identity,
+  req: RegisterRequest,
+): Promise<RegisterResult> {
+  let publicKeyPem: string;
+  try {
+    publicKeyPem = parseCsr(req.csr).publicKeyPem;
+  } catch (e) {
+    if (e instanceof CsrError) throw new AppError('INVALID_REQUEST', e.message);
+    throw e;
+  }
+  const fingerprint = keyFingerprint(publicKeyPem);
+  const org = await withClient(svc.write.db.pool, (c) => selectOrg(c, req.org)).catch((e: unknown) => {
+    throw toAppError(e);
+  });
+  const rejected = () =>
+    new AuthCodeRejected('INVALID_AUTH_CODE', 'the organization or its authorization code is not valid');
+  if (!org) throw rejected();
+  const secret = await openAuthSecret(svc.keys, org);
+  let state: ClientState;
+  if (secret === '') state = 'active';
+  else if (req.authCode === undefined || req.authCode === '') state = 'pending';
+  else if (authCodesMatch(req.authCode, secret)) state = 'active';
+  else throw rejected();
+
+  const existing = await withClient(svc.write.db.pool, (c) => selectClient(c, fingerprint)).catch((e: unknown) => {
+    throw toAppError(e);
+  });
+  if (existing) {
+    if (existing.org_name !== org.name) {
+      throw new AppError('INVALID_REQUEST', 'this key is already registered in another organization');
+    }
+    // Re-registering the same key never upgrades a disabled client or skips approval.
+    return { fingerprint, state: existing.state, certificate: existing.certificate, caCertificate: identity.certPem };
+  }
+  const certificate = issueClientCert({
+    publicKeyPem,
+    fingerprint,
+    org: org.name,
+    caCertPem: identity.certPem,
+    caKeyPem: identity.keyPem,
+  });
+  await runWrite(svc.write, async (c) => {
+    const raced = await selectClient(c, fingerprint);
+    if (!raced) {
+      await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
+    }
+  });
+  return { fingerprint, state, certificate, caCertificate: identity.certPem };
+}

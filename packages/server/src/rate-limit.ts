@@ -1,0 +1,48 @@
+import type Redis from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { AppError } from './errors';
+
+export interface RateLimits {
+  /** Per client fingerprint, per second. */
+  requests: RateLimiterAbstract;
+  /** Failed registration attempts per (address, org), per 15 minutes. */
+  registrationFailures: RateLimiterAbstract;
+}
+
+/** Shared through Redis when configured (both nodes see the same counters), in memory otherwise. */
+export function createRateLimits(opts: { perSecond: number; registrationFailures: number; redis?: Redis }): RateLimits {
+  const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract =>
+    opts.redis
+      ? new RateLimiterRedis({ storeClient: opts.redis, keyPrefix: `trustee:${keyPrefix}`, points, duration, useRedisPackage: false })
+      : new RateLimiterMemory({ keyPrefix, points, duration });
+  return {
+    requests: make('req', opts.perSecond, 1),
+    registrationFailures: make('regfail', opts.registrationFailures, 15 * 60),
+  };
+}
+
+function retryAfter(res: RateLimiterRes): number {
+  return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+}
+
+/**
+ * Consumes one point. A limit hit rejects with a RateLimiterRes; a Redis failure rejects with
+ * an Error — then we let the request through rather than lock every client out.
+ */
+export async function consumeOrThrow(limiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+  try {
+    await limiter.consume(key);
+  } catch (e) {
+    if (e instanceof RateLimiterRes) {
+      throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(e)} s`, { retryAfterSec: retryAfter(e) });
+    }
+  }
+}
+
+/** Throws RATE_LIMITED when the key has no points left, without consuming. */
+export async function assertNotLimited(limiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+  const res = await limiter.get(key).catch(() => null);
+  if (res && res.remainingPoints <= 0 && res.msBeforeNext > 0) {
+    throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(res)} s`, { retryAfterSec: retryAfter(res) });
+  }
+}

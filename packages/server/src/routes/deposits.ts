@@ -1,0 +1,83 @@
+import { Router, type Request } from 'express';
+import { authenticatedClient, requireClient } from '../auth/client-auth';
+import type { ServerContext } from '../context';
+import { deleteDeposit, getDeposit, listDeposits, putDeposit } from '../deposits/deposits';
+import {
+  validateDepositName,
+  validateIdempotencyKey,
+  validateIfMatch,
+  validateListParams,
+  validatePutBody,
+  validateVersionParam,
+} from '../deposits/validate-deposit';
+import { AppError } from '../errors';
+import { methodNotAllowed } from './error-handler';
+
+function countRefusal(ctx: ServerContext, e: unknown): void {
+  if (e instanceof AppError && ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'].includes(e.code)) {
+    ctx.metrics.writeRefusals.inc({ reason: e.code });
+  }
+}
+
+function nameParam(req: Request): string {
+  return validateDepositName(req.params.name);
+}
+
+export function depositsRouter(ctx: ServerContext): Router {
+  const r = Router();
+  const svc = { write: ctx.write, keys: ctx.keys };
+  r.use('/v1/deposits', requireClient(ctx));
+
+  r.route('/v1/deposits')
+    .get(async (req, res) => {
+      const owner = authenticatedClient(req).fingerprint;
+      res.json(await listDeposits(svc, owner, validateListParams(req.query as Record<string, unknown>)));
+    })
+    .all(methodNotAllowed(['GET']));
+
+  r.route('/v1/deposits/:name')
+    .get(async (req, res) => {
+      const owner = authenticatedClient(req).fingerprint;
+      const name = nameParam(req);
+      const extra = Object.keys(req.query).filter((k) => k !== 'version');
+      if (extra.length) throw new AppError('INVALID_REQUEST', `unknown query parameter(s): ${extra.slice(0, 5).join(', ')}`);
+      res.json(await getDeposit(svc, { owner, name, version: validateVersionParam(req.query.version) }));
+    })
+    .put(async (req, res) => {
+      const owner = authenticatedClient(req).fingerprint;
+      const name = nameParam(req);
+      const body = validatePutBody(req.body, ctx.maxValueBytes);
+      const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
+      const ifMatch = validateIfMatch(req.headers['if-match']);
+      try {
+        const result = await putDeposit(svc, { owner, name, ...body, ifMatch, idempotencyKey });
+        ctx.log.info({ name, version: result.version, client: owner, replayed: result.replayed }, 'deposit stored');
+        if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+        res.status(201).json({ name: result.name, version: result.version });
+      } catch (e) {
+        countRefusal(ctx, e);
+        throw e;
+      }
+    })
+    .delete(async (req, res) => {
+      const owner = authenticatedClient(req).fingerprint;
+      const name = nameParam(req);
+      const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
+      const ifMatch = validateIfMatch(req.headers['if-match']);
+      try {
+        const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey });
+        ctx.log.info({ name, version: result.version, client: owner, replayed: result.replayed }, 'deposit deleted');
+        res.status(204).end();
+      } catch (e) {
+        countRefusal(ctx, e);
+        throw e;
+      }
+    })
+    .all(methodNotAllowed(['GET', 'PUT', 'DELETE']));
+
+  // A name with a slash (or anything deeper) is never a valid deposit name.
+  r.all('/v1/deposits/*rest', () => {
+    throw new AppError('INVALID_NAME', 'deposit names cannot contain "/"');
+  });
+  return r;
+}

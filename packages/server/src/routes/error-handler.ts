@@ -1,0 +1,66 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { AppError, errorBody, toAppError } from '../errors';
+import type { ServerContext } from '../context';
+
+/** Maps body-parser and express failures (which carry `type`/`status`) to our codes. */
+function fromHttpError(err: { type?: string; status?: number; message?: string }): AppError | undefined {
+  switch (err.type) {
+    case 'entity.too.large':
+      return new AppError('TOO_LARGE', 'request body is too large');
+    case 'entity.parse.failed':
+      return new AppError('INVALID_REQUEST', 'request body is not valid JSON');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new AppError('UNSUPPORTED_MEDIA_TYPE', 'request body must be UTF-8 JSON');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new AppError('INVALID_REQUEST', 'request body could not be read');
+  }
+  if (err instanceof URIError || (err.status === 400 && /decode/i.test(err.message ?? ''))) {
+    return new AppError('INVALID_REQUEST', 'request path is not valid percent-encoding');
+  }
+  if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+    return new AppError('INVALID_REQUEST', 'malformed request');
+  }
+  return undefined;
+}
+
+export function sendError(res: Response, err: AppError): void {
+  if (err.retryAfterSec) res.setHeader('Retry-After', String(err.retryAfterSec));
+  res.status(err.status).json(errorBody(err));
+}
+
+/** The last middleware: every failure becomes `{error: {code, message}}`, never a stack trace. */
+export function errorHandler(ctx: ServerContext): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const appErr = err instanceof AppError ? err : (fromHttpError(err as never) ?? toAppError(err));
+    if (appErr.status >= 500) {
+      ctx.log.error({ err: err instanceof AppError ? (err.cause ?? err) : err, code: appErr.code, path: req.path }, 'request failed');
+    }
+    if (res.headersSent) return;
+    sendError(res, appErr);
+  };
+}
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new AppError('NOT_FOUND', `no such endpoint: ${req.method} ${req.path.slice(0, 100)}`));
+};
+
+/** For `.all()` after the supported verbs of a route. */
+export function methodNotAllowed(allowed: string[]): RequestHandler {
+  return (req, res, next) => {
+    res.setHeader('Allow', allowed.join(', '));
+    next(new AppError('METHOD_NOT_ALLOWED', `${req.method} is not allowed here; use ${allowed.join(' or ')}`));
+  };
+}
+
+/** Bodies must be JSON: anything else is 415 before parsing. */
+export const requireJson: RequestHandler = (req, _res, next) => {
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && !req.is('application/json')) {
+    next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json'));
+    return;
+  }
+  next();
+};

@@ -1,0 +1,201 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import Redis from 'ioredis';
+import { DB_NAME, DB_SUPERUSER, runMigrations } from '@trustee/replicator';
+import { createApp } from './app';
+import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from './config';
+import { confPaths } from './confdir/paths';
+import { assertSecretFileMode, readSecretFile } from './confdir/secret-files';
+import type { ServerContext } from './context';
+import { keyFingerprint } from './crypto/fingerprint';
+import { createDb, type Db } from './db/pool';
+import { createFileMasterKey } from './keys/file-master-key';
+import { createLogger, type Logger } from './logger';
+import { createMetrics } from './metrics';
+import { NodeState } from './node/node-state';
+import { createRateLimits } from './rate-limit';
+
+export const MIGRATIONS_DIR = join(__dirname, '..', 'migrations');
+export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string })
+  .version;
+
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export interface StartOptions {
+  confdir: string;
+  /** Overrides keytrustee.conf PORT (0 = any free port, for tests). */
+  port?: number;
+  listenAddress?: string;
+  log?: Logger;
+  /** Node-state poll period (default 200 ms). */
+  pollIntervalMs?: number;
+}
+
+export interface RunningServer {
+  server: Server;
+  port: number;
+  ctx: ServerContext;
+  conf: KeytrusteeConf;
+  close(): Promise<void>;
+}
+
+/** Refuses to start when any secret file is readable by group/others (DESIGN.md). */
+export function checkSecretFiles(confdir: string, conf: KeytrusteeConf): void {
+  const p = confPaths(confdir);
+  for (const f of [p.identityKey, p.masterKey, p.replicationSecret, resolveConfPath(confdir, conf.SSL_PRIVATE_KEY)]) {
+    try {
+      assertSecretFileMode(f);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (f === p.replicationSecret) continue;
+        throw new StartupError(`missing ${f}; run \`ktadmin --confdir ${confdir} init\``);
+      }
+      throw new StartupError((e as Error).message);
+    }
+  }
+}
+
+function tlsPassphrase(confdir: string, conf: KeytrusteeConf): string | undefined {
+  if (!conf.SSL_PRIVATE_KEY_PASSWORD_SCRIPT) return undefined;
+  const script = resolveConfPath(confdir, conf.SSL_PRIVATE_KEY_PASSWORD_SCRIPT);
+  return execFileSync(script, [], { encoding: 'utf8', timeout: 10_000 }).replace(/\r?\n$/, '');
+}
+
+/** Connects to the local PostgreSQL of this node (unix socket in its data dir). */
+export function connectNodeDb(conf: KeytrusteeConf, confdir: string, opts: { max?: number } = {}): Db {
+  if (!conf.DB_ROOTDIR) {
+    throw new StartupError(
+      `keytrustee.conf in ${confdir} names no database; run \`ktadmin --confdir ${confdir} db --bootstrap --pg-rootdir DIR\` first`,
+    );
+  }
+  return createDb({ host: conf.DB_ROOTDIR, port: conf.DB_PORT, user: DB_SUPERUSER, database: DB_NAME }, opts);
+}
+
+/** Records the identity on a fresh active (it then replicates to the passive for the identity check). */
+async function recordIdentity(db: Db, fingerprint: string): Promise<void> {
+  await db.pool.query(
+    'insert into cluster_identity (id, fingerprint) values (1, $1) on conflict (id) do nothing',
+    [fingerprint],
+  );
+}
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const conf = loadKeytrusteeConf(opts.confdir);
+  checkSecretFiles(opts.confdir, conf);
+  const log = opts.log ?? createLogger({ name: 'keytrusteed' });
+  const p = confPaths(opts.confdir);
+  const identityKey = readSecretFile(p.identityKey).toString('utf8');
+  const identity = { keyPem: identityKey, certPem: readFileSync(p.identityCert, 'utf8'), fingerprint: keyFingerprint(identityKey) };
+  const keys = createFileMasterKey(p.masterKey);
+  const db = connectNodeDb(conf, opts.confdir);
+  const metrics = createMetrics();
+  const redisUrl = process.env.TRUSTEE_REDIS_URL ?? conf.REDIS_URL;
+  const redis = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
+  redis?.on('error', (e: Error) => log.warn({ err: e.message }, 'redis error; rate limits fall back to allowing'));
+  let nodeState: NodeState | undefined;
+  try {
+    const peerUrl = conf.PEERS[0];
+    nodeState = new NodeState({
+      pool: db.control,
+      identityFingerprint: identity.fingerprint,
+      intervalMs: opts.pollIntervalMs,
+      requireSyncStandby: conf.PEERS.length > 0,
+      peerUrl,
+      log: log.child({ component: 'node-state' }),
+    });
+    const first = await nodeState.poll();
+    if (first.dbUp && first.role === 'active') {
+      const client = await db.pool.connect();
+      try {
+        // Schema changes are local (not waiting on the standby): they replicate like any WAL.
+        await client.query('set synchronous_commit = local');
+        const applied = await runMigrations(client, MIGRATIONS_DIR);
+        if (applied.length) log.info({ applied }, 'schema migrated');
+        await recordIdentity({ ...db, pool: db.pool }, identity.fingerprint);
+      } finally {
+        client.release();
+      }
+    } else if (!first.dbUp) {
+      log.warn({ error: first.error }, 'database not reachable at start; will keep polling');
+    }
+    const ns = nodeState;
+    const stateWithMetrics = ns;
+    await stateWithMetrics.start();
+    const ctx: ServerContext = {
+      db,
+      keys,
+      identity,
+      nodeState: ns,
+      metrics,
+      limits: createRateLimits({
+        perSecond: conf.RATE_LIMIT_PER_SECOND,
+        registrationFailures: conf.REGISTRATION_FAILURES_PER_15_MIN,
+        redis,
+      }),
+      log,
+      maxValueBytes: conf.MAX_VALUE_BYTES,
+      version: VERSION,
+      write: {
+        db,
+        commitWaitMs: conf.COMMIT_WAIT_MS,
+        log,
+        gate: () => {
+          const refusal = ns.writeRefusal();
+          if (refusal) throw refusal;
+        },
+      },
+    };
+    const metricsTimer = setInterval(() => metrics.observeSnapshot(ns.current(), ns.writeRefusal() === undefined), 1000);
+    metricsTimer.unref();
+    metrics.observeSnapshot(ns.current(), ns.writeRefusal() === undefined);
+
+    const app = createApp(ctx);
+    const server = createServer(
+      {
+        key: readSecretFile(resolveConfPath(opts.confdir, conf.SSL_PRIVATE_KEY)),
+        cert: readFileSync(resolveConfPath(opts.confdir, conf.SSL_CERTIFICATE)),
+        passphrase: tlsPassphrase(opts.confdir, conf),
+        ca: identity.certPem,
+        requestCert: true,
+        // Registration and health are anonymous; authenticated routes check `socket.authorized`.
+        rejectUnauthorized: false,
+        minVersion: conf.TLS_MIN_VERSION,
+        ...(conf.TLS_CIPHERS ? { ciphers: conf.TLS_CIPHERS } : {}),
+      },
+      app,
+    );
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? conf.PORT, opts.listenAddress ?? conf.LISTEN_ADDRESS, () => resolve());
+    });
+    const port = (server.address() as AddressInfo).port;
+    log.info({ port, role: ns.current().role, fingerprint: identity.fingerprint }, 'keytrusteed listening');
+    return {
+      server,
+      port,
+      ctx,
+      conf,
+      async close() {
+        clearInterval(metricsTimer);
+        ns.stop();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        redis?.disconnect();
+        await db.close();
+      },
+    };
+  } catch (e) {
+    nodeState?.stop();
+    redis?.disconnect();
+    await db.close();
+    throw e;
+  }
+}
