@@ -7,3 +7,25 @@ export { assertSecretFileMode, InsecureFileError } from './confdir/secret-files'
 export { keyFingerprint, FINGERPRINT_RE } from './crypto/fingerprint';
 export { AppError, HTTP_STATUS, toAppError, type ErrorCode } from './errors';
 export { createLogger, type Logger } from './logger';
+export {
+  setupLocalCluster,
+  stopLocalDatabases,
+  spawnNodeServer,
+  waitForHealth,
+  localNodeSpecs,
+  type LocalCluster,
+  type LocalNodeSpec,
+  type LocalClusterOptions,
+} from './node/local-cluster';
+export {
+  bootstrapActiveDb,
+  bootstrapPassiveDb,
+  addStandbyOnActive,
+  enableSynchronousReplication,
+  nodeInstance,
+  standbyNameFor,
+  parseHostPort,
+} from './node/bootstrap-db';
+export { openNodeServices, type NodeServices } from './cli/common';
+export { addOrg, listOrgs, setAuthSecret, setClientState } from './orgs/orgs';
+export { readNodeStatus, formatNodeStatus, type NodeStatus } from './node/node-status';

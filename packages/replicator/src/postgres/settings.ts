@@ -14,6 +14,11 @@ export function productSettings(): Record<string, string | number> {
     wal_keep_size: '256MB',
     hot_standby: 'on',
     hot_standby_feedback: 'on',
+    // A hung (not dead) passive must stop counting as streaming quickly, so the write gate
+    // refuses fast instead of every commit waiting out its bound (default would be 60 s).
+    wal_sender_timeout: '3s',
+    wal_receiver_status_interval: '1s',
+    wal_receiver_timeout: '5s',
     password_encryption: 'scram-sha-256',
     logging_collector: 'on',
     log_directory: 'log',

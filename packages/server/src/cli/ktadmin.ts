@@ -1,11 +1,34 @@
 import { Command } from 'commander';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
 import { initConfdir } from '../confdir/init-confdir';
-import { bootstrapActiveDb, nodeInstance } from '../node/bootstrap-db';
+import {
+  addStandbyOnActive,
+  bootstrapActiveDb,
+  bootstrapPassiveDb,
+  enableSynchronousReplication,
+  listenFor,
+  nodeInstance,
+  parseHostPort,
+} from '../node/bootstrap-db';
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
 import { defaultConfdir, runProgram } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
+
+interface DbFlags {
+  bootstrap?: boolean;
+  start?: boolean;
+  stop?: boolean;
+  pgRootdir?: string;
+  port?: number;
+  background?: boolean;
+  slave?: string;
+  master?: string;
+}
+
+function usage(message: string): Error {
+  return Object.assign(new Error(message), { code: 'INVALID_REQUEST' });
+}
 
 const program = new Command('ktadmin')
   .description('Administer a Trustee node (same commands as Key Trustee Server)')
@@ -46,14 +69,31 @@ program
   .option('--stop', 'stop the database')
   .option('--pg-rootdir <dir>', 'PostgreSQL data directory (default: the one recorded at bootstrap)')
   .option('--port <port>', 'PostgreSQL port (default 11381)', (v) => Number(v))
+  .option('--slave <host[:port]>', 'with --bootstrap on the active: prepare replication (role, pg_hba, slot) for this passive')
+  .option('--master <host[:port]>', 'with --bootstrap: make this node a passive copying the active at HOST[:PORT]')
   .option('--background', 'with --start: return once the database is up instead of staying in the foreground')
-  .action(async (o: { bootstrap?: boolean; start?: boolean; stop?: boolean; pgRootdir?: string; port?: number; background?: boolean }, cmd: Command) => {
+  .action(async (o: DbFlags, cmd: Command) => {
     const confdir = confdirOf(cmd);
     const actions = [o.bootstrap, o.start, o.stop].filter(Boolean).length;
-    if (actions !== 1) throw Object.assign(new Error('give exactly one of --bootstrap, --start, --stop'), { code: 'INVALID_REQUEST' });
+    if (actions !== 1) throw usage('give exactly one of --bootstrap, --start, --stop');
+    if ((o.slave || o.master) && !o.bootstrap) throw usage('--slave and --master go with --bootstrap');
     if (o.bootstrap) {
-      if (!o.pgRootdir) throw Object.assign(new Error('--bootstrap needs --pg-rootdir DIR'), { code: 'INVALID_REQUEST' });
-      const inst = await bootstrapActiveDb({ confdir, pgRootdir: o.pgRootdir, port: o.port, onStep: say });
+      if (!o.pgRootdir) throw usage('--bootstrap needs --pg-rootdir DIR');
+      if (o.master && o.slave) throw usage('--master and --slave exclude each other');
+      if (o.master) {
+        const inst = await bootstrapPassiveDb({ confdir, pgRootdir: o.pgRootdir, port: o.port, master: o.master, onStep: say });
+        say(`passive database running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}), streaming from ${o.master}`);
+        say(`next: keytrusteed --confdir ${confdir}; then on the active: ktadmin enable-synchronous-replication`);
+        return;
+      }
+      const inst = await bootstrapActiveDb({
+        confdir,
+        pgRootdir: o.pgRootdir,
+        port: o.port,
+        listenAddresses: o.slave ? listenFor(parseHostPort(o.slave).host) : undefined,
+        onStep: say,
+      });
+      if (o.slave) await addStandbyOnActive({ confdir, slave: o.slave, onStep: say });
       say(`database bootstrapped and running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}); start the server with: keytrusteed --confdir ${confdir}`);
       return;
     }
@@ -73,6 +113,15 @@ program
       process.once('SIGTERM', stop);
     });
     say('database stopped');
+  });
+
+program
+  .command('enable-synchronous-replication')
+  .description('on the active: make the passive synchronous (writes then need both nodes) and wait until it is')
+  .option('--timeout <seconds>', 'how long to wait for the passive to become synchronous', (v) => Number(v), 30)
+  .action(async (o: { timeout: number }, cmd: Command) => {
+    const name = await enableSynchronousReplication({ confdir: confdirOf(cmd), timeoutMs: o.timeout * 1000 });
+    say(`synchronous replication enabled: passive ${name} is sync; writes now commit on both nodes`);
   });
 
 program

@@ -1,5 +1,11 @@
 import {
+  bootstrapActiveReplication,
   createPgInstance,
+  DEFAULT_DB_PORT,
+  enableSyncReplication,
+  slotNameFor,
+  takeBasebackup,
+  isLoopbackAddress,
   connectLocal,
   ensureDatabase,
   initDataDir,
@@ -31,7 +37,7 @@ export function nodeInstance(opts: DbOptions): PgInstance {
   return createPgInstance({
     dataDir,
     port: opts.port ?? conf.DB_PORT,
-    listenAddresses: opts.listenAddresses ?? (conf.PEERS.length ? '*' : '127.0.0.1'),
+    listenAddresses: opts.listenAddresses ?? (conf.DB_LISTEN_ADDRESSES as string | undefined) ?? '127.0.0.1',
   });
 }
 
@@ -61,6 +67,90 @@ export async function bootstrapActiveDb(opts: DbOptions & { pgRootdir: string })
     await stopPostgres(inst).catch(() => undefined);
     throw e;
   }
-  updateKeytrusteeConf(opts.confdir, { DB_ROOTDIR: inst.dataDir, DB_PORT: inst.port });
+  updateKeytrusteeConf(opts.confdir, { DB_ROOTDIR: inst.dataDir, DB_PORT: inst.port, DB_LISTEN_ADDRESSES: inst.listenAddresses });
   return inst;
+}
+
+/** Listen on loopback only when the peer is on this machine (the local two-node cluster). */
+export function listenFor(peerHost: string | undefined): string {
+  return !peerHost || isLoopbackAddress(peerHost === 'localhost' ? '127.0.0.1' : peerHost) ? '127.0.0.1' : '*';
+}
+
+/** Parses `HOST[:PORT]` (IPv6 in brackets), default port 11381. */
+export function parseHostPort(spec: string, defaultPort = DEFAULT_DB_PORT): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(spec.trim());
+  if (!m) throw new Error(`"${spec}" is not HOST[:PORT]`);
+  const port = m[3] ? Number(m[3]) : defaultPort;
+  if (port < 1 || port > 65535) throw new Error(`port ${port} out of range in "${spec}"`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/**
+ * The passive's replication name, the same on both sides: the active derives it from
+ * `--slave HOST[:PORT]`, the passive from its own HOST and DB_PORT (port omitted when default).
+ */
+export function standbyNameFor(host: string, dbPort: number): string {
+  return slotNameFor(dbPort === DEFAULT_DB_PORT ? host : `${host}_${dbPort}`);
+}
+
+function replicationPassword(confdir: string): string {
+  return readSecretFile(confPaths(confdir).replicationSecret).toString('utf8').trim();
+}
+
+/** On the running active: replication role, pg_hba rule and slot for the passive named by `--slave`. */
+export async function addStandbyOnActive(opts: { confdir: string; slave: string; onStep?: (m: string) => void }) {
+  const step = opts.onStep ?? (() => undefined);
+  const { host, port } = parseHostPort(opts.slave);
+  const inst = nodeInstance({ confdir: opts.confdir });
+  const standbyName = standbyNameFor(host, port);
+  const r = await bootstrapActiveReplication(inst, {
+    standbyName,
+    peerAddress: host === 'localhost' ? '127.0.0.1' : host,
+    password: replicationPassword(opts.confdir),
+  });
+  updateKeytrusteeConf(opts.confdir, { REPLICATION_STANDBY: standbyName });
+  step(`replication prepared for passive ${standbyName} (role ${r.role}, slot ${r.slotName})`);
+  return r;
+}
+
+/**
+ * Bootstraps the passive: pg_basebackup from the active named by `--master`, standby
+ * configuration with this node's application_name, start, and wait until it streams.
+ */
+export async function bootstrapPassiveDb(
+  opts: DbOptions & { pgRootdir: string; master: string },
+): Promise<PgInstance> {
+  const step = opts.onStep ?? (() => undefined);
+  const { host, port } = parseHostPort(opts.master);
+  const conf = loadKeytrusteeConf(opts.confdir);
+  const inst = nodeInstance({ ...opts, listenAddresses: opts.listenAddresses ?? listenFor(host) });
+  const standbyName = standbyNameFor(conf.HOST, inst.port);
+  step(`taking a base backup of ${host}:${port} into ${inst.dataDir} as standby ${standbyName}…`);
+  const t0 = Date.now();
+  await takeBasebackup(inst, {
+    primaryHost: host === 'localhost' ? '127.0.0.1' : host,
+    primaryPort: port,
+    standbyName,
+    password: replicationPassword(opts.confdir),
+  });
+  step(`base backup done in ${((Date.now() - t0) / 1000).toFixed(1)} s; starting the passive…`);
+  await startPostgres(inst);
+  updateKeytrusteeConf(opts.confdir, {
+    DB_ROOTDIR: inst.dataDir,
+    DB_PORT: inst.port,
+    DB_LISTEN_ADDRESSES: inst.listenAddresses,
+    REPLICATION_MASTER: `${host}:${port}`,
+  });
+  return inst;
+}
+
+/** On the active: makes the recorded passive synchronous and waits until it is. */
+export async function enableSynchronousReplication(opts: { confdir: string; timeoutMs?: number; standby?: string }) {
+  const conf = loadKeytrusteeConf(opts.confdir);
+  const standbyName = opts.standby ?? (conf.REPLICATION_STANDBY as string | undefined);
+  if (!standbyName) {
+    throw new Error('no passive recorded on this node: run `ktadmin db --bootstrap ... --slave HOST[:PORT]` on the active first');
+  }
+  await enableSyncReplication(nodeInstance({ confdir: opts.confdir }), standbyName, { timeoutMs: opts.timeoutMs ?? 30_000 });
+  return standbyName;
 }
