@@ -1,0 +1,138 @@
+import type { ChildProcess } from 'node:child_process';
+import { readPostmasterPid, startPostgres } from '@trustee/replicator';
+import {
+  nodeInstance,
+  setupLocalCluster,
+  spawnNodeServer,
+  stopLocalDatabases,
+  waitForHealth,
+  type LocalCluster,
+  type LocalNodeSpec,
+} from '@trustee/server';
+import { BINS } from './cli';
+import { freePort } from './ports';
+import { childPids, trackPid, untrackPid, waitForExit } from './processes';
+import { makeTempDir, removeDir } from './temp-dir';
+
+export type NodeName = 'a' | 'b';
+
+export interface TestCluster extends LocalCluster {
+  home: string;
+  node(n: NodeName): LocalNodeSpec;
+  /** PID of the node's keytrusteed child process (undefined when stopped). */
+  serverPid(n: NodeName): number | undefined;
+  /** PID of the node's postmaster (undefined when not running). */
+  pgPid(n: NodeName): number | undefined;
+  /** Kills keytrusteed of a node with `signal` and waits for it to exit. */
+  killServer(n: NodeName, signal?: NodeJS.Signals): Promise<void>;
+  startServer(n: NodeName): Promise<void>;
+  /** SIGKILLs the postmaster and all its children (a crash, no shutdown checkpoint). */
+  killPostgres(n: NodeName): Promise<void>;
+  /** Sends a signal (SIGSTOP/SIGCONT) to the postmaster and its children. */
+  signalPostgres(n: NodeName, signal: NodeJS.Signals): void;
+  startPostgres(n: NodeName): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real two-node cluster on free loopback ports: two PostgreSQL instances with synchronous
+ * streaming replication and two keytrusteed child processes. Start once per test file.
+ */
+export async function startTestCluster(): Promise<TestCluster> {
+  const home = makeTempDir('trustee-cluster-');
+  const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const cluster = await setupLocalCluster({
+    home,
+    apiPorts: [ports[0], ports[1]],
+    dbPorts: [ports[2], ports[3]],
+  });
+  const spec = (n: NodeName) => (n === 'a' ? cluster.a : cluster.b);
+  const servers: Partial<Record<NodeName, ChildProcess>> = {};
+  const trackPg = (n: NodeName) => {
+    const pid = readPostmasterPid(spec(n).dbDir);
+    if (pid) trackPid(pid);
+  };
+  trackPg('a');
+  trackPg('b');
+
+  async function startServerOf(n: NodeName): Promise<void> {
+    const child = spawnNodeServer(spec(n), { keytrusteedBin: BINS.keytrusteedDist, logLevel: 'info' });
+    if (child.pid) trackPid(child.pid);
+    servers[n] = child;
+    await waitForHealth(spec(n).url, 20_000);
+  }
+
+  const tc: TestCluster = {
+    ...cluster,
+    home,
+    node: spec,
+    serverPid: (n) => servers[n]?.pid,
+    pgPid: (n) => readPostmasterPid(spec(n).dbDir),
+    async killServer(n, signal = 'SIGKILL') {
+      const child = servers[n];
+      if (!child?.pid) return;
+      child.kill(signal);
+      await waitForExit(child.pid, 10_000);
+      untrackPid(child.pid);
+      servers[n] = undefined;
+    },
+    startServer: startServerOf,
+    async killPostgres(n) {
+      const pid = readPostmasterPid(spec(n).dbDir);
+      if (!pid) return;
+      const kids = childPids(pid);
+      for (const p of [pid, ...kids]) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await waitForExit(pid, 10_000);
+      for (const p of kids) await waitForExit(p, 5_000);
+      untrackPid(pid);
+    },
+    signalPostgres(n, signal) {
+      const pid = readPostmasterPid(spec(n).dbDir);
+      if (!pid) return;
+      for (const p of [pid, ...childPids(pid)]) {
+        try {
+          process.kill(p, signal);
+        } catch {
+          // gone
+        }
+      }
+    },
+    async startPostgres(n) {
+      await startPostgres(nodeInstance({ confdir: spec(n).confdir }));
+      trackPg(n);
+    },
+    async stop() {
+      // Un-freeze first: a SIGSTOPped postmaster ignores everything but SIGKILL.
+      tc.signalPostgres('a', 'SIGCONT');
+      tc.signalPostgres('b', 'SIGCONT');
+      await tc.killServer('a', 'SIGTERM');
+      await tc.killServer('b', 'SIGTERM');
+      const pids = [tc.pgPid('a'), tc.pgPid('b')];
+      await stopLocalDatabases(cluster).catch(() => undefined);
+      for (const pid of pids) {
+        if (!pid) continue;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // stopped cleanly
+        }
+        untrackPid(pid);
+      }
+      removeDir(home);
+    },
+  };
+  try {
+    await startServerOf('a');
+    await startServerOf('b');
+  } catch (e) {
+    await tc.stop();
+    throw e;
+  }
+  return tc;
+}

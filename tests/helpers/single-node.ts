@@ -1,0 +1,72 @@
+import { join } from 'node:path';
+import { readPostmasterPid, stopPostgres } from '@trustee/replicator';
+import {
+  bootstrapActiveDb,
+  createLogger,
+  initConfdir,
+  nodeInstance,
+  startServer,
+  type RunningServer,
+} from '@trustee/server';
+import { freePort } from './ports';
+import { trackPid, untrackPid } from './processes';
+import { makeTempDir, removeDir } from './temp-dir';
+
+export interface SingleNode {
+  home: string;
+  confdir: string;
+  dbDir: string;
+  dbPort: number;
+  url: string;
+  server: RunningServer;
+  /** Stops the server and PostgreSQL (by PID as a last resort) and removes the temp dir. */
+  stop(): Promise<void>;
+}
+
+/**
+ * One real node: confdir (RSA 4096 identity), PostgreSQL started as the unprivileged user on a
+ * free port, and the HTTPS server in-process on a free port. Start once per test file.
+ */
+export async function startSingleNode(opts: { logLevel?: string } = {}): Promise<SingleNode> {
+  const home = makeTempDir();
+  const confdir = join(home, 'confdir');
+  const dbDir = join(home, 'db');
+  await initConfdir({ confdir, host: 'localhost', port: 0 });
+  const dbPort = await freePort();
+  await bootstrapActiveDb({ confdir, pgRootdir: dbDir, port: dbPort, listenAddresses: '127.0.0.1' });
+  const pgPid = readPostmasterPid(dbDir);
+  if (pgPid) trackPid(pgPid);
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      confdir,
+      port: 0,
+      listenAddress: '127.0.0.1',
+      log: createLogger({ level: opts.logLevel ?? process.env.TRUSTEE_TEST_LOG_LEVEL ?? 'silent' }),
+    });
+  } catch (e) {
+    await stopPostgres(nodeInstance({ confdir })).catch(() => undefined);
+    throw e;
+  }
+  return {
+    home,
+    confdir,
+    dbDir,
+    dbPort,
+    url: `https://localhost:${server.port}`,
+    server,
+    async stop() {
+      await server.close().catch(() => undefined);
+      await stopPostgres(nodeInstance({ confdir }), { mode: 'immediate' }).catch(() => undefined);
+      if (pgPid) {
+        try {
+          process.kill(pgPid, 'SIGKILL');
+        } catch {
+          // already stopped
+        }
+        untrackPid(pgPid);
+      }
+      removeDir(home);
+    },
+  };
+}
