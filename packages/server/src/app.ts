@@ -45,6 +45,8 @@ export function createApp(ctx: ServerContext): Express {
   app
     .route('/metrics')
     .get(async (_req, res) => {
+      // Gauges from the current node state, so a scrape agrees with /v1/health (the 1 s timer alone lags).
+      ctx.metrics.observeSnapshot(ctx.nodeState.current(), ctx.nodeState.writeRefusal() === undefined);
       res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
     })
     .all(methodNotAllowed(['GET']));

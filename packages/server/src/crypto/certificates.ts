@@ -68,7 +68,12 @@ export function createNodeTlsCert(nodeKeyPem: string, host: string): string {
   cert.publicKey = publicKey;
   cert.serialNumber = randomSerial();
   validity(cert, 10);
-  const attrs = [{ name: 'commonName', value: host }];
+  // A unique subject: both nodes usually share a host name locally, and a client trusting both
+  // self-signed certificates must not confuse one with the other during issuer lookup.
+  const attrs = [
+    { name: 'commonName', value: host },
+    { name: 'organizationalUnitName', value: `Trustee node ${randomBytes(6).toString('hex')}` },
+  ];
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
   const altNames: { type: number; value?: string; ip?: string }[] = [];
@@ -82,6 +87,7 @@ export function createNodeTlsCert(nodeKeyPem: string, host: string): string {
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
     { name: 'subjectAltName', altNames },
+    { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(privateKey, forge.md.sha256.create());
   return forge.pki.certificateToPem(cert);

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/*
+ * Makes sure `npm start` / `npm test` have what they need, before anything else runs
+ * (DESIGN.md "Fresh machine"): the PostgreSQL server binaries and the system tools the tests
+ * use (apt-get when root on Debian/Ubuntu, else one precise message), `npm ci` when
+ * node_modules is missing or older than package-lock.json, and an incremental build.
+ * Plain Node, no dependencies: it runs before `npm ci`.
+ */
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
+const PG_BINARIES = ['initdb', 'pg_ctl', 'postgres', 'pg_basebackup', 'pg_rewind', 'pg_dump'];
+const forTests = process.argv.includes('--test');
+
+function say(msg) {
+  process.stderr.write(`[prepare] ${msg}\n`);
+}
+
+function hasCommand(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function pgBinDir() {
+  const candidates = [];
+  if (process.env.PG_BINDIR) candidates.push(process.env.PG_BINDIR);
+  const root = '/usr/lib/postgresql';
+  if (fs.existsSync(root)) {
+    for (const m of fs.readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => b - a)) {
+      candidates.push(path.join(root, m, 'bin'));
+    }
+  }
+  return candidates.find((d) => PG_BINARIES.every((b) => fs.existsSync(path.join(d, b))));
+}
+
+/** apt package → a command it provides, for the tools we need. */
+function missingPackages() {
+  const missing = [];
+  if (!pgBinDir()) missing.push('postgresql');
+  if (!hasCommand('pgrep')) missing.push('procps');
+  if (!hasCommand('useradd') || !hasCommand('getent')) missing.push('passwd');
+  if (forTests && !hasCommand('gpg')) missing.push('gnupg');
+  return missing;
+}
+
+function installSystemPackages() {
+  const missing = missingPackages();
+  if (missing.length === 0) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && hasCommand('apt-get')) {
+    say(`installing system packages: ${missing.join(' ')} (apt-get)…`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+    const still = missingPackages();
+    if (still.length) fail(`apt-get finished but these are still missing: ${still.join(' ')}`);
+    return;
+  }
+  fail(
+    `missing system packages: ${missing.join(' ')}. Install them (Debian/Ubuntu: sudo apt-get install ${missing.join(' ')}), ` +
+      'or set PG_BINDIR to a directory holding the PostgreSQL server binaries (' + PG_BINARIES.join(', ') + ').',
+  );
+}
+
+function mtime(p) {
+  try {
+    return fs.statSync(p).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function ensureNodeModules() {
+  const marker = path.join(ROOT, 'node_modules', '.package-lock.json');
+  const lock = path.join(ROOT, 'package-lock.json');
+  if (mtime(marker) && mtime(marker) >= mtime(lock)) return;
+  say('installing npm dependencies (npm ci)…');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+function build() {
+  // tsc -b is incremental: a no-op when dist is up to date.
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
+}
+
+function fail(msg) {
+  say(`error: ${msg}`);
+  process.exit(1);
+}
+
+try {
+  installSystemPackages();
+  ensureNodeModules();
+  build();
+} catch (e) {
+  fail(e.message);
+}
