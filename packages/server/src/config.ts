@@ -22,8 +22,8 @@ export const keytrusteeConfSchema = z
   .object({
     /** Host name this node serves as (TLS certificate subject); default the machine's host name. */
     HOST: z.string().min(1),
-    /** HTTPS API port; default 11371. */
-    PORT: z.number().int().min(1).max(65535).default(DEFAULT_API_PORT),
+    /** HTTPS API port; default 11371 (0 = any free port, as tests' confdirs use). */
+    PORT: z.number().int().min(0).max(65535).default(DEFAULT_API_PORT),
     /** Address to bind; default all interfaces. */
     LISTEN_ADDRESS: z.string().default('0.0.0.0'),
     /** Per-node TLS certificate / key (PEM paths; relative paths are resolved in the confdir). */

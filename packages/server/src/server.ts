@@ -143,6 +143,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       write: {
         db,
         commitWaitMs: conf.COMMIT_WAIT_MS,
+        requireSyncStandby: ns.requireSyncStandby,
+        onStandbyMissing: () => void ns.poll(),
         log,
         gate: () => {
           const refusal = ns.writeRefusal();

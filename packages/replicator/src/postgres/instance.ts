@@ -16,6 +16,11 @@ export interface PgInstance {
   port: number;
   /** Addresses to listen on (postgresql.conf `listen_addresses`); default 127.0.0.1. */
   listenAddresses: string;
+  /**
+   * More per-node settings passed on the command line at every start (e.g. this node's TLS
+   * files): they must not live in postgresql.conf, which base backups and pg_rewind copy.
+   */
+  extraSettings?: Record<string, string | number>;
   /** The unprivileged OS account PostgreSQL runs as when we are root. */
   runAs?: RunAs;
 }
@@ -24,6 +29,7 @@ export interface PgInstanceOptions {
   dataDir: string;
   port?: number;
   listenAddresses?: string;
+  extraSettings?: Record<string, string | number>;
   binDir?: string;
   osUser?: string;
 }
@@ -35,6 +41,7 @@ export function createPgInstance(opts: PgInstanceOptions): PgInstance {
     dataDir: opts.dataDir,
     port: opts.port ?? DEFAULT_DB_PORT,
     listenAddresses: opts.listenAddresses ?? '127.0.0.1',
+    extraSettings: opts.extraSettings,
     runAs: ensurePgOsUser(opts.osUser),
   };
 }

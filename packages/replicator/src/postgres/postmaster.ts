@@ -21,9 +21,11 @@ export function readPostmasterPid(dataDir: string): number | undefined {
 }
 
 /** Command-line settings: per-node values must not come from a postgresql.conf copied by basebackup/rewind. */
-function startOptions(inst: PgInstance): string {
-  return Object.entries(nodeSettings(inst.port, inst.listenAddresses, inst.dataDir))
-    .map(([k, v]) => `-c ${k}=${String(v)}`)
+/** pg_ctl hands `-o` to a shell: quote every `-c name=value` as one word. */
+export function startOptions(inst: PgInstance): string {
+  const settings = { ...nodeSettings(inst.port, inst.listenAddresses, inst.dataDir), ...(inst.extraSettings ?? {}) };
+  return Object.entries(settings)
+    .map(([k, v]) => `-c '${`${k}=${String(v)}`.replace(/'/g, `'\\''`)}'`)
     .join(' ');
 }
 

@@ -67,6 +67,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
     write: {
       db,
       commitWaitMs: conf.COMMIT_WAIT_MS,
+      requireSyncStandby: conf.PEERS.length > 0,
       gate: () => {
         const refusal = state.writeRefusal();
         if (refusal) throw refusal;

@@ -97,7 +97,7 @@ program
       say(`database bootstrapped and running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}); start the server with: keytrusteed --confdir ${confdir}`);
       return;
     }
-    const inst = nodeInstance({ confdir, pgRootdir: o.pgRootdir, port: o.port });
+    const inst = nodeInstance({ confdir, pgRootdir: o.pgRootdir, port: o.port, prepareTls: !!o.start });
     if (o.stop) {
       await stopPostgres(inst);
       say(`database in ${inst.dataDir} stopped`);

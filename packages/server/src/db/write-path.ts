@@ -11,8 +11,20 @@ export interface WritePathOptions {
   gate: WriteGate;
   /** Bound on the wait for the passive to apply the commit; default 2000 ms. */
   commitWaitMs: number;
+  /**
+   * Two-node mode: re-check, inside the transaction and just before COMMIT, that a synchronous
+   * standby is streaming. The gate's snapshot may be up to one poll (≤ 200 ms) old; without this
+   * a write arriving right after the passive died would wait out commitWaitMs and end
+   * WRITE_IN_DOUBT instead of PASSIVE_UNAVAILABLE with nothing written.
+   */
+  requireSyncStandby?: boolean;
+  /** Called when the in-transaction check finds no streaming standby (e.g. to refresh the gate). */
+  onStandbyMissing?: () => void;
   log?: Logger;
 }
+
+const PASSIVE_UNAVAILABLE_MESSAGE =
+  'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)';
 
 /**
  * Runs `fn` in a transaction committed under `synchronous_commit = remote_apply`, so the write
@@ -41,6 +53,11 @@ export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) =>
       await client.query('rollback').catch((err: Error) => (broken = err));
       throw e;
     }
+    if (opts.requireSyncStandby && !(await syncStandbyStreaming(client))) {
+      await client.query('rollback').catch((err: Error) => (broken = err));
+      opts.onStandbyMissing?.();
+      throw new AppError('PASSIVE_UNAVAILABLE', PASSIVE_UNAVAILABLE_MESSAGE, { retryAfterSec: 1 });
+    }
     await commitBounded(opts, client);
     return result;
   } catch (e) {
@@ -49,6 +66,14 @@ export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) =>
   } finally {
     client.release(broken);
   }
+}
+
+/** A synchronous standby is connected and streaming right now (walsenders leave the view as they exit). */
+async function syncStandbyStreaming(client: PoolClient): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    `select exists (select 1 from pg_stat_replication where state = 'streaming' and sync_state = 'sync') as ok`,
+  );
+  return rows[0]?.ok === true;
 }
 
 async function commitBounded(opts: WritePathOptions, client: PoolClient): Promise<void> {

@@ -14,7 +14,9 @@ import {
   stopPostgres,
   type PgInstance,
 } from '@trustee/replicator';
-import { loadKeytrusteeConf } from '../config';
+import { chmodSync, chownSync, copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from '../config';
 import { confPaths } from '../confdir/paths';
 import { readSecretFile } from '../confdir/secret-files';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
@@ -30,15 +32,36 @@ export interface DbOptions {
 }
 
 /** The PostgreSQL instance of this node, from flags or keytrustee.conf. */
-export function nodeInstance(opts: DbOptions): PgInstance {
+export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInstance {
   const conf = loadKeytrusteeConf(opts.confdir);
   const dataDir = opts.pgRootdir ?? conf.DB_ROOTDIR;
   if (!dataDir) throw new Error('no database directory: pass --pg-rootdir DIR (or bootstrap first)');
-  return createPgInstance({
+  const inst = createPgInstance({
     dataDir,
     port: opts.port ?? conf.DB_PORT,
     listenAddresses: opts.listenAddresses ?? (conf.DB_LISTEN_ADDRESSES as string | undefined) ?? '127.0.0.1',
   });
+  if (opts.prepareTls) inst.extraSettings = prepareDbTls(opts.confdir, conf, inst);
+  return inst;
+}
+
+/**
+ * A node reachable from its peer serves PostgreSQL over TLS with this node's own certificate
+ * (the `.ssl/` files). They are copied next to the data dir, owned by the PostgreSQL user, and
+ * named on the command line — never in the data dir, which base backups and pg_rewind copy.
+ */
+export function prepareDbTls(confdir: string, conf: KeytrusteeConf, inst: PgInstance): Record<string, string> | undefined {
+  if (inst.listenAddresses === '127.0.0.1' || inst.listenAddresses === 'localhost') return undefined;
+  const dir = `${inst.dataDir}.tls`;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const files = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
+  copyFileSync(resolveConfPath(confdir, conf.SSL_CERTIFICATE), files.cert);
+  copyFileSync(resolveConfPath(confdir, conf.SSL_PRIVATE_KEY), files.key);
+  for (const f of [dir, files.cert, files.key]) {
+    if (inst.runAs) chownSync(f, inst.runAs.uid, inst.runAs.gid);
+    chmodSync(f, f === dir ? 0o700 : 0o600);
+  }
+  return { ssl: 'on', ssl_cert_file: files.cert, ssl_key_file: files.key, ssl_min_protocol_version: 'TLSv1.2' };
 }
 
 /**
@@ -47,7 +70,7 @@ export function nodeInstance(opts: DbOptions): PgInstance {
  */
 export async function bootstrapActiveDb(opts: DbOptions & { pgRootdir: string }): Promise<PgInstance> {
   const step = opts.onStep ?? (() => undefined);
-  const inst = nodeInstance(opts);
+  const inst = nodeInstance({ ...opts, prepareTls: true });
   step(`initializing PostgreSQL data directory ${inst.dataDir} (port ${inst.port})…`);
   await initDataDir(inst);
   step('starting PostgreSQL…');
@@ -123,7 +146,7 @@ export async function bootstrapPassiveDb(
   const step = opts.onStep ?? (() => undefined);
   const { host, port } = parseHostPort(opts.master);
   const conf = loadKeytrusteeConf(opts.confdir);
-  const inst = nodeInstance({ ...opts, listenAddresses: opts.listenAddresses ?? listenFor(host) });
+  const inst = nodeInstance({ ...opts, listenAddresses: opts.listenAddresses ?? listenFor(host), prepareTls: true });
   const standbyName = standbyNameFor(conf.HOST, inst.port);
   step(`taking a base backup of ${host}:${port} into ${inst.dataDir} as standby ${standbyName}…`);
   const t0 = Date.now();

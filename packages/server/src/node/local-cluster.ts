@@ -91,8 +91,8 @@ export async function setupLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
   } else {
     step('reusing existing cluster state; starting both databases…');
-    await startPostgres(nodeInstance({ confdir: a.confdir }));
-    await startPostgres(nodeInstance({ confdir: b.confdir }));
+    await startPostgres(nodeInstance({ confdir: a.confdir, prepareTls: true }));
+    await startPostgres(nodeInstance({ confdir: b.confdir, prepareTls: true }));
   }
   const svc = await openNodeServices(a.confdir);
   let authCode: string;
