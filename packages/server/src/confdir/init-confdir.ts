@@ -46,6 +46,8 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
   chmodSync(opts.confdir, 0o700);
   const created: string[] = [];
 
+  // This node's own settings survive a re-copy of the peer's confdir.
+  const ownNodeSettings = existsSync(p.conf) ? pickNodeSettings(JSON.parse(readFileSync(p.conf, 'utf8')) as Record<string, unknown>) : {};
   if (opts.fromPeerConfdir) {
     copyClusterFiles(opts.fromPeerConfdir, opts.confdir, opts.force ?? false);
     step(`copied cluster identity from ${opts.fromPeerConfdir} (without .ssl/)`);
@@ -77,7 +79,10 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
   writePublicFile(p.sslCert, createNodeTlsCert(nodeKey, host));
   created.push(p.sslKey, p.sslCert);
 
-  const existing = existsSync(p.conf) ? (JSON.parse(readFileSync(p.conf, 'utf8')) as Record<string, unknown>) : {};
+  const existing = {
+    ...(existsSync(p.conf) ? (JSON.parse(readFileSync(p.conf, 'utf8')) as Record<string, unknown>) : {}),
+    ...(opts.fromPeerConfdir ? ownNodeSettings : {}),
+  };
   const conf = {
     ...existing,
     HOST: host,
@@ -88,11 +93,35 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
     DB_PORT: (existing.DB_PORT as number | undefined) ?? 11381,
     PEERS: opts.peers ?? (existing.PEERS as string[] | undefined) ?? [],
   };
-  // A copied conf names the active's DB directory and port; the node sets its own at db --bootstrap.
-  if (copied || opts.fromPeerConfdir) delete (conf as Record<string, unknown>).DB_ROOTDIR;
+  // A copied conf names the active's DB directory; the node sets its own at db --bootstrap.
+  if (copied || opts.fromPeerConfdir) {
+    for (const k of ['DB_ROOTDIR', 'DB_LISTEN_ADDRESSES', 'REPLICATION_STANDBY', 'REPLICATION_MASTER']) {
+      if (!(k in ownNodeSettings)) delete (conf as Record<string, unknown>)[k];
+    }
+  }
   writePublicFile(p.conf, JSON.stringify(conf, null, 2) + '\n');
   created.push(join(opts.confdir, CONF_FILE));
   return { fingerprint: keyFingerprint(readFileSync(p.identityKey)), confdir: opts.confdir, host, created };
+}
+
+/** keytrustee.conf keys that describe one node, not the cluster. */
+const NODE_KEYS = [
+  'HOST',
+  'PORT',
+  'LISTEN_ADDRESS',
+  'PEERS',
+  'DB_ROOTDIR',
+  'DB_PORT',
+  'DB_LISTEN_ADDRESSES',
+  'REPLICATION_MASTER',
+  'REPLICATION_STANDBY',
+  'SSL_CERTIFICATE',
+  'SSL_PRIVATE_KEY',
+  'SSL_PRIVATE_KEY_PASSWORD_SCRIPT',
+];
+
+function pickNodeSettings(conf: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(conf).filter(([k]) => NODE_KEYS.includes(k)));
 }
 
 function copyClusterFiles(from: string, to: string, force: boolean): void {

@@ -31,17 +31,23 @@ export function healthRouter(ctx: ServerContext): Router {
       res.status(ctx.nodeState.readRefusal() ? 503 : 200).json(b.json);
     })
     .all(methodNotAllowed(['GET']));
-  r.get('/v1/health/active', (_req, res) => {
-    const b = body();
-    res.status(b.s.dbUp && b.s.role === 'active' && b.s.identityMatches !== false ? 200 : 503).json(b.json);
-  });
-  r.get('/v1/health/writable', (_req, res) => {
-    const b = body();
-    res.status(b.writable ? 200 : 503).json(b.json);
-  });
-  r.get('/v1/health/passive', (_req, res) => {
-    const b = body();
-    res.status(b.s.dbUp && b.s.role === 'passive' && b.s.identityMatches !== false ? 200 : 503).json(b.json);
-  });
+  r.route('/v1/health/active')
+    .get((_req, res) => {
+      const b = body();
+      res.status(b.s.dbUp && b.s.role === 'active' && b.s.identityMatches !== false ? 200 : 503).json(b.json);
+    })
+    .all(methodNotAllowed(['GET']));
+  r.route('/v1/health/writable')
+    .get((_req, res) => {
+      const b = body();
+      res.status(b.writable ? 200 : 503).json(b.json);
+    })
+    .all(methodNotAllowed(['GET']));
+  r.route('/v1/health/passive')
+    .get((_req, res) => {
+      const b = body();
+      res.status(b.s.dbUp && b.s.role === 'passive' && b.s.identityMatches !== false ? 200 : 503).json(b.json);
+    })
+    .all(methodNotAllowed(['GET']));
   return r;
 }
