@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { readReplicationState, summarizeReplication } from '@trustee/replicator';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
 
@@ -28,57 +29,29 @@ export interface NodeSnapshot {
 
 const EMPTY_REPLICATION: ReplicationView = { state: 'none', syncState: 'none', lagBytes: null, replayLagSeconds: null };
 
-/** Reads role, replication and identity in one round trip per table, from the control pool. */
+/**
+ * Reads role and replication through the replicator's view of PostgreSQL, plus the replicated
+ * cluster identity, from the control pool.
+ */
 export async function readNodeSnapshot(pool: Pool, identityFingerprint: string): Promise<NodeSnapshot> {
   const c = await pool.connect();
   try {
-    const { rows } = await c.query<{ in_recovery: boolean; identity: string | null }>(
-      `select pg_is_in_recovery() as in_recovery,
-              (select fingerprint from cluster_identity where id = 1) as identity`,
+    const summary = summarizeReplication(await readReplicationState(c));
+    const { rows } = await c.query<{ identity: string | null }>(
+      'select (select fingerprint from cluster_identity where id = 1) as identity',
     );
-    const inRecovery = rows[0].in_recovery;
     const identity = rows[0].identity;
-    let replication = EMPTY_REPLICATION;
-    let syncStreaming = false;
-    if (!inRecovery) {
-      const r = await c.query<{ state: string; sync_state: string; lag_bytes: string | null; replay_lag: number | null }>(
-        `select state, sync_state,
-                pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint as lag_bytes,
-                extract(epoch from replay_lag)::float8 as replay_lag
-           from pg_stat_replication
-          order by (sync_state = 'sync') desc, (state = 'streaming') desc limit 1`,
-      );
-      const s = r.rows[0];
-      if (s) {
-        replication = {
-          state: s.state,
-          syncState: s.sync_state,
-          lagBytes: s.lag_bytes === null ? null : Number(s.lag_bytes),
-          replayLagSeconds: s.replay_lag ?? 0,
-        };
-        syncStreaming = s.state === 'streaming' && s.sync_state === 'sync';
-      }
-    } else {
-      const r = await c.query<{ status: string | null; lag_bytes: string | null; replay_lag: number | null }>(
-        `select (select status from pg_stat_wal_receiver) as status,
-                pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint as lag_bytes,
-                case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
-                     else extract(epoch from now() - pg_last_xact_replay_timestamp())::float8 end as replay_lag`,
-      );
-      const s = r.rows[0];
-      replication = {
-        state: s.status ?? 'disconnected',
-        syncState: 'none',
-        lagBytes: s.lag_bytes === null ? null : Number(s.lag_bytes),
-        replayLagSeconds: s.replay_lag,
-      };
-    }
     return {
       at: Date.now(),
       dbUp: true,
-      role: inRecovery ? 'passive' : 'active',
-      replication,
-      syncStreaming,
+      role: summary.role,
+      replication: {
+        state: summary.state,
+        syncState: summary.syncState,
+        lagBytes: summary.lagBytes,
+        replayLagSeconds: summary.replayLagSeconds,
+      },
+      syncStreaming: summary.writable,
       identityMatches: identity === null ? null : identity === identityFingerprint,
     };
   } finally {
