@@ -60,13 +60,20 @@ export function childPids(pid: number): number[] {
 }
 
 /** Polls `fn` until it returns a truthy value or the deadline passes (then throws `what`). */
-export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 20_000, stepMs = 100): Promise<T> {
+type Falsy = undefined | null | false | 0 | '';
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | Falsy> | T | Falsy,
+  timeoutMs = 20_000,
+  stepMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as T;
     } catch (e) {
       last = e;
     }
