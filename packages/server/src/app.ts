@@ -27,6 +27,10 @@ export function createApp(ctx: ServerContext): Express {
     });
     next();
   });
+  // Every decision below reads the node state; refresh it first if the event loop starved the poll.
+  app.use((_req, _res, next) => {
+    ctx.nodeState.ensureFresh().then(() => next(), next);
+  });
   app.use(requireJson);
   app.use(express.json({ limit: bodyLimitBytes(ctx.maxValueBytes), strict: true, type: 'application/json' }));
 

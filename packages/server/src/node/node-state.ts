@@ -88,6 +88,7 @@ export class NodeState {
   };
   private timer?: NodeJS.Timeout;
   private polling = false;
+  private inflight?: Promise<NodeSnapshot>;
   private readonly now: () => number;
 
   constructor(private readonly opts: NodeStateOptions) {
@@ -111,8 +112,33 @@ export class NodeState {
     return this.snapshot;
   }
 
+  /**
+   * Before serving a request: when the snapshot is stale because the event loop was busy (the
+   * poll timer could not fire), read again — waiting at most `maxWaitMs` — instead of calling a
+   * healthy database unavailable. A database that does not answer still ends stale (→ 503).
+   */
+  async ensureFresh(maxWaitMs = 500): Promise<void> {
+    if (this.now() - this.snapshot.at <= SNAPSHOT_MAX_AGE_MS) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.poll(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, maxWaitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
   /** Forces a fresh read (used right after a write was refused, and by tests). */
   async poll(): Promise<NodeSnapshot> {
+    if (this.inflight) return this.inflight;
+    this.inflight = this.readOnce().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async readOnce(): Promise<NodeSnapshot> {
     if (this.polling) return this.snapshot;
     this.polling = true;
     const prev = this.snapshot;

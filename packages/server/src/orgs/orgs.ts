@@ -46,8 +46,9 @@ export function generateAuthSecret(): string {
 }
 
 /** Creates the org, or adds contacts to an existing one (the original's repeated `add`). */
-export async function addOrg(svc: OrgServices, name: string, contacts: string[]): Promise<'created' | 'updated'> {
+export async function addOrg(svc: OrgServices, name: string, given: string[]): Promise<'created' | 'updated'> {
   validateOrgName(name);
+  const contacts = [...new Set(given)];
   return runWrite(svc.write, async (c) => {
     const existing = await selectOrg(c, name, { forUpdate: true });
     if (existing) {
