@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { withClient } from '../db/pool';
 import {
@@ -32,13 +31,14 @@ function depositAad(owner: string, name: string, version: number): Buffer {
   return Buffer.from(`trustee-deposit-v1\u0000${owner}\u0000${name}\u0000${version}`, 'utf8');
 }
 
-function requestHash(parts: (string | Buffer | null)[]): Buffer {
-  const h = createHash('sha256');
+/** Length-prefixed parts (unambiguous), digested with the key hierarchy's keyed digest. */
+function requestHash(keys: KeyHierarchy, parts: (string | Buffer | null)[]): Promise<Buffer> {
+  const framed: Buffer[] = [];
   for (const p of parts) {
     const b = p === null ? Buffer.from([0]) : Buffer.isBuffer(p) ? p : Buffer.from(p, 'utf8');
-    h.update(String(b.length)).update(':').update(b);
+    framed.push(Buffer.from(`${b.length}:`), b);
   }
-  return h.digest();
+  return keys.digest(Buffer.concat(framed));
 }
 
 interface WriteRequest {
@@ -122,7 +122,7 @@ export async function putDeposit(
     idempotencyKey: string | null;
   },
 ): Promise<WriteResult> {
-  const hash = requestHash(['PUT', args.name, args.value, JSON.stringify(args.metadata), String(args.ifMatch)]);
+  const hash = await requestHash(svc.keys, ['PUT', args.name, args.value, JSON.stringify(args.metadata), String(args.ifMatch)]);
   return writeVersion(svc, { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash }, async (_c, latest) => {
     const current = latest?.version ?? 0;
     if (args.ifMatch !== null && args.ifMatch !== current) {
@@ -140,7 +140,7 @@ export async function deleteDeposit(
   svc: DepositServices,
   args: { owner: string; name: string; ifMatch: number | null; idempotencyKey: string | null },
 ): Promise<WriteResult> {
-  const hash = requestHash(['DELETE', args.name, String(args.ifMatch)]);
+  const hash = await requestHash(svc.keys, ['DELETE', args.name, String(args.ifMatch)]);
   return writeVersion(svc, { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash }, async (_c, latest) => {
     if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
     if (args.ifMatch !== null && args.ifMatch !== latest.version) {
@@ -175,7 +175,15 @@ export async function getDeposit(
   if (!row || row.deleted || !row.sealed_value || !row.key_id) {
     throw new AppError('NOT_FOUND', `no deposit named ${args.name}${args.version ? ` with version ${args.version}` : ''}`);
   }
-  const value = await svc.keys.open(row.key_id, row.sealed_value, depositAad(args.owner, row.name, row.version));
+  let value: Buffer;
+  try {
+    value = await svc.keys.open(row.key_id, row.sealed_value, depositAad(args.owner, row.name, row.version));
+  } catch (e) {
+    // Tampered, moved or sealed with a key this node lacks: never a value, never a retry hint.
+    throw new AppError('UNAVAILABLE', 'the stored value failed its integrity check or its key is unavailable; contact the operator', {
+      cause: e,
+    });
+  }
   return {
     name: row.name,
     version: row.version,

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { readSecretFile, writeSecretFile } from '../confdir/secret-files';
 import { KeyUnavailableError, type KeyHierarchy } from './key-hierarchy';
 
@@ -16,6 +16,8 @@ export function createFileMasterKey(file: string): KeyHierarchy {
   const key = Buffer.from(readSecretFile(file).toString('utf8').trim(), 'base64');
   if (key.length !== 32) throw new KeyUnavailableError(`master key file ${file} does not hold 32 base64 bytes`);
   const keyId = `file:${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+  // A separate key for digests, derived so the master key itself is only ever used by AES-GCM.
+  const digestKey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'trustee request digest v1', 32));
   return {
     currentKeyId: keyId,
     async seal(plaintext, aad) {
@@ -24,6 +26,9 @@ export function createFileMasterKey(file: string): KeyHierarchy {
       cipher.setAAD(aad);
       const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
       return { keyId, blob: Buffer.concat([Buffer.from([BLOB_VERSION]), nonce, ct, cipher.getAuthTag()]) };
+    },
+    async digest(data) {
+      return createHmac('sha256', digestKey).update(data).digest();
     },
     async open(rowKeyId, blob, aad) {
       if (rowKeyId !== keyId) throw new KeyUnavailableError(`row sealed with key ${rowKeyId}, this node holds ${keyId}`);

@@ -10,6 +10,11 @@ export interface KeyHierarchy {
   seal(plaintext: Buffer, aad: Buffer): Promise<{ keyId: string; blob: Buffer }>;
   /** Reverses seal; throws if the blob, the key id or the aad do not match. */
   open(keyId: string, blob: Buffer, aad: Buffer): Promise<Buffer>;
+  /**
+   * Keyed digest (HMAC-SHA-256) of request data, stored to recognise idempotent retries: an
+   * unkeyed hash of a plaintext value would let anyone holding a dump test guesses of it.
+   */
+  digest(data: Buffer): Promise<Buffer>;
 }
 
 export class KeyUnavailableError extends Error {

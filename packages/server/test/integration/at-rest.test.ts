@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DB_NAME, DB_SUPERUSER, findPgBinDir } from '@trustee/replicator';
 import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
@@ -55,6 +56,18 @@ describe('values at rest', () => {
     const dump = pgDump();
     expect(dump).toContain('acme');
     for (const e of encodings(AUTH_CODE)) expect(dump).not.toContain(e);
+  });
+
+  it('keys the stored request digest, so a dump cannot confirm guesses of a value', () => {
+    const dump = pgDump();
+    // An unkeyed SHA-256 over the same framing the server digests (method, name, value, metadata, If-Match).
+    const frame = (parts: (string | Buffer)[]) =>
+      Buffer.concat(parts.flatMap((p) => [Buffer.from(`${Buffer.byteLength(p)}:`), Buffer.isBuffer(p) ? p : Buffer.from(p)]));
+    const guess = createHash('sha256')
+      .update(frame(['PUT', 'at-rest-secret', Buffer.from(MARKER), 'null', 'null']))
+      .digest('hex');
+    expect(dump).toMatch(/\\x[0-9a-f]{64}/); // the digest column is there
+    expect(dump).not.toContain(guess);
   });
 
   it('stores a different ciphertext for each write of the same value (per-row nonce)', async () => {
