@@ -23,6 +23,11 @@ export function createDb(target: DbTarget, opts: { max?: number } = {}): Db {
   // A pooled idle client whose backend dies emits 'error' on the pool; without a listener that crashes the process.
   pool.on('error', () => undefined);
   control.on('error', () => undefined);
+  // pg-pool removes its idle listener while a client is checked out, and a pg Client emits 'error'
+  // when its connection drops (even with a query in flight, which also gets the error): without a
+  // listener of our own, a PostgreSQL crash during any request or state poll killed keytrusteed.
+  // The query/commit still fails and the caller releases the client as broken.
+  for (const p of [pool, control]) p.on('connect', (client) => void client.on('error', () => undefined));
   return {
     pool,
     control,
