@@ -49,15 +49,17 @@ export async function callWithRetry<T>(ctx: CallContext, spec: CallSpec<T>): Pro
   const deadlineAt = now() + spec.deadlineMs;
   const remaining = (): number => deadlineAt - now();
   let lastError: TrusteeError | undefined;
+  const seen: SeenErrors = {};
   for (let retry = 0; ; retry += 1) {
-    const result = await runPass(ctx, spec, remaining, lastError);
+    const result = await runPass(ctx, spec, remaining, lastError, seen);
     if (result.ok) return result.value;
     lastError = result.error;
+    remember(seen, lastError);
     if (!shouldRetry(lastError, retry, ctx.retry) || spec.canRetry?.(lastError) === false) throw lastError;
     // A NOT_ACTIVE naming a known node: go there at once, nothing to wait for.
     const hinted = lastError.code === 'NOT_ACTIVE' && ctx.endpoints.active !== undefined;
     const delayMs = hinted ? 0 : retryDelayMs(retry, lastError.retryAfterMs, ctx.retry);
-    if (delayMs >= remaining()) throw deadlineError(spec, lastError);
+    if (delayMs >= remaining()) throw deadlineError(spec, lastError, seen);
     ctx.emit('onRetry', { operation: spec.operation, attempt: retry, delayMs, error: lastError });
     ctx.logger?.debug(
       { operation: spec.operation, attempt: retry, delayMs, code: lastError.code },
@@ -75,13 +77,14 @@ async function runPass<T>(
   spec: CallSpec<T>,
   remaining: () => number,
   previous: TrusteeError | undefined,
+  seen: SeenErrors,
 ): Promise<PassResult<T>> {
   let nodes: Endpoint[];
   try {
     nodes =
-      spec.kind === 'write' ? [await findActive(ctx, spec, remaining, previous)] : ctx.endpoints.readOrder();
+      spec.kind === 'write' ? [await findActive(ctx, spec, remaining, previous, seen)] : ctx.endpoints.readOrder();
   } catch (e) {
-    return { ok: false, error: checkFatal(toTrusteeError(e), spec, remaining) };
+    return { ok: false, error: checkFatal(toTrusteeError(e), spec, remaining, seen) };
   }
   let error: TrusteeError | undefined;
   for (const [index, node] of nodes.entries()) {
@@ -90,14 +93,14 @@ async function runPass<T>(
     }
     try {
       const timeoutMs = Math.min(ctx.timeoutMs, remaining());
-      if (timeoutMs <= 0) throw deadlineError(spec, error ?? previous);
+      if (timeoutMs <= 0) throw deadlineError(spec, error ?? previous, seen);
       const value = await ctx.endpoints.run(node, () =>
         spec.attempt({ node, timeoutMs, signal: spec.signal }),
       );
       ctx.endpoints.markGood(node);
       return { ok: true, value };
     } catch (e) {
-      error = checkFatal(toTrusteeError(e, node.url), spec, remaining);
+      error = checkFatal(toTrusteeError(e, node.url), spec, remaining, seen);
       noteWriteFailure(ctx, spec, error);
       if (spec.kind === 'write' || !canFailOver(error)) break;
     }
@@ -110,9 +113,10 @@ function findActive<T>(
   spec: CallSpec<T>,
   remaining: () => number,
   previous: TrusteeError | undefined,
+  seen: SeenErrors,
 ): Promise<Endpoint> {
   const timeoutMs = Math.min(ctx.timeoutMs, remaining());
-  if (timeoutMs <= 0) throw deadlineError(spec, previous);
+  if (timeoutMs <= 0) throw deadlineError(spec, previous, seen);
   return ctx.endpoints.activeNode((node) => ctx.probeActive(node, timeoutMs, spec.signal));
 }
 
@@ -124,17 +128,39 @@ function noteWriteFailure<T>(ctx: CallContext, spec: CallSpec<T>, error: Trustee
 }
 
 /** An abort is final; a timeout that hit the overall deadline becomes DEADLINE_EXCEEDED. */
-function checkFatal<T>(error: TrusteeError, spec: CallSpec<T>, remaining: () => number): TrusteeError {
+function checkFatal<T>(error: TrusteeError, spec: CallSpec<T>, remaining: () => number, seen: SeenErrors): TrusteeError {
   if (error.code === 'ABORTED' || error.code === 'DEADLINE_EXCEEDED') throw error;
-  if (remaining() <= 0) throw deadlineError(spec, error);
+  if (remaining() <= 0) throw deadlineError(spec, error, seen);
   return error;
+}
+
+/**
+ * Errors of earlier attempts that must not be hidden by the last one: a write once answered
+ * WRITE_IN_DOUBT may be committed whatever later attempts said, and an attempt cut by the
+ * deadline says less than the PASSIVE_UNAVAILABLE before it.
+ */
+interface SeenErrors {
+  inDoubt?: TrusteeError;
+  passiveUnavailable?: TrusteeError;
+}
+
+function remember(seen: SeenErrors, e: TrusteeError): void {
+  if (e.code === 'WRITE_IN_DOUBT') seen.inDoubt = e;
+  if (e.code === 'PASSIVE_UNAVAILABLE') seen.passiveUnavailable = e;
+}
+
+function mostTelling(last: TrusteeError | undefined, seen: SeenErrors): TrusteeError | undefined {
+  if (seen.inDoubt) return last?.code === 'WRITE_IN_DOUBT' ? last : seen.inDoubt;
+  if (last?.code === 'PASSIVE_UNAVAILABLE' || !seen.passiveUnavailable) return last;
+  return last === undefined || last.isNodeFailure || last.code === 'CIRCUIT_OPEN' ? seen.passiveUnavailable : last;
 }
 
 /**
  * The error thrown when the deadline ends the retries. PASSIVE_UNAVAILABLE and WRITE_IN_DOUBT keep
  * their code (the caller must act on them differently); anything else becomes DEADLINE_EXCEEDED.
  */
-function deadlineError<T>(spec: CallSpec<T>, last: TrusteeError | undefined): TrusteeError {
+function deadlineError<T>(spec: CallSpec<T>, lastSeen: TrusteeError | undefined, seen: SeenErrors = {}): TrusteeError {
+  const last = mostTelling(lastSeen, seen);
   const waited = `${spec.operation} gave up after its ${spec.deadlineMs} ms deadline`;
   if (last?.code === 'PASSIVE_UNAVAILABLE') {
     return new TrusteeError(

@@ -180,6 +180,27 @@ describe('TrusteeClient against local https nodes', () => {
     expect(retries).toEqual(['WRITE_IN_DOUBT', 'WRITE_IN_DOUBT']);
   });
 
+  it('reports WRITE_IN_DOUBT at the deadline even when later attempts only timed out', async () => {
+    const active = await FakeNode.start(serverTls);
+    nodes.push(active);
+    let puts = 0;
+    active.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      puts += 1;
+      if (puts === 1) {
+        sendJson(res, 503, { error: { code: 'WRITE_IN_DOUBT', message: 'not confirmed by the passive' } });
+        return;
+      }
+      // Later attempts hang: the node stopped answering; the earlier doubt must not be lost.
+    };
+    const c = client([active.url], { deadlineMs: 600, timeoutMs: 150 });
+    const error = await c.put('k', 'v').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TrusteeError);
+    expect((error as TrusteeError).code).toBe('WRITE_IN_DOUBT');
+    expect((error as TrusteeError).details.idempotencyKey).toEqual(expect.any(String));
+    expect(puts).toBeGreaterThan(1);
+  });
+
   it('retries PASSIVE_UNAVAILABLE until the deadline, then says writes need both nodes', async () => {
     const active = await FakeNode.start(serverTls);
     nodes.push(active);

@@ -26,6 +26,9 @@ function fromHttpError(err: { type?: string; status?: number; message?: string }
   return undefined;
 }
 
+/** Refusals that are the designed answer to a peer or database outage, not a server fault. */
+const EXPECTED_UNAVAILABILITY = new Set(['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT']);
+
 export function sendError(res: Response, err: AppError): void {
   if (err.retryAfterSec) res.setHeader('Retry-After', String(err.retryAfterSec));
   res.status(err.status).json(errorBody(err));
@@ -35,7 +38,10 @@ export function sendError(res: Response, err: AppError): void {
 export function errorHandler(ctx: ServerContext): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const appErr = err instanceof AppError ? err : (fromHttpError(err as never) ?? toAppError(err));
-    if (appErr.status >= 500) {
+    if (EXPECTED_UNAVAILABILITY.has(appErr.code)) {
+      // Outages are reported by the node-state transitions once; one line per refusal, no stack.
+      ctx.log.warn({ code: appErr.code, path: req.route?.path ?? 'unmatched' }, 'request refused');
+    } else if (appErr.status >= 500) {
       ctx.log.error({ err: err instanceof AppError ? (err.cause ?? err) : err, code: appErr.code, path: req.path }, 'request failed');
     }
     if (res.headersSent) return;
