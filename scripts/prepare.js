@@ -28,7 +28,10 @@ function pgBinDir() {
   if (process.env.PG_BINDIR) candidates.push(process.env.PG_BINDIR);
   const root = '/usr/lib/postgresql';
   if (fs.existsSync(root)) {
-    for (const m of fs.readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => b - a)) {
+    for (const m of fs
+      .readdirSync(root)
+      .filter((d) => /^\d+$/.test(d))
+      .sort((a, b) => b - a)) {
       candidates.push(path.join(root, m, 'bin'));
     }
   }
@@ -53,14 +56,19 @@ function installSystemPackages() {
     say(`installing system packages: ${missing.join(' ')} (apt-get)…`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+      stdio: 'inherit',
+      env,
+    });
     const still = missingPackages();
     if (still.length) fail(`apt-get finished but these are still missing: ${still.join(' ')}`);
     return;
   }
   fail(
     `missing system packages: ${missing.join(' ')}. Install them (Debian/Ubuntu: sudo apt-get install ${missing.join(' ')}), ` +
-      'or set PG_BINDIR to a directory holding the PostgreSQL server binaries (' + PG_BINARIES.join(', ') + ').',
+      'or set PG_BINDIR to a directory holding the PostgreSQL server binaries (' +
+      PG_BINARIES.join(', ') +
+      ').',
   );
 }
 

@@ -37,8 +37,10 @@ async function main() {
   const [a, b] = server.localNodeSpecs({ home });
   for (const n of [a, b]) {
     const pid = alivePid(path.join(n.dir, 'keytrusteed.pid'));
-    if (pid) throw new Error(`${n.name}'s keytrusteed is already running (pid ${pid}); stop that npm start first`);
-    if (!(await portFree(n.apiPort))) throw new Error(`port ${n.apiPort} (${n.name} HTTPS) is in use by another program`);
+    if (pid)
+      throw new Error(`${n.name}'s keytrusteed is already running (pid ${pid}); stop that npm start first`);
+    if (!(await portFree(n.apiPort)))
+      throw new Error(`port ${n.apiPort} (${n.name} HTTPS) is in use by another program`);
     if (!alivePid(path.join(n.dbDir, 'postmaster.pid')) && !(await portFree(n.dbPort))) {
       throw new Error(`port ${n.dbPort} (${n.name} PostgreSQL) is in use by another program`);
     }
@@ -52,7 +54,9 @@ async function main() {
     stopping = true;
     say('\nstopping keytrusteed (both nodes)…');
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    await Promise.all(
+      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)),
+    );
     say('stopping PostgreSQL (passive, then active)…');
     await server.stopLocalDatabases(cluster);
     say('stopped. State kept in ' + home + ' (delete it to start from scratch).');
@@ -61,7 +65,9 @@ async function main() {
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
   for (const n of [cluster.a, cluster.b]) {
-    say(`${stamp()} ${n.name}: starting keytrusteed on ${n.url} (log: ${path.join(n.dir, 'keytrusteed.log')})…`);
+    say(
+      `${stamp()} ${n.name}: starting keytrusteed on ${n.url} (log: ${path.join(n.dir, 'keytrusteed.log')})…`,
+    );
     const child = server.spawnNodeServer(n);
     child.on('exit', (code, signal) => {
       if (!stopping) {
@@ -77,11 +83,15 @@ async function main() {
   const caFile = path.join(home, 'node-certs.pem');
   fs.writeFileSync(
     caFile,
-    [cluster.a, cluster.b].map((n) => fs.readFileSync(path.join(n.confdir, '.ssl', 'ssl-cert-keytrustee.pem'), 'utf8')).join(''),
+    [cluster.a, cluster.b]
+      .map((n) => fs.readFileSync(path.join(n.confdir, '.ssl', 'ssl-cert-keytrustee.pem'), 'utf8'))
+      .join(''),
   );
   const clientConf = path.join(home, 'client.conf');
   say('');
-  say(`Trustee is up in ${((Date.now() - t0) / 1000).toFixed(1)} s${cluster.created ? ' (new cluster)' : ' (existing state reused)'}:`);
+  say(
+    `Trustee is up in ${((Date.now() - t0) / 1000).toFixed(1)} s${cluster.created ? ' (new cluster)' : ' (existing state reused)'}:`,
+  );
   say(`  node-a  active   ${cluster.a.url}   PostgreSQL port ${cluster.a.dbPort}`);
   say(`  node-b  passive  ${cluster.b.url}   PostgreSQL port ${cluster.b.dbPort}`);
   say(`  cluster fingerprint: ${cluster.fingerprint}`);

@@ -20,7 +20,13 @@ describe('cluster identity check', () => {
     const b = cluster.node('b');
     await cluster.killServer('b', 'SIGTERM');
     // A fresh identity in node-b's confdir: what a missed rsync leaves behind.
-    await initConfdir({ confdir: b.confdir, host: 'localhost', port: b.apiPort, peers: [cluster.a.url], force: true });
+    await initConfdir({
+      confdir: b.confdir,
+      host: 'localhost',
+      port: b.apiPort,
+      peers: [cluster.a.url],
+      force: true,
+    });
     await cluster.startServer('b');
 
     const health = await httpsRequest(b.url, { path: '/v1/health' });

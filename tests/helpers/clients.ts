@@ -23,7 +23,17 @@ export function makeCsr(org: string): { csr: string; key: string; publicKey: str
 /** Registers a fresh key pair over the real API; throws with the server's error body on failure. */
 export async function registerTestClient(url: string, org: string, authCode?: string): Promise<TestClient> {
   const { csr, key } = makeCsr(org);
-  const res = await jsonRequest(url, 'POST', '/v1/clients/register', { org, csr, ...(authCode !== undefined ? { authCode } : {}) });
+  const res = await jsonRequest(url, 'POST', '/v1/clients/register', {
+    org,
+    csr,
+    ...(authCode !== undefined ? { authCode } : {}),
+  });
   if (res.status !== 200) throw new Error(`registration failed: ${res.status} ${res.text}`);
-  return { fingerprint: res.json.fingerprint, state: res.json.state, cert: res.json.certificate, key, caCertificate: res.json.caCertificate };
+  return {
+    fingerprint: res.json.fingerprint,
+    state: res.json.state,
+    cert: res.json.certificate,
+    key,
+    caCertificate: res.json.caCertificate,
+  };
 }

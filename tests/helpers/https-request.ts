@@ -25,7 +25,10 @@ export function httpsRequest(baseUrl: string, r: RawRequest): Promise<RawRespons
       url,
       {
         method: r.method ?? 'GET',
-        headers: { ...(r.body !== undefined ? { 'content-length': String(Buffer.byteLength(r.body)) } : {}), ...r.headers },
+        headers: {
+          ...(r.body !== undefined ? { 'content-length': String(Buffer.byteLength(r.body)) } : {}),
+          ...r.headers,
+        },
         cert: r.cert,
         key: r.key,
         rejectUnauthorized: false,

@@ -79,5 +79,7 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, stepMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${String(last)})` : ''}`,
+  );
 }

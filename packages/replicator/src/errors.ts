@@ -17,7 +17,11 @@ export class ReplicatorError extends Error {
   readonly code: ReplicatorErrorCode;
   readonly details?: Record<string, unknown>;
 
-  constructor(code: ReplicatorErrorCode, message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ReplicatorErrorCode,
+    message: string,
+    opts: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = 'ReplicatorError';
     this.code = code;

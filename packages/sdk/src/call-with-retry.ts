@@ -82,7 +82,9 @@ async function runPass<T>(
   let nodes: Endpoint[];
   try {
     nodes =
-      spec.kind === 'write' ? [await findActive(ctx, spec, remaining, previous, seen)] : ctx.endpoints.readOrder();
+      spec.kind === 'write'
+        ? [await findActive(ctx, spec, remaining, previous, seen)]
+        : ctx.endpoints.readOrder();
   } catch (e) {
     return { ok: false, error: checkFatal(toTrusteeError(e), spec, remaining, seen) };
   }
@@ -128,7 +130,12 @@ function noteWriteFailure<T>(ctx: CallContext, spec: CallSpec<T>, error: Trustee
 }
 
 /** An abort is final; a timeout that hit the overall deadline becomes DEADLINE_EXCEEDED. */
-function checkFatal<T>(error: TrusteeError, spec: CallSpec<T>, remaining: () => number, seen: SeenErrors): TrusteeError {
+function checkFatal<T>(
+  error: TrusteeError,
+  spec: CallSpec<T>,
+  remaining: () => number,
+  seen: SeenErrors,
+): TrusteeError {
   if (error.code === 'ABORTED' || error.code === 'DEADLINE_EXCEEDED') throw error;
   if (remaining() <= 0) throw deadlineError(spec, error, seen);
   return error;
@@ -152,14 +159,20 @@ function remember(seen: SeenErrors, e: TrusteeError): void {
 function mostTelling(last: TrusteeError | undefined, seen: SeenErrors): TrusteeError | undefined {
   if (seen.inDoubt) return last?.code === 'WRITE_IN_DOUBT' ? last : seen.inDoubt;
   if (last?.code === 'PASSIVE_UNAVAILABLE' || !seen.passiveUnavailable) return last;
-  return last === undefined || last.isNodeFailure || last.code === 'CIRCUIT_OPEN' ? seen.passiveUnavailable : last;
+  return last === undefined || last.isNodeFailure || last.code === 'CIRCUIT_OPEN'
+    ? seen.passiveUnavailable
+    : last;
 }
 
 /**
  * The error thrown when the deadline ends the retries. PASSIVE_UNAVAILABLE and WRITE_IN_DOUBT keep
  * their code (the caller must act on them differently); anything else becomes DEADLINE_EXCEEDED.
  */
-function deadlineError<T>(spec: CallSpec<T>, lastSeen: TrusteeError | undefined, seen: SeenErrors = {}): TrusteeError {
+function deadlineError<T>(
+  spec: CallSpec<T>,
+  lastSeen: TrusteeError | undefined,
+  seen: SeenErrors = {},
+): TrusteeError {
   const last = mostTelling(lastSeen, seen);
   const waited = `${spec.operation} gave up after its ${spec.deadlineMs} ms deadline`;
   if (last?.code === 'PASSIVE_UNAVAILABLE') {

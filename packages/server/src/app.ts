@@ -23,7 +23,10 @@ export function createApp(ctx: ServerContext): Express {
       // Label by route template, never the raw path: deposit names stay out of metrics.
       const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
       ctx.metrics.requests.inc({ route, method: req.method, code: String(res.statusCode) });
-      ctx.metrics.latency.observe({ route, method: req.method }, Number(process.hrtime.bigint() - started) / 1e9);
+      ctx.metrics.latency.observe(
+        { route, method: req.method },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
     });
     next();
   });

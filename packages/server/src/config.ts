@@ -44,7 +44,12 @@ export const keytrusteeConfSchema = z
     /** Bound on the wait for the passive at commit, ms; default 2000. */
     COMMIT_WAIT_MS: z.number().int().min(50).max(60_000).default(2000),
     /** Largest deposit value in bytes; default 65536. */
-    MAX_VALUE_BYTES: z.number().int().min(1).max(16 * 1024 * 1024).default(64 * 1024),
+    MAX_VALUE_BYTES: z
+      .number()
+      .int()
+      .min(1)
+      .max(16 * 1024 * 1024)
+      .default(64 * 1024),
     /** Requests per second allowed per client; default 500. */
     RATE_LIMIT_PER_SECOND: z.number().int().min(1).default(500),
     /** Failed registration attempts allowed per org and address per 15 minutes; default 10. */
@@ -69,7 +74,10 @@ export function loadKeytrusteeConf(confdir: string): KeytrusteeConf {
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (run `ktadmin init` first)' : (e as Error).message;
+    const why =
+      (e as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'not found (run `ktadmin init` first)'
+        : (e as Error).message;
     throw new ConfigError(`could not read ${file}: ${why}`);
   }
   const parsed = keytrusteeConfSchema.safeParse(raw);

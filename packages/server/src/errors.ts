@@ -87,18 +87,25 @@ export function toAppError(e: unknown): AppError {
   if (e instanceof AppError) return e;
   const code = (e as { code?: unknown } | null)?.code;
   if (code === SQLSTATE.READ_ONLY_SQL_TRANSACTION) {
-    return new AppError('NOT_ACTIVE', 'this node is passive (its database is a read-only standby)', { cause: e });
+    return new AppError('NOT_ACTIVE', 'this node is passive (its database is a read-only standby)', {
+      cause: e,
+    });
   }
   if (
     typeof code === 'string' &&
-    (UNAVAILABLE_NET_CODES.has(code) || code === SQLSTATE.CANNOT_CONNECT_NOW || code === SQLSTATE.ADMIN_SHUTDOWN)
+    (UNAVAILABLE_NET_CODES.has(code) ||
+      code === SQLSTATE.CANNOT_CONNECT_NOW ||
+      code === SQLSTATE.ADMIN_SHUTDOWN)
   ) {
     return new AppError('UNAVAILABLE', 'the database of this node is unavailable; retry on the other node', {
       cause: e,
       retryAfterSec: 1,
     });
   }
-  if (e instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(e.message)) {
+  if (
+    e instanceof Error &&
+    /Connection terminated|timeout exceeded when trying to connect/i.test(e.message)
+  ) {
     // node-postgres raises plain Errors (no code) for these client-side conditions.
     return new AppError('UNAVAILABLE', 'the database of this node is unavailable; retry on the other node', {
       cause: e,

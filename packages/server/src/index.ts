@@ -1,4 +1,13 @@
-export { startServer, checkSecretFiles, connectNodeDb, StartupError, MIGRATIONS_DIR, VERSION, type RunningServer, type StartOptions } from './server';
+export {
+  startServer,
+  checkSecretFiles,
+  connectNodeDb,
+  StartupError,
+  MIGRATIONS_DIR,
+  VERSION,
+  type RunningServer,
+  type StartOptions,
+} from './server';
 export { createApp } from './app';
 export { loadKeytrusteeConf, keytrusteeConfSchema, ConfigError, type KeytrusteeConf } from './config';
 export { initConfdir, InitError, type InitOptions, type InitResult } from './confdir/init-confdir';

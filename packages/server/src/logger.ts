@@ -6,7 +6,9 @@ export type { Logger };
  * One logger per process. Values, keys, auth codes and passwords are never logged; redact
  * also catches them if a careless call passes a request or config object.
  */
-export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {},
+): Logger {
   return pino(
     {
       name: opts.name ?? 'trustee',

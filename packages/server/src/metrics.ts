@@ -36,8 +36,16 @@ export function createMetrics() {
     labelNames: ['role'] as const,
     registers: [registry],
   });
-  const writable = new Gauge({ name: 'trustee_writable', help: '1 when this node accepts writes', registers: [registry] });
-  const dbUp = new Gauge({ name: 'trustee_db_up', help: '1 when the local PostgreSQL answers', registers: [registry] });
+  const writable = new Gauge({
+    name: 'trustee_writable',
+    help: '1 when this node accepts writes',
+    registers: [registry],
+  });
+  const dbUp = new Gauge({
+    name: 'trustee_db_up',
+    help: '1 when the local PostgreSQL answers',
+    registers: [registry],
+  });
   const syncConnected = new Gauge({
     name: 'trustee_replication_sync_connected',
     help: 'Active: 1 when a synchronous standby is streaming. Passive: 1 when the WAL receiver is streaming',
@@ -63,7 +71,9 @@ export function createMetrics() {
     for (const r of ['active', 'passive', 'unknown'] as const) role.set({ role: r }, s.role === r ? 1 : 0);
     writable.set(isWritable ? 1 : 0);
     dbUp.set(s.dbUp ? 1 : 0);
-    syncConnected.set(s.role === 'active' ? (s.syncStreaming ? 1 : 0) : s.replication.state === 'streaming' ? 1 : 0);
+    syncConnected.set(
+      s.role === 'active' ? (s.syncStreaming ? 1 : 0) : s.replication.state === 'streaming' ? 1 : 0,
+    );
     lagBytes.set(s.replication.lagBytes ?? 0);
     lagSeconds.set(s.replication.replayLagSeconds ?? 0);
     identityMismatch.set(s.identityMatches === false ? 1 : 0);

@@ -1,5 +1,10 @@
 import type Redis from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import {
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
 import { AppError } from './errors';
 
 export interface RateLimits {
@@ -10,10 +15,20 @@ export interface RateLimits {
 }
 
 /** Shared through Redis when configured (both nodes see the same counters), in memory otherwise. */
-export function createRateLimits(opts: { perSecond: number; registrationFailures: number; redis?: Redis }): RateLimits {
+export function createRateLimits(opts: {
+  perSecond: number;
+  registrationFailures: number;
+  redis?: Redis;
+}): RateLimits {
   const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract =>
     opts.redis
-      ? new RateLimiterRedis({ storeClient: opts.redis, keyPrefix: `trustee:${keyPrefix}`, points, duration, useRedisPackage: false })
+      ? new RateLimiterRedis({
+          storeClient: opts.redis,
+          keyPrefix: `trustee:${keyPrefix}`,
+          points,
+          duration,
+          useRedisPackage: false,
+        })
       : new RateLimiterMemory({ keyPrefix, points, duration });
   return {
     requests: make('req', opts.perSecond, 1),
@@ -34,15 +49,23 @@ export async function consumeOrThrow(limiter: RateLimiterAbstract, key: string, 
     await limiter.consume(key);
   } catch (e) {
     if (e instanceof RateLimiterRes) {
-      throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(e)} s`, { retryAfterSec: retryAfter(e) });
+      throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(e)} s`, {
+        retryAfterSec: retryAfter(e),
+      });
     }
   }
 }
 
 /** Throws RATE_LIMITED when the key has no points left, without consuming. */
-export async function assertNotLimited(limiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+export async function assertNotLimited(
+  limiter: RateLimiterAbstract,
+  key: string,
+  what: string,
+): Promise<void> {
   const res = await limiter.get(key).catch(() => null);
   if (res && res.remainingPoints <= 0 && res.msBeforeNext > 0) {
-    throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(res)} s`, { retryAfterSec: retryAfter(res) });
+    throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(res)} s`, {
+      retryAfterSec: retryAfter(res),
+    });
   }
 }

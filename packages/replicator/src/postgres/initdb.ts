@@ -42,7 +42,11 @@ function assertTraversable(dir: string, inst: PgInstance): void {
   for (let d = dir; ; d = dirname(d)) {
     const st = statSync(d);
     const owned = st.uid === inst.runAs.uid;
-    const ok = owned ? (st.mode & 0o100) !== 0 : st.gid === inst.runAs.gid ? (st.mode & 0o010) !== 0 : (st.mode & 0o001) !== 0;
+    const ok = owned
+      ? (st.mode & 0o100) !== 0
+      : st.gid === inst.runAs.gid
+        ? (st.mode & 0o010) !== 0
+        : (st.mode & 0o001) !== 0;
     if (!ok) {
       throw new ReplicatorError(
         'DATA_DIR_INACCESSIBLE',
@@ -58,14 +62,26 @@ export async function initDataDir(inst: PgInstance, extraHba: HbaRule[] = []): P
   prepareDataDir(inst);
   await runPgTool(
     join(inst.binDir, 'initdb'),
-    ['-D', inst.dataDir, '-U', DB_SUPERUSER, '--data-checksums', '--encoding=UTF8', '--locale=C.UTF-8',
-      '--auth-local=trust', '--auth-host=scram-sha-256'],
+    [
+      '-D',
+      inst.dataDir,
+      '-U',
+      DB_SUPERUSER,
+      '--data-checksums',
+      '--encoding=UTF8',
+      '--locale=C.UTF-8',
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+    ],
     { runAs: inst.runAs, timeoutMs: 120_000 },
   );
   appendFileSync(join(inst.dataDir, 'postgresql.conf'), renderConf(productSettings(), 'product settings'));
   appendFileSync(
     join(inst.dataDir, 'postgresql.conf'),
-    renderConf(nodeSettings(inst.port, inst.listenAddresses, inst.dataDir), 'node settings (overridden at start)'),
+    renderConf(
+      nodeSettings(inst.port, inst.listenAddresses, inst.dataDir),
+      'node settings (overridden at start)',
+    ),
   );
   writeHba(inst, [...baseHbaRules(), ...extraHba]);
 }

@@ -17,10 +17,13 @@ export interface Migration {
 
 /** Reads `NNNN-name.sql` files, sorted by number; rejects gaps and duplicates. */
 export function readMigrations(dir: string): Migration[] {
-  const files = readdirSync(dir).filter((f) => /^\d{4}-[a-z0-9-]+\.sql$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{4}-[a-z0-9-]+\.sql$/.test(f))
+    .sort();
   return files.map((f, i) => {
     const id = Number(f.slice(0, 4));
-    if (id !== i + 1) throw new ReplicatorError('MIGRATION_FAILED', `migration ${f} out of sequence: expected ${i + 1}`);
+    if (id !== i + 1)
+      throw new ReplicatorError('MIGRATION_FAILED', `migration ${f} out of sequence: expected ${i + 1}`);
     return { id, name: f.replace(/\.sql$/, ''), sql: readFileSync(join(dir, f), 'utf8') };
   });
 }
@@ -55,7 +58,9 @@ export async function runMigrations(client: Client, dir: string): Promise<string
       await client.query('commit');
     } catch (e) {
       await client.query('rollback').catch(() => undefined);
-      throw new ReplicatorError('MIGRATION_FAILED', `migration ${m.name} failed: ${(e as Error).message}`, { cause: e });
+      throw new ReplicatorError('MIGRATION_FAILED', `migration ${m.name} failed: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
   return applied;

@@ -31,14 +31,20 @@ export function ensurePgOsUser(user: string = DEFAULT_PG_OS_USER): RunAs | undef
   const found = lookupUser(user);
   if (found) return found;
   try {
-    execFileSync('useradd', ['--system', '--create-home', '--shell', '/usr/sbin/nologin', user], { stdio: 'pipe' });
+    execFileSync('useradd', ['--system', '--create-home', '--shell', '/usr/sbin/nologin', user], {
+      stdio: 'pipe',
+    });
   } catch (e) {
     // A concurrent process may have created it between the lookup and useradd.
     const raced = lookupUser(user);
     if (raced) return raced;
-    throw new ReplicatorError('OS_USER_FAILED', `could not create OS user "${user}" for PostgreSQL: ${String(e)}`, {
-      cause: e,
-    });
+    throw new ReplicatorError(
+      'OS_USER_FAILED',
+      `could not create OS user "${user}" for PostgreSQL: ${String(e)}`,
+      {
+        cause: e,
+      },
+    );
   }
   const created = lookupUser(user);
   if (!created) throw new ReplicatorError('OS_USER_FAILED', `OS user "${user}" missing right after useradd`);

@@ -23,7 +23,10 @@ export function readPostmasterPid(dataDir: string): number | undefined {
 /** Command-line settings: per-node values must not come from a postgresql.conf copied by basebackup/rewind. */
 /** pg_ctl hands `-o` to a shell: quote every `-c name=value` as one word. */
 export function startOptions(inst: PgInstance): string {
-  const settings = { ...nodeSettings(inst.port, inst.listenAddresses, inst.dataDir), ...(inst.extraSettings ?? {}) };
+  const settings = {
+    ...nodeSettings(inst.port, inst.listenAddresses, inst.dataDir),
+    ...(inst.extraSettings ?? {}),
+  };
   return Object.entries(settings)
     .map(([k, v]) => `-c '${`${k}=${String(v)}`.replace(/'/g, `'\\''`)}'`)
     .join(' ');
@@ -37,7 +40,19 @@ export async function startPostgres(inst: PgInstance, opts: { timeoutMs?: number
   try {
     await runPgTool(
       join(inst.binDir, 'pg_ctl'),
-      ['start', '-D', inst.dataDir, '-w', '-t', String(timeoutSec), '-s', '-l', join(inst.dataDir, 'startup.log'), '-o', startOptions(inst)],
+      [
+        'start',
+        '-D',
+        inst.dataDir,
+        '-w',
+        '-t',
+        String(timeoutSec),
+        '-s',
+        '-l',
+        join(inst.dataDir, 'startup.log'),
+        '-o',
+        startOptions(inst),
+      ],
       { runAs: inst.runAs, timeoutMs: (timeoutSec + 5) * 1000 },
     );
   } catch (e) {
@@ -49,17 +64,25 @@ export async function startPostgres(inst: PgInstance, opts: { timeoutMs?: number
   }
   await waitReady(inst, opts.timeoutMs ?? 60_000);
   const pid = readPostmasterPid(inst.dataDir);
-  if (!pid) throw new ReplicatorError('PG_START_FAILED', `PostgreSQL in ${inst.dataDir} exited right after start`);
+  if (!pid)
+    throw new ReplicatorError('PG_START_FAILED', `PostgreSQL in ${inst.dataDir} exited right after start`);
   return pid;
 }
 
 /** Stops PostgreSQL (fast mode: disconnects clients, clean shutdown). No-op when not running. */
-export async function stopPostgres(inst: PgInstance, opts: { mode?: 'smart' | 'fast' | 'immediate' } = {}): Promise<void> {
+export async function stopPostgres(
+  inst: PgInstance,
+  opts: { mode?: 'smart' | 'fast' | 'immediate' } = {},
+): Promise<void> {
   if (!readPostmasterPid(inst.dataDir)) return;
-  await runPgTool(join(inst.binDir, 'pg_ctl'), ['stop', '-D', inst.dataDir, '-w', '-s', '-m', opts.mode ?? 'fast'], {
-    runAs: inst.runAs,
-    timeoutMs: 120_000,
-  });
+  await runPgTool(
+    join(inst.binDir, 'pg_ctl'),
+    ['stop', '-D', inst.dataDir, '-w', '-s', '-m', opts.mode ?? 'fast'],
+    {
+      runAs: inst.runAs,
+      timeoutMs: 120_000,
+    },
+  );
 }
 
 /** Asks the postmaster to re-read its configuration files. */
@@ -84,9 +107,13 @@ export async function waitReady(inst: PgInstance, timeoutMs = 30_000): Promise<v
       await client.end().catch(() => undefined);
     }
   }
-  throw new ReplicatorError('PG_NOT_READY', `PostgreSQL on port ${inst.port} not ready after ${timeoutMs} ms: ${String(last)}`, {
-    cause: last,
-  });
+  throw new ReplicatorError(
+    'PG_NOT_READY',
+    `PostgreSQL on port ${inst.port} not ready after ${timeoutMs} ms: ${String(last)}`,
+    {
+      cause: last,
+    },
+  );
 }
 
 /** Last lines of the newest server log, to put the real reason into start errors. */

@@ -32,7 +32,11 @@ export function productSettings(): Record<string, string | number> {
 }
 
 /** Per-node settings; also passed on the command line at start because pg_rewind/basebackup copy postgresql.conf. */
-export function nodeSettings(port: number, listenAddresses: string, socketDir: string): Record<string, string | number> {
+export function nodeSettings(
+  port: number,
+  listenAddresses: string,
+  socketDir: string,
+): Record<string, string | number> {
   return { port, listen_addresses: listenAddresses, unix_socket_directories: socketDir };
 }
 
@@ -73,7 +77,9 @@ export function baseHbaRules(): HbaRule[] {
 
 /** One pg_hba.conf line, fields tab-separated. */
 export function renderHbaLine(r: HbaRule): string {
-  return [r.type, r.database, r.user, r.type === 'local' ? '' : (r.address ?? ''), r.method].filter(Boolean).join('\t');
+  return [r.type, r.database, r.user, r.type === 'local' ? '' : (r.address ?? ''), r.method]
+    .filter(Boolean)
+    .join('\t');
 }
 
 export function renderHba(rules: HbaRule[]): string {

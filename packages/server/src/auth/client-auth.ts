@@ -45,18 +45,25 @@ export function requireClient(ctx: ServerContext): RequestHandler {
       if (refusal) throw refusal;
       const fp = peerFingerprint(req.socket as TLSSocket);
       if (!fp) {
-        throw new AppError('UNAUTHENTICATED', 'a client certificate issued by this cluster is required (register first)');
+        throw new AppError(
+          'UNAUTHENTICATED',
+          'a client certificate issued by this cluster is required (register first)',
+        );
       }
       const row = await withClient(ctx.db.pool, (c) => selectClient(c, fp)).catch((e: unknown) => {
         throw toAppError(e);
       });
-      if (!row) throw new AppError('UNAUTHENTICATED', 'this client certificate is not registered with the cluster');
+      if (!row)
+        throw new AppError('UNAUTHENTICATED', 'this client certificate is not registered with the cluster');
       if (row.state === 'pending') {
         throw new AppError('CLIENT_PENDING', 'this client awaits approval by its organization administrator');
       }
       if (row.state === 'disabled') throw new AppError('CLIENT_DISABLED', 'this client has been disabled');
       await consumeOrThrow(ctx.limits.requests, fp, 'requests from this client');
-      (req as Request & { trusteeClient?: AuthenticatedClient }).trusteeClient = { fingerprint: fp, org: row.org_name };
+      (req as Request & { trusteeClient?: AuthenticatedClient }).trusteeClient = {
+        fingerprint: fp,
+        org: row.org_name,
+      };
       next();
     } catch (e) {
       next(e);

@@ -4,7 +4,10 @@ import { defaultConfdir, openNodeServices, runProgram } from './common';
 import { FINGERPRINT_RE } from '../crypto/fingerprint';
 import { AppError } from '../errors';
 
-async function withServices<T>(cmd: Command, fn: (s: Awaited<ReturnType<typeof openNodeServices>>) => Promise<T>): Promise<T> {
+async function withServices<T>(
+  cmd: Command,
+  fn: (s: Awaited<ReturnType<typeof openNodeServices>>) => Promise<T>,
+): Promise<T> {
   const confdir = (cmd.optsWithGlobals() as { confdir: string }).confdir;
   const s = await openNodeServices(confdir);
   try {
@@ -16,7 +19,10 @@ async function withServices<T>(cmd: Command, fn: (s: Awaited<ReturnType<typeof o
 
 function checkFingerprint(fp: string): string {
   if (!FINGERPRINT_RE.test(fp)) {
-    throw new AppError('INVALID_REQUEST', `"${fp}" is not a client fingerprint (expected e.g. 4096R/<40 hex digits>)`);
+    throw new AppError(
+      'INVALID_REQUEST',
+      `"${fp}" is not a client fingerprint (expected e.g. 4096R/<40 hex digits>)`,
+    );
   }
   return fp;
 }
@@ -38,7 +44,9 @@ program
 
 program
   .command('list')
-  .description('list organizations as JSON (auth secret, contacts, creation, expiration, key_info, name, state, uuid)')
+  .description(
+    'list organizations as JSON (auth secret, contacts, creation, expiration, key_info, name, state, uuid)',
+  )
   .action(async (_o: unknown, cmd: Command) => {
     const orgs = await withServices(cmd, (s) => listOrgs(s));
     process.stdout.write(JSON.stringify(orgs, null, 4) + '\n');

@@ -20,7 +20,8 @@ const program = new Command('keytrusteed')
       stopping = true;
       log.info({ signal }, 'stopping');
       await running.close().catch(() => undefined);
-      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile);
+      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(process.pid))
+        unlinkSync(pidFile);
       process.exit(0);
     };
     process.on('SIGINT', () => void stop('SIGINT'));

@@ -40,26 +40,36 @@ function confdirOf(cmd: Command): string {
 
 program
   .command('init')
-  .description('create the configuration directory: keytrustee.conf, cluster identity key, master key, TLS certificate')
+  .description(
+    'create the configuration directory: keytrustee.conf, cluster identity key, master key, TLS certificate',
+  )
   .option('--host <host>', 'host name clients use for this node (TLS certificate subject)')
   .option('--port <port>', 'HTTPS port', (v) => Number(v), 11371)
   .option('--peer <url...>', 'URL of the other node, e.g. https://kt02.example.com:11371')
-  .option('--from-peer-confdir <dir>', "copy the active's confdir (without .ssl/) first, like the rsync of the HA set-up")
+  .option(
+    '--from-peer-confdir <dir>',
+    "copy the active's confdir (without .ssl/) first, like the rsync of the HA set-up",
+  )
   .option('--force', 'replace an existing identity (clients registered so far stop validating)')
-  .action(async (o: { host?: string; port: number; peer?: string[]; fromPeerConfdir?: string; force?: boolean }, cmd: Command) => {
-    const confdir = confdirOf(cmd);
-    const r = await initConfdir({
-      confdir,
-      host: o.host,
-      port: o.port,
-      peers: o.peer,
-      force: o.force,
-      fromPeerConfdir: o.fromPeerConfdir,
-      onStep: say,
-    });
-    say(`initialized ${r.confdir} for host ${r.host}`);
-    say(`cluster fingerprint: ${r.fingerprint}`);
-  });
+  .action(
+    async (
+      o: { host?: string; port: number; peer?: string[]; fromPeerConfdir?: string; force?: boolean },
+      cmd: Command,
+    ) => {
+      const confdir = confdirOf(cmd);
+      const r = await initConfdir({
+        confdir,
+        host: o.host,
+        port: o.port,
+        peers: o.peer,
+        force: o.force,
+        fromPeerConfdir: o.fromPeerConfdir,
+        onStep: say,
+      });
+      say(`initialized ${r.confdir} for host ${r.host}`);
+      say(`cluster fingerprint: ${r.fingerprint}`);
+    },
+  );
 
 program
   .command('db')
@@ -69,8 +79,14 @@ program
   .option('--stop', 'stop the database')
   .option('--pg-rootdir <dir>', 'PostgreSQL data directory (default: the one recorded at bootstrap)')
   .option('--port <port>', 'PostgreSQL port (default 11381)', (v) => Number(v))
-  .option('--slave <host[:port]>', 'with --bootstrap on the active: prepare replication (role, pg_hba, slot) for this passive')
-  .option('--master <host[:port]>', 'with --bootstrap: make this node a passive copying the active at HOST[:PORT]')
+  .option(
+    '--slave <host[:port]>',
+    'with --bootstrap on the active: prepare replication (role, pg_hba, slot) for this passive',
+  )
+  .option(
+    '--master <host[:port]>',
+    'with --bootstrap: make this node a passive copying the active at HOST[:PORT]',
+  )
   .option('--background', 'with --start: return once the database is up instead of staying in the foreground')
   .action(async (o: DbFlags, cmd: Command) => {
     const confdir = confdirOf(cmd);
@@ -81,9 +97,19 @@ program
       if (!o.pgRootdir) throw usage('--bootstrap needs --pg-rootdir DIR');
       if (o.master && o.slave) throw usage('--master and --slave exclude each other');
       if (o.master) {
-        const inst = await bootstrapPassiveDb({ confdir, pgRootdir: o.pgRootdir, port: o.port, master: o.master, onStep: say });
-        say(`passive database running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}), streaming from ${o.master}`);
-        say(`next: keytrusteed --confdir ${confdir}; then on the active: ktadmin enable-synchronous-replication`);
+        const inst = await bootstrapPassiveDb({
+          confdir,
+          pgRootdir: o.pgRootdir,
+          port: o.port,
+          master: o.master,
+          onStep: say,
+        });
+        say(
+          `passive database running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}), streaming from ${o.master}`,
+        );
+        say(
+          `next: keytrusteed --confdir ${confdir}; then on the active: ktadmin enable-synchronous-replication`,
+        );
         return;
       }
       const inst = await bootstrapActiveDb({
@@ -94,7 +120,9 @@ program
         onStep: say,
       });
       if (o.slave) await addStandbyOnActive({ confdir, slave: o.slave, onStep: say });
-      say(`database bootstrapped and running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}); start the server with: keytrusteed --confdir ${confdir}`);
+      say(
+        `database bootstrapped and running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}); start the server with: keytrusteed --confdir ${confdir}`,
+      );
       return;
     }
     const inst = nodeInstance({ confdir, pgRootdir: o.pgRootdir, port: o.port, prepareTls: !!o.start });
@@ -117,8 +145,15 @@ program
 
 program
   .command('enable-synchronous-replication')
-  .description('on the active: make the passive synchronous (writes then need both nodes) and wait until it is')
-  .option('--timeout <seconds>', 'how long to wait for the passive to become synchronous', (v) => Number(v), 30)
+  .description(
+    'on the active: make the passive synchronous (writes then need both nodes) and wait until it is',
+  )
+  .option(
+    '--timeout <seconds>',
+    'how long to wait for the passive to become synchronous',
+    (v) => Number(v),
+    30,
+  )
   .action(async (o: { timeout: number }, cmd: Command) => {
     const name = await enableSynchronousReplication({ confdir: confdirOf(cmd), timeoutMs: o.timeout * 1000 });
     say(`synchronous replication enabled: passive ${name} is sync; writes now commit on both nodes`);

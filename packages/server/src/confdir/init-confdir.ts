@@ -31,7 +31,6 @@ export class InitError extends Error {
   override name = 'InitError';
 }
 
-
 /**
  * Creates a confdir: keytrustee.conf, the cluster identity key + CA certificate (RSA 4096),
  * the master key, the replication secret, and this node's TLS key + self-signed certificate.
@@ -47,7 +46,9 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
   const created: string[] = [];
 
   // This node's own settings survive a re-copy of the peer's confdir.
-  const ownNodeSettings = existsSync(p.conf) ? pickNodeSettings(JSON.parse(readFileSync(p.conf, 'utf8')) as Record<string, unknown>) : {};
+  const ownNodeSettings = existsSync(p.conf)
+    ? pickNodeSettings(JSON.parse(readFileSync(p.conf, 'utf8')) as Record<string, unknown>)
+    : {};
   if (opts.fromPeerConfdir) {
     copyClusterFiles(opts.fromPeerConfdir, opts.confdir, opts.force ?? false);
     step(`copied cluster identity from ${opts.fromPeerConfdir} (without .ssl/)`);
@@ -127,7 +128,8 @@ function pickNodeSettings(conf: Record<string, unknown>): Record<string, unknown
 function copyClusterFiles(from: string, to: string, force: boolean): void {
   const src = confPaths(from);
   const dst = confPaths(to);
-  if (!existsSync(src.identityKey)) throw new InitError(`${from} holds no cluster identity key; is it an initialized confdir?`);
+  if (!existsSync(src.identityKey))
+    throw new InitError(`${from} holds no cluster identity key; is it an initialized confdir?`);
   if (existsSync(dst.identityKey) && !force) {
     throw new InitError(`${to} already holds an identity key; use --force to replace it with the peer's`);
   }

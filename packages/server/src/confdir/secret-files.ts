@@ -1,4 +1,13 @@
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 export class InsecureFileError extends Error {

@@ -1,4 +1,10 @@
-import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPair,
+  randomBytes,
+  X509Certificate,
+} from 'node:crypto';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 

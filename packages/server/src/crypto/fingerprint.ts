@@ -5,7 +5,12 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
  * for RSA, `<bits>E/…` for EC.
  */
 export function keyFingerprint(key: KeyObject | string | Buffer): string {
-  const pub = typeof key === 'string' || Buffer.isBuffer(key) ? createPublicKey(key) : key.type === 'private' ? createPublicKey(key) : key;
+  const pub =
+    typeof key === 'string' || Buffer.isBuffer(key)
+      ? createPublicKey(key)
+      : key.type === 'private'
+        ? createPublicKey(key)
+        : key;
   const der = pub.export({ type: 'spki', format: 'der' });
   const sha1 = createHash('sha1').update(der).digest('hex').toUpperCase();
   const details = pub.asymmetricKeyDetails;

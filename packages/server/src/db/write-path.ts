@@ -87,10 +87,14 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
   } catch (e) {
     // The connection died during COMMIT: whether the row is committed is unknown.
     if (!(e as { code?: string }).code) {
-      throw new AppError('WRITE_IN_DOUBT', 'the commit outcome is unknown; retry with the same Idempotency-Key', {
-        cause: e,
-        retryAfterSec: 1,
-      });
+      throw new AppError(
+        'WRITE_IN_DOUBT',
+        'the commit outcome is unknown; retry with the same Idempotency-Key',
+        {
+          cause: e,
+          retryAfterSec: 1,
+        },
+      );
     }
     throw toAppError(e);
   } finally {
@@ -99,7 +103,10 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
     if (cancel) await cancel;
   }
   if (cancel) {
-    opts.log?.warn({ commitWaitMs: opts.commitWaitMs }, 'commit not confirmed by the passive in time; write in doubt');
+    opts.log?.warn(
+      { commitWaitMs: opts.commitWaitMs },
+      'commit not confirmed by the passive in time; write in doubt',
+    );
     throw new AppError(
       'WRITE_IN_DOUBT',
       `committed on the active but not confirmed by the passive within ${opts.commitWaitMs} ms; retry with the same Idempotency-Key`,

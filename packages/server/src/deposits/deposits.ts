@@ -55,11 +55,11 @@ interface WriteRequest {
 async function replayIfKnown(svc: DepositServices, req: WriteRequest): Promise<WriteResult | undefined> {
   if (!req.idempotencyKey) return undefined;
   const key = req.idempotencyKey;
-  const prior = await withClient(svc.write.db.pool, (c) => selectDepositByIdempotencyKey(c, req.owner, key)).catch(
-    (e: unknown) => {
-      throw toAppError(e);
-    },
-  );
+  const prior = await withClient(svc.write.db.pool, (c) =>
+    selectDepositByIdempotencyKey(c, req.owner, key),
+  ).catch((e: unknown) => {
+    throw toAppError(e);
+  });
   if (!prior) return undefined;
   if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
     throw new AppError('INVALID_REQUEST', 'this Idempotency-Key was already used for a different request');
@@ -71,7 +71,12 @@ async function replayIfKnown(svc: DepositServices, req: WriteRequest): Promise<W
 async function writeVersion(
   svc: DepositServices,
   req: WriteRequest,
-  decide: (c: PoolClient, latest: DepositRow | undefined) => Promise<Omit<Parameters<typeof insertDeposit>[1], 'owner' | 'name' | 'idempotencyKey' | 'requestHash' | 'version'>>,
+  decide: (
+    c: PoolClient,
+    latest: DepositRow | undefined,
+  ) => Promise<
+    Omit<Parameters<typeof insertDeposit>[1], 'owner' | 'name' | 'idempotencyKey' | 'requestHash' | 'version'>
+  >,
 ): Promise<WriteResult> {
   const replay = await replayIfKnown(svc, req);
   if (replay) return replay;
@@ -83,7 +88,10 @@ async function writeVersion(
         const prior = await selectDepositByIdempotencyKey(c, req.owner, req.idempotencyKey);
         if (prior) {
           if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
-            throw new AppError('INVALID_REQUEST', 'this Idempotency-Key was already used for a different request');
+            throw new AppError(
+              'INVALID_REQUEST',
+              'this Idempotency-Key was already used for a different request',
+            );
           }
           return { name: prior.name, version: prior.version, replayed: true };
         }
@@ -103,7 +111,10 @@ async function writeVersion(
     });
   } catch (e) {
     // Same key, different name, raced past the lock: the unique index caught it.
-    if ((e as AppError).cause && ((e as AppError).cause as { code?: string }).code === SQLSTATE.UNIQUE_VIOLATION) {
+    if (
+      (e as AppError).cause &&
+      ((e as AppError).cause as { code?: string }).code === SQLSTATE.UNIQUE_VIOLATION
+    ) {
       const replay2 = await replayIfKnown(svc, req);
       if (replay2) return replay2;
     }
@@ -122,18 +133,32 @@ export async function putDeposit(
     idempotencyKey: string | null;
   },
 ): Promise<WriteResult> {
-  const hash = await requestHash(svc.keys, ['PUT', args.name, args.value, JSON.stringify(args.metadata), String(args.ifMatch)]);
-  return writeVersion(svc, { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash }, async (_c, latest) => {
-    const current = latest?.version ?? 0;
-    if (args.ifMatch !== null && args.ifMatch !== current) {
-      throw new AppError('VERSION_CONFLICT', `If-Match ${args.ifMatch} does not match the current version ${current}`, {
-        details: { currentVersion: current },
-      });
-    }
-    const version = current + 1;
-    const sealed = await svc.keys.seal(args.value, depositAad(args.owner, args.name, version));
-    return { deleted: false, sealedValue: sealed.blob, keyId: sealed.keyId, metadata: args.metadata };
-  });
+  const hash = await requestHash(svc.keys, [
+    'PUT',
+    args.name,
+    args.value,
+    JSON.stringify(args.metadata),
+    String(args.ifMatch),
+  ]);
+  return writeVersion(
+    svc,
+    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
+    async (_c, latest) => {
+      const current = latest?.version ?? 0;
+      if (args.ifMatch !== null && args.ifMatch !== current) {
+        throw new AppError(
+          'VERSION_CONFLICT',
+          `If-Match ${args.ifMatch} does not match the current version ${current}`,
+          {
+            details: { currentVersion: current },
+          },
+        );
+      }
+      const version = current + 1;
+      const sealed = await svc.keys.seal(args.value, depositAad(args.owner, args.name, version));
+      return { deleted: false, sealedValue: sealed.blob, keyId: sealed.keyId, metadata: args.metadata };
+    },
+  );
 }
 
 export async function deleteDeposit(
@@ -141,15 +166,23 @@ export async function deleteDeposit(
   args: { owner: string; name: string; ifMatch: number | null; idempotencyKey: string | null },
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, ['DELETE', args.name, String(args.ifMatch)]);
-  return writeVersion(svc, { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash }, async (_c, latest) => {
-    if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
-    if (args.ifMatch !== null && args.ifMatch !== latest.version) {
-      throw new AppError('VERSION_CONFLICT', `If-Match ${args.ifMatch} does not match the current version ${latest.version}`, {
-        details: { currentVersion: latest.version },
-      });
-    }
-    return { deleted: true, sealedValue: null, keyId: null, metadata: null };
-  });
+  return writeVersion(
+    svc,
+    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
+    async (_c, latest) => {
+      if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
+      if (args.ifMatch !== null && args.ifMatch !== latest.version) {
+        throw new AppError(
+          'VERSION_CONFLICT',
+          `If-Match ${args.ifMatch} does not match the current version ${latest.version}`,
+          {
+            details: { currentVersion: latest.version },
+          },
+        );
+      }
+      return { deleted: true, sealedValue: null, keyId: null, metadata: null };
+    },
+  );
 }
 
 export interface DepositView {
@@ -173,16 +206,23 @@ export async function getDeposit(
   });
   // Unknown, deleted, or another client's: the same 404, no hint that it exists.
   if (!row || row.deleted || !row.sealed_value || !row.key_id) {
-    throw new AppError('NOT_FOUND', `no deposit named ${args.name}${args.version ? ` with version ${args.version}` : ''}`);
+    throw new AppError(
+      'NOT_FOUND',
+      `no deposit named ${args.name}${args.version ? ` with version ${args.version}` : ''}`,
+    );
   }
   let value: Buffer;
   try {
     value = await svc.keys.open(row.key_id, row.sealed_value, depositAad(args.owner, row.name, row.version));
   } catch (e) {
     // Tampered, moved or sealed with a key this node lacks: never a value, never a retry hint.
-    throw new AppError('UNAVAILABLE', 'the stored value failed its integrity check or its key is unavailable; contact the operator', {
-      cause: e,
-    });
+    throw new AppError(
+      'UNAVAILABLE',
+      'the stored value failed its integrity check or its key is unavailable; contact the operator',
+      {
+        cause: e,
+      },
+    );
   }
   return {
     name: row.name,

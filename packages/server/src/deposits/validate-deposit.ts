@@ -24,11 +24,15 @@ export interface PutBody {
 /** Validates a PUT body: `{value: base64, metadata?: object}` with the size limit on the decoded value. */
 export function validatePutBody(body: unknown, maxValueBytes: number): PutBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new AppError('INVALID_REQUEST', 'body must be a JSON object {"value": "<base64>", "metadata": {...}}');
+    throw new AppError(
+      'INVALID_REQUEST',
+      'body must be a JSON object {"value": "<base64>", "metadata": {...}}',
+    );
   }
   const { value, metadata, ...rest } = body as Record<string, unknown>;
   const extra = Object.keys(rest);
-  if (extra.length) throw new AppError('INVALID_REQUEST', `unknown field(s) in body: ${extra.slice(0, 5).join(', ')}`);
+  if (extra.length)
+    throw new AppError('INVALID_REQUEST', `unknown field(s) in body: ${extra.slice(0, 5).join(', ')}`);
   if (typeof value !== 'string' || !BASE64_RE.test(value)) {
     throw new AppError('INVALID_REQUEST', '"value" must be a base64 string');
   }
@@ -36,7 +40,11 @@ export function validatePutBody(body: unknown, maxValueBytes: number): PutBody {
   if (bytes.length > maxValueBytes) {
     throw new AppError('TOO_LARGE', `value is ${bytes.length} bytes; the limit is ${maxValueBytes} bytes`);
   }
-  if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
+  if (
+    metadata !== undefined &&
+    metadata !== null &&
+    (typeof metadata !== 'object' || Array.isArray(metadata))
+  ) {
     throw new AppError('INVALID_REQUEST', '"metadata" must be a JSON object');
   }
   const meta = (metadata ?? null) as Record<string, unknown> | null;
@@ -82,7 +90,12 @@ export function validateListParams(q: Record<string, unknown>): ListParams {
     throw new AppError('INVALID_REQUEST', 'prefix may only hold letters, digits, ".", "_" and "-"');
   }
   const limitRaw = q.limit ?? '100';
-  if (typeof limitRaw !== 'string' || !/^\d{1,4}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > 1000) {
+  if (
+    typeof limitRaw !== 'string' ||
+    !/^\d{1,4}$/.test(limitRaw) ||
+    Number(limitRaw) < 1 ||
+    Number(limitRaw) > 1000
+  ) {
     throw new AppError('INVALID_REQUEST', 'limit must be an integer between 1 and 1000');
   }
   let after = '';

@@ -50,7 +50,11 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
  * (the `.ssl/` files). They are copied next to the data dir, owned by the PostgreSQL user, and
  * named on the command line — never in the data dir, which base backups and pg_rewind copy.
  */
-export function prepareDbTls(confdir: string, conf: KeytrusteeConf, inst: PgInstance): Record<string, string> | undefined {
+export function prepareDbTls(
+  confdir: string,
+  conf: KeytrusteeConf,
+  inst: PgInstance,
+): Record<string, string> | undefined {
   if (inst.listenAddresses === '127.0.0.1' || inst.listenAddresses === 'localhost') return undefined;
   const dir = `${inst.dataDir}.tls`;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -61,7 +65,12 @@ export function prepareDbTls(confdir: string, conf: KeytrusteeConf, inst: PgInst
     if (inst.runAs) chownSync(f, inst.runAs.uid, inst.runAs.gid);
     chmodSync(f, f === dir ? 0o700 : 0o600);
   }
-  return { ssl: 'on', ssl_cert_file: files.cert, ssl_key_file: files.key, ssl_min_protocol_version: 'TLSv1.2' };
+  return {
+    ssl: 'on',
+    ssl_cert_file: files.cert,
+    ssl_key_file: files.key,
+    ssl_min_protocol_version: 'TLSv1.2',
+  };
 }
 
 /**
@@ -82,7 +91,10 @@ export async function bootstrapActiveDb(opts: DbOptions & { pgRootdir: string })
       const applied = await runMigrations(client, MIGRATIONS_DIR);
       step(`schema ready (${applied.length} migration(s) applied)`);
       const fp = keyFingerprint(readSecretFile(confPaths(opts.confdir).identityKey).toString('utf8'));
-      await client.query('insert into cluster_identity (id, fingerprint) values (1, $1) on conflict (id) do nothing', [fp]);
+      await client.query(
+        'insert into cluster_identity (id, fingerprint) values (1, $1) on conflict (id) do nothing',
+        [fp],
+      );
     } finally {
       await client.end();
     }
@@ -90,13 +102,19 @@ export async function bootstrapActiveDb(opts: DbOptions & { pgRootdir: string })
     await stopPostgres(inst).catch(() => undefined);
     throw e;
   }
-  updateKeytrusteeConf(opts.confdir, { DB_ROOTDIR: inst.dataDir, DB_PORT: inst.port, DB_LISTEN_ADDRESSES: inst.listenAddresses });
+  updateKeytrusteeConf(opts.confdir, {
+    DB_ROOTDIR: inst.dataDir,
+    DB_PORT: inst.port,
+    DB_LISTEN_ADDRESSES: inst.listenAddresses,
+  });
   return inst;
 }
 
 /** Listen on loopback only when the peer is on this machine (the local two-node cluster). */
 export function listenFor(peerHost: string | undefined): string {
-  return !peerHost || isLoopbackAddress(peerHost === 'localhost' ? '127.0.0.1' : peerHost) ? '127.0.0.1' : '*';
+  return !peerHost || isLoopbackAddress(peerHost === 'localhost' ? '127.0.0.1' : peerHost)
+    ? '127.0.0.1'
+    : '*';
 }
 
 /** Parses `HOST[:PORT]` (IPv6 in brackets), default port 11381. */
@@ -121,7 +139,11 @@ function replicationPassword(confdir: string): string {
 }
 
 /** On the running active: replication role, pg_hba rule and slot for the passive named by `--slave`. */
-export async function addStandbyOnActive(opts: { confdir: string; slave: string; onStep?: (m: string) => void }) {
+export async function addStandbyOnActive(opts: {
+  confdir: string;
+  slave: string;
+  onStep?: (m: string) => void;
+}) {
   const step = opts.onStep ?? (() => undefined);
   const { host, port } = parseHostPort(opts.slave);
   const inst = nodeInstance({ confdir: opts.confdir });
@@ -146,7 +168,11 @@ export async function bootstrapPassiveDb(
   const step = opts.onStep ?? (() => undefined);
   const { host, port } = parseHostPort(opts.master);
   const conf = loadKeytrusteeConf(opts.confdir);
-  const inst = nodeInstance({ ...opts, listenAddresses: opts.listenAddresses ?? listenFor(host), prepareTls: true });
+  const inst = nodeInstance({
+    ...opts,
+    listenAddresses: opts.listenAddresses ?? listenFor(host),
+    prepareTls: true,
+  });
   const standbyName = standbyNameFor(conf.HOST, inst.port);
   step(`taking a base backup of ${host}:${port} into ${inst.dataDir} as standby ${standbyName}…`);
   const t0 = Date.now();
@@ -168,12 +194,20 @@ export async function bootstrapPassiveDb(
 }
 
 /** On the active: makes the recorded passive synchronous and waits until it is. */
-export async function enableSynchronousReplication(opts: { confdir: string; timeoutMs?: number; standby?: string }) {
+export async function enableSynchronousReplication(opts: {
+  confdir: string;
+  timeoutMs?: number;
+  standby?: string;
+}) {
   const conf = loadKeytrusteeConf(opts.confdir);
   const standbyName = opts.standby ?? (conf.REPLICATION_STANDBY as string | undefined);
   if (!standbyName) {
-    throw new Error('no passive recorded on this node: run `ktadmin db --bootstrap ... --slave HOST[:PORT]` on the active first');
+    throw new Error(
+      'no passive recorded on this node: run `ktadmin db --bootstrap ... --slave HOST[:PORT]` on the active first',
+    );
   }
-  await enableSyncReplication(nodeInstance({ confdir: opts.confdir }), standbyName, { timeoutMs: opts.timeoutMs ?? 30_000 });
+  await enableSyncReplication(nodeInstance({ confdir: opts.confdir }), standbyName, {
+    timeoutMs: opts.timeoutMs ?? 30_000,
+  });
   return standbyName;
 }

@@ -50,7 +50,15 @@ export function localNodeSpecs(opts: LocalClusterOptions): [LocalNodeSpec, Local
   const [dbA, dbB] = opts.dbPorts ?? [11381, 11382];
   const spec = (name: 'node-a' | 'node-b', apiPort: number, dbPort: number): LocalNodeSpec => {
     const dir = join(opts.home, name);
-    return { name, dir, confdir: join(dir, 'confdir'), dbDir: join(dir, 'db'), apiPort, dbPort, url: `https://localhost:${apiPort}` };
+    return {
+      name,
+      dir,
+      confdir: join(dir, 'confdir'),
+      dbDir: join(dir, 'db'),
+      apiPort,
+      dbPort,
+      url: `https://localhost:${apiPort}`,
+    };
   };
   return [spec('node-a', apiA, dbA), spec('node-b', apiB, dbB)];
 }
@@ -73,14 +81,37 @@ export async function setupLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const created = !existsSync(join(a.dbDir, 'PG_VERSION'));
   if (created) {
     step('node-a: creating configuration (cluster identity RSA 4096)…');
-    await initConfdir({ confdir: a.confdir, host: 'localhost', port: a.apiPort, peers: [b.url], force: true });
+    await initConfdir({
+      confdir: a.confdir,
+      host: 'localhost',
+      port: a.apiPort,
+      peers: [b.url],
+      force: true,
+    });
     step(`node-a: bootstrapping the active database on port ${a.dbPort}…`);
-    await bootstrapActiveDb({ confdir: a.confdir, pgRootdir: a.dbDir, port: a.dbPort, listenAddresses: '127.0.0.1' });
+    await bootstrapActiveDb({
+      confdir: a.confdir,
+      pgRootdir: a.dbDir,
+      port: a.dbPort,
+      listenAddresses: '127.0.0.1',
+    });
     await addStandbyOnActive({ confdir: a.confdir, slave: `localhost:${b.dbPort}` });
     step('node-b: copying the cluster identity (confdir without .ssl/)…');
-    await initConfdir({ confdir: b.confdir, host: 'localhost', port: b.apiPort, peers: [a.url], fromPeerConfdir: a.confdir, force: true });
+    await initConfdir({
+      confdir: b.confdir,
+      host: 'localhost',
+      port: b.apiPort,
+      peers: [a.url],
+      fromPeerConfdir: a.confdir,
+      force: true,
+    });
     step(`node-b: base backup from node-a into the passive database on port ${b.dbPort}…`);
-    await bootstrapPassiveDb({ confdir: b.confdir, pgRootdir: b.dbDir, port: b.dbPort, master: `localhost:${a.dbPort}` });
+    await bootstrapPassiveDb({
+      confdir: b.confdir,
+      pgRootdir: b.dbDir,
+      port: b.dbPort,
+      master: `localhost:${a.dbPort}`,
+    });
     step('enabling synchronous replication…');
     await enableSynchronousReplication({ confdir: a.confdir, timeoutMs: 30_000 });
     const svc = await openNodeServices(a.confdir);
@@ -110,12 +141,16 @@ export async function setupLocalCluster(opts: LocalClusterOptions): Promise<Loca
 /** Stops both databases (passive first, so the active never waits on a vanished standby at shutdown). */
 export async function stopLocalDatabases(cluster: Pick<LocalCluster, 'a' | 'b'>): Promise<void> {
   for (const n of [cluster.b, cluster.a]) {
-    if (readPostmasterPid(n.dbDir)) await stopPostgres(nodeInstance({ confdir: n.confdir })).catch(() => undefined);
+    if (readPostmasterPid(n.dbDir))
+      await stopPostgres(nodeInstance({ confdir: n.confdir })).catch(() => undefined);
   }
 }
 
 /** Spawns `keytrusteed --confdir` for a node as a child process, logging to DIR/keytrusteed.log. */
-export function spawnNodeServer(node: LocalNodeSpec, opts: { keytrusteedBin?: string; logLevel?: string } = {}): ChildProcess {
+export function spawnNodeServer(
+  node: LocalNodeSpec,
+  opts: { keytrusteedBin?: string; logLevel?: string } = {},
+): ChildProcess {
   const bin = opts.keytrusteedBin ?? join(__dirname, '..', 'cli', 'keytrusteed.js');
   const logFd = openSync(join(node.dir, 'keytrusteed.log'), 'a');
   try {
@@ -133,10 +168,14 @@ export async function waitForHealth(url: string, timeoutMs = 20_000): Promise<nu
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const status = await new Promise<number>((resolve) => {
-      const req = request(`${url}/v1/health`, { rejectUnauthorized: false, timeout: 1000, agent: false }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        `${url}/v1/health`,
+        { rejectUnauthorized: false, timeout: 1000, agent: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', () => resolve(0));
       req.on('timeout', () => req.destroy());
       req.end();

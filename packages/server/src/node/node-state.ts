@@ -27,7 +27,12 @@ export interface NodeSnapshot {
   error?: string;
 }
 
-const EMPTY_REPLICATION: ReplicationView = { state: 'none', syncState: 'none', lagBytes: null, replayLagSeconds: null };
+const EMPTY_REPLICATION: ReplicationView = {
+  state: 'none',
+  syncState: 'none',
+  lagBytes: null,
+  replayLagSeconds: null,
+};
 
 /**
  * Reads role and replication through the replicator's view of PostgreSQL, plus the replicated
@@ -145,7 +150,13 @@ export class NodeState {
     try {
       this.snapshot = await readNodeSnapshot(this.opts.pool, this.opts.identityFingerprint);
     } catch (e) {
-      this.snapshot = { ...this.snapshot, at: this.now(), dbUp: false, syncStreaming: false, error: (e as Error).message };
+      this.snapshot = {
+        ...this.snapshot,
+        at: this.now(),
+        dbUp: false,
+        syncStreaming: false,
+        error: (e as Error).message,
+      };
     } finally {
       this.polling = false;
     }
@@ -174,7 +185,8 @@ export class NodeState {
   /** Why reads must be refused, if they must. */
   readRefusal(): AppError | undefined {
     const s = this.current();
-    if (!s.dbUp) return new AppError('UNAVAILABLE', 'the database of this node is unavailable', { retryAfterSec: 1 });
+    if (!s.dbUp)
+      return new AppError('UNAVAILABLE', 'the database of this node is unavailable', { retryAfterSec: 1 });
     if (s.identityMatches === false) {
       return new AppError(
         'UNAVAILABLE',

@@ -32,7 +32,14 @@ export async function readNodeStatus(confdir: string): Promise<NodeStatus> {
   const pid = conf.DB_ROOTDIR ? (readPostmasterPid(conf.DB_ROOTDIR) ?? null) : null;
   const dbInfo = { rootdir: conf.DB_ROOTDIR ?? null, port: conf.DB_PORT, pid };
   if (!conf.DB_ROOTDIR) {
-    return { ...base, db: { ...dbInfo, up: false, error: 'not bootstrapped' }, role: 'unknown', replication: { state: 'none', syncState: 'none', lagBytes: null, replayLagSeconds: null }, syncStreaming: false, identity: 'unrecorded' };
+    return {
+      ...base,
+      db: { ...dbInfo, up: false, error: 'not bootstrapped' },
+      role: 'unknown',
+      replication: { state: 'none', syncState: 'none', lagBytes: null, replayLagSeconds: null },
+      syncStreaming: false,
+      identity: 'unrecorded',
+    };
   }
   const db = connectNodeDb(conf, confdir, { max: 1 });
   try {
@@ -46,7 +53,14 @@ export async function readNodeStatus(confdir: string): Promise<NodeStatus> {
       identity: s.identityMatches === null ? 'unrecorded' : s.identityMatches ? 'ok' : 'mismatch',
     };
   } catch (e) {
-    return { ...base, db: { ...dbInfo, up: false, error: (e as Error).message }, role: 'unknown', replication: { state: 'none', syncState: 'none', lagBytes: null, replayLagSeconds: null }, syncStreaming: false, identity: 'unrecorded' };
+    return {
+      ...base,
+      db: { ...dbInfo, up: false, error: (e as Error).message },
+      role: 'unknown',
+      replication: { state: 'none', syncState: 'none', lagBytes: null, replayLagSeconds: null },
+      syncStreaming: false,
+      identity: 'unrecorded',
+    };
   } finally {
     await db.close();
   }
@@ -61,6 +75,9 @@ export function formatNodeStatus(s: NodeStatus): string {
     `peers:        ${s.peers.join(', ') || '(none: single node)'}`,
     `replication:  ${s.replication.state}, sync ${s.replication.syncState}, lag ${s.replication.lagBytes ?? '-'} bytes / ${s.replication.replayLagSeconds ?? '-'} s`,
   ];
-  if (s.role === 'active') lines.push(`writes:       ${s.syncStreaming || s.peers.length === 0 ? 'accepted' : 'refused (no synchronous standby streaming)'}`);
+  if (s.role === 'active')
+    lines.push(
+      `writes:       ${s.syncStreaming || s.peers.length === 0 ? 'accepted' : 'refused (no synchronous standby streaming)'}`,
+    );
   return lines.join('\n');
 }

@@ -2,7 +2,14 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { ClientBase } from 'pg';
 import { withClient } from '../db/pool';
 import { selectClient, updateClientState, type ClientState } from '../db/sql/clients';
-import { insertOrg, selectOrg, selectOrgs, updateOrgContacts, updateOrgSecret, type OrgRow } from '../db/sql/orgs';
+import {
+  insertOrg,
+  selectOrg,
+  selectOrgs,
+  updateOrgContacts,
+  updateOrgSecret,
+  type OrgRow,
+} from '../db/sql/orgs';
 import { runWrite, type WritePathOptions } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
@@ -34,7 +41,10 @@ export function parseContacts(list: string): string[] {
   const contacts = list.split(',');
   for (const c of contacts) {
     if (!EMAIL_RE.test(c)) {
-      throw new AppError('INVALID_REQUEST', `invalid contact "${c}": give e-mail addresses separated by commas, without spaces`);
+      throw new AppError(
+        'INVALID_REQUEST',
+        `invalid contact "${c}": give e-mail addresses separated by commas, without spaces`,
+      );
     }
   }
   return contacts;
@@ -46,7 +56,11 @@ export function generateAuthSecret(): string {
 }
 
 /** Creates the org, or adds contacts to an existing one (the original's repeated `add`). */
-export async function addOrg(svc: OrgServices, name: string, given: string[]): Promise<'created' | 'updated'> {
+export async function addOrg(
+  svc: OrgServices,
+  name: string,
+  given: string[],
+): Promise<'created' | 'updated'> {
   validateOrgName(name);
   const contacts = [...new Set(given)];
   return runWrite(svc.write, async (c) => {
@@ -73,7 +87,8 @@ function orgUuid(): string {
 
 export async function setAuthSecret(svc: OrgServices, name: string, secret: string): Promise<void> {
   validateOrgName(name);
-  if (secret.length > 256) throw new AppError('INVALID_REQUEST', 'the authorization code is limited to 256 characters');
+  if (secret.length > 256)
+    throw new AppError('INVALID_REQUEST', 'the authorization code is limited to 256 characters');
   await runWrite(svc.write, async (c) => {
     const sealed = await svc.keys.seal(Buffer.from(secret, 'utf8'), secretAad(name));
     if ((await updateOrgSecret(c, name, sealed.blob, sealed.keyId)) === 0) {
@@ -83,7 +98,9 @@ export async function setAuthSecret(svc: OrgServices, name: string, secret: stri
 }
 
 export async function openAuthSecret(keys: KeyHierarchy, org: OrgRow): Promise<string> {
-  return (await keys.open(org.auth_secret_key_id, org.auth_secret_sealed, secretAad(org.name))).toString('utf8');
+  return (await keys.open(org.auth_secret_key_id, org.auth_secret_sealed, secretAad(org.name))).toString(
+    'utf8',
+  );
 }
 
 /** Constant-time comparison of codes (hash first so lengths never leak). */
@@ -129,7 +146,11 @@ export async function listOrgs(svc: OrgServices): Promise<Record<string, OrgList
   return out;
 }
 
-export async function setClientState(svc: OrgServices, fingerprint: string, state: ClientState): Promise<void> {
+export async function setClientState(
+  svc: OrgServices,
+  fingerprint: string,
+  state: ClientState,
+): Promise<void> {
   await runWrite(svc.write, async (c: ClientBase) => {
     const existing = await selectClient(c, fingerprint);
     if (!existing) throw new AppError('NOT_FOUND', `no client with fingerprint ${fingerprint}`);

@@ -60,15 +60,22 @@ export async function registerClient(
   else if (authCodesMatch(req.authCode, secret)) state = 'active';
   else throw rejected();
 
-  const existing = await withClient(svc.write.db.pool, (c) => selectClient(c, fingerprint)).catch((e: unknown) => {
-    throw toAppError(e);
-  });
+  const existing = await withClient(svc.write.db.pool, (c) => selectClient(c, fingerprint)).catch(
+    (e: unknown) => {
+      throw toAppError(e);
+    },
+  );
   if (existing) {
     if (existing.org_name !== org.name) {
       throw new AppError('INVALID_REQUEST', 'this key is already registered in another organization');
     }
     // Re-registering the same key never upgrades a disabled client or skips approval.
-    return { fingerprint, state: existing.state, certificate: existing.certificate, caCertificate: identity.certPem };
+    return {
+      fingerprint,
+      state: existing.state,
+      certificate: existing.certificate,
+      caCertificate: identity.certPem,
+    };
   }
   const certificate = issueClientCert({
     publicKeyPem,

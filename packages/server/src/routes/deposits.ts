@@ -14,7 +14,10 @@ import { AppError } from '../errors';
 import { methodNotAllowed } from './error-handler';
 
 function countRefusal(ctx: ServerContext, e: unknown): void {
-  if (e instanceof AppError && ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'].includes(e.code)) {
+  if (
+    e instanceof AppError &&
+    ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'].includes(e.code)
+  ) {
     ctx.metrics.writeRefusals.inc({ reason: e.code });
   }
 }
@@ -40,7 +43,8 @@ export function depositsRouter(ctx: ServerContext): Router {
       const owner = authenticatedClient(req).fingerprint;
       const name = nameParam(req);
       const extra = Object.keys(req.query).filter((k) => k !== 'version');
-      if (extra.length) throw new AppError('INVALID_REQUEST', `unknown query parameter(s): ${extra.slice(0, 5).join(', ')}`);
+      if (extra.length)
+        throw new AppError('INVALID_REQUEST', `unknown query parameter(s): ${extra.slice(0, 5).join(', ')}`);
       res.json(await getDeposit(svc, { owner, name, version: validateVersionParam(req.query.version) }));
     })
     .put(async (req, res) => {
@@ -51,7 +55,10 @@ export function depositsRouter(ctx: ServerContext): Router {
       const ifMatch = validateIfMatch(req.headers['if-match']);
       try {
         const result = await putDeposit(svc, { owner, name, ...body, ifMatch, idempotencyKey });
-        ctx.log.info({ name, version: result.version, client: owner, replayed: result.replayed }, 'deposit stored');
+        ctx.log.info(
+          { name, version: result.version, client: owner, replayed: result.replayed },
+          'deposit stored',
+        );
         if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
         res.status(201).json({ name: result.name, version: result.version });
       } catch (e) {
@@ -66,7 +73,10 @@ export function depositsRouter(ctx: ServerContext): Router {
       const ifMatch = validateIfMatch(req.headers['if-match']);
       try {
         const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey });
-        ctx.log.info({ name, version: result.version, client: owner, replayed: result.replayed }, 'deposit deleted');
+        ctx.log.info(
+          { name, version: result.version, client: owner, replayed: result.replayed },
+          'deposit deleted',
+        );
         res.status(204).end();
       } catch (e) {
         countRefusal(ctx, e);

@@ -42,7 +42,10 @@ export function errorHandler(ctx: ServerContext): ErrorRequestHandler {
       // Outages are reported by the node-state transitions once; one line per refusal, no stack.
       ctx.log.warn({ code: appErr.code, path: req.route?.path ?? 'unmatched' }, 'request refused');
     } else if (appErr.status >= 500) {
-      ctx.log.error({ err: err instanceof AppError ? (err.cause ?? err) : err, code: appErr.code, path: req.path }, 'request failed');
+      ctx.log.error(
+        { err: err instanceof AppError ? (err.cause ?? err) : err, code: appErr.code, path: req.path },
+        'request failed',
+      );
     }
     if (res.headersSent) return;
     sendError(res, appErr);
@@ -57,13 +60,16 @@ export const notFound: RequestHandler = (req, _res, next) => {
 export function methodNotAllowed(allowed: string[]): RequestHandler {
   return (req, res, next) => {
     res.setHeader('Allow', allowed.join(', '));
-    next(new AppError('METHOD_NOT_ALLOWED', `${req.method} is not allowed here; use ${allowed.join(' or ')}`));
+    next(
+      new AppError('METHOD_NOT_ALLOWED', `${req.method} is not allowed here; use ${allowed.join(' or ')}`),
+    );
   };
 }
 
 /** Bodies must be JSON: anything else is 415 before parsing. */
 export const requireJson: RequestHandler = (req, _res, next) => {
-  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  const hasBody =
+    Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
   if (hasBody && !req.is('application/json')) {
     next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json'));
     return;

@@ -20,7 +20,10 @@ export function healthRouter(ctx: ServerContext): Router {
         version: ctx.version,
         ...(s.error ? { error: s.error } : {}),
         ...(s.identityMatches === false
-          ? { reason: "this node's cluster identity key differs from the active's; copy the active's confdir (without .ssl/) again" }
+          ? {
+              reason:
+                "this node's cluster identity key differs from the active's; copy the active's confdir (without .ssl/) again",
+            }
           : {}),
       },
     };
@@ -46,7 +49,9 @@ export function healthRouter(ctx: ServerContext): Router {
   r.route('/v1/health/passive')
     .get((_req, res) => {
       const b = body();
-      res.status(b.s.dbUp && b.s.role === 'passive' && b.s.identityMatches !== false ? 200 : 503).json(b.json);
+      res
+        .status(b.s.dbUp && b.s.role === 'passive' && b.s.identityMatches !== false ? 200 : 503)
+        .json(b.json);
     })
     .all(methodNotAllowed(['GET']));
   return r;

@@ -10,7 +10,10 @@ const registerSchema = z
   .object({
     org: z.string().min(1).max(63),
     authCode: z.string().max(256).optional(),
-    csr: z.string().min(1).max(16 * 1024),
+    csr: z
+      .string()
+      .min(1)
+      .max(16 * 1024),
     name: z.string().max(255).optional(),
   })
   .strict();
@@ -22,7 +25,10 @@ export function registerRouter(ctx: ServerContext): Router {
       const parsed = registerSchema.safeParse(req.body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new AppError('INVALID_REQUEST', `invalid registration: ${issue.path.join('.') || 'body'}: ${issue.message}`);
+        throw new AppError(
+          'INVALID_REQUEST',
+          `invalid registration: ${issue.path.join('.') || 'body'}: ${issue.message}`,
+        );
       }
       const refusal = ctx.nodeState.writeRefusal();
       if (refusal) {
@@ -30,15 +36,29 @@ export function registerRouter(ctx: ServerContext): Router {
         throw refusal;
       }
       const lockKey = `${req.socket.remoteAddress ?? '?'}|${parsed.data.org}`;
-      await assertNotLimited(ctx.limits.registrationFailures, lockKey, 'failed registrations for this organization');
+      await assertNotLimited(
+        ctx.limits.registrationFailures,
+        lockKey,
+        'failed registrations for this organization',
+      );
       try {
         const result = await registerClient({ write: ctx.write, keys: ctx.keys }, ctx.identity, parsed.data);
-        ctx.log.info({ client: result.fingerprint, org: parsed.data.org, state: result.state }, 'client registered');
+        ctx.log.info(
+          { client: result.fingerprint, org: parsed.data.org, state: result.state },
+          'client registered',
+        );
         res.status(200).json(result);
       } catch (e) {
         if (e instanceof AuthCodeRejected) {
-          ctx.log.warn({ org: parsed.data.org, remote: req.socket.remoteAddress }, 'registration refused: bad org or code');
-          await consumeOrThrow(ctx.limits.registrationFailures, lockKey, 'failed registrations for this organization');
+          ctx.log.warn(
+            { org: parsed.data.org, remote: req.socket.remoteAddress },
+            'registration refused: bad org or code',
+          );
+          await consumeOrThrow(
+            ctx.limits.registrationFailures,
+            lockKey,
+            'failed registrations for this organization',
+          );
         }
         throw e;
       }

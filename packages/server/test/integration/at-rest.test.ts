@@ -26,14 +26,23 @@ function pgDump(): string {
 /** Every way a byte string may show up in a dump: raw, base64, bytea hex. */
 function encodings(s: string): string[] {
   const b = Buffer.from(s, 'utf8');
-  return [s, b.toString('base64'), b.toString('base64').slice(4, 24), b.toString('hex'), b.toString('hex').toUpperCase()];
+  return [
+    s,
+    b.toString('base64'),
+    b.toString('base64').slice(4, 24),
+    b.toString('hex'),
+    b.toString('hex').toUpperCase(),
+  ];
 }
 
 beforeAll(async () => {
   node = await startSingleNode();
   await addOrgCli(node, 'acme');
   expect((await orgtool(node, 'set-auth', '-n', 'acme', '-s', AUTH_CODE)).code).toBe(0);
-  [alice, bob] = await Promise.all([registerTestClient(node.url, 'acme', AUTH_CODE), registerTestClient(node.url, 'acme', AUTH_CODE)]);
+  [alice, bob] = await Promise.all([
+    registerTestClient(node.url, 'acme', AUTH_CODE),
+    registerTestClient(node.url, 'acme', AUTH_CODE),
+  ]);
   expect((await putDeposit(node, alice, 'at-rest-secret', MARKER)).status).toBe(201);
   expect((await putDeposit(node, alice, 'at-rest-secret', `${MARKER}-v2`)).status).toBe(201);
 });
@@ -62,7 +71,12 @@ describe('values at rest', () => {
     const dump = pgDump();
     // An unkeyed SHA-256 over the same framing the server digests (method, name, value, metadata, If-Match).
     const frame = (parts: (string | Buffer)[]) =>
-      Buffer.concat(parts.flatMap((p) => [Buffer.from(`${Buffer.byteLength(p)}:`), Buffer.isBuffer(p) ? p : Buffer.from(p)]));
+      Buffer.concat(
+        parts.flatMap((p) => [
+          Buffer.from(`${Buffer.byteLength(p)}:`),
+          Buffer.isBuffer(p) ? p : Buffer.from(p),
+        ]),
+      );
     const guess = createHash('sha256')
       .update(frame(['PUT', 'at-rest-secret', Buffer.from(MARKER), 'null', 'null']))
       .digest('hex');
@@ -83,8 +97,14 @@ describe('values at rest', () => {
   });
 
   it.each([
-    ['another name of the same owner', () => ({ owner: alice.fingerprint, name: 'moved-name', reader: alice })],
-    ['the same name of another owner', () => ({ owner: bob.fingerprint, name: 'at-rest-secret', reader: bob })],
+    [
+      'another name of the same owner',
+      () => ({ owner: alice.fingerprint, name: 'moved-name', reader: alice }),
+    ],
+    [
+      'the same name of another owner',
+      () => ({ owner: bob.fingerprint, name: 'at-rest-secret', reader: bob }),
+    ],
   ])('refuses to open a sealed value copied to %s, without leaking the value', async (_what, where) => {
     const { owner, name, reader } = where();
     const pool = node.server.ctx.db.pool;

@@ -41,7 +41,11 @@ describe('client state and authentication', () => {
     expect((await orgtool(node, 'disable-client', '--fingerprint', other.fingerprint)).code).toBe(0);
     const publicKey = createPublicKey(other.key).export({ type: 'spki', format: 'pem' }) as string;
     const csr = createCsr({ privateKey: other.key, publicKey }, 'again', 'acme');
-    const again = await call(node, undefined, 'POST', '/v1/clients/register', { org: 'acme', authCode: code, csr });
+    const again = await call(node, undefined, 'POST', '/v1/clients/register', {
+      org: 'acme',
+      authCode: code,
+      csr,
+    });
     expect(again.status).toBe(200);
     expect(again.json.state).toBe('disabled');
     expectError(await call(node, other, 'GET', '/v1/deposits'), 403, 'CLIENT_DISABLED');
@@ -50,7 +54,11 @@ describe('client state and authentication', () => {
   it('answers a request without a client certificate with 401 UNAUTHENTICATED', async () => {
     expectError(await call(node, undefined, 'GET', '/v1/deposits'), 401, 'UNAUTHENTICATED');
     expectError(await call(node, undefined, 'GET', '/v1/deposits/kept'), 401, 'UNAUTHENTICATED');
-    expectError(await call(node, undefined, 'PUT', '/v1/deposits/anon', { value: 'eA==' }), 401, 'UNAUTHENTICATED');
+    expectError(
+      await call(node, undefined, 'PUT', '/v1/deposits/anon', { value: 'eA==' }),
+      401,
+      'UNAUTHENTICATED',
+    );
     expectError(await call(node, undefined, 'DELETE', '/v1/deposits/kept'), 401, 'UNAUTHENTICATED');
   });
 

@@ -10,7 +10,10 @@ let bob: TestClient;
 beforeAll(async () => {
   node = await startSingleNode();
   const code = await addOrgCli(node, 'acme');
-  [alice, bob] = await Promise.all([registerTestClient(node.url, 'acme', code), registerTestClient(node.url, 'acme', code)]);
+  [alice, bob] = await Promise.all([
+    registerTestClient(node.url, 'acme', code),
+    registerTestClient(node.url, 'acme', code),
+  ]);
 });
 
 afterAll(async () => {
@@ -34,9 +37,16 @@ async function listAll(who: Creds, query: string): Promise<{ pages: { name: stri
   const pages: { name: string; version: number }[][] = [];
   let cursor: string | null = null;
   do {
-    const res = await call(node, who, 'GET', `/v1/deposits?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const res = await call(
+      node,
+      who,
+      'GET',
+      `/v1/deposits?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
     expect(res.status).toBe(200);
-    pages.push((res.json.items as { name: string; version: number }[]).map(({ name, version }) => ({ name, version })));
+    pages.push(
+      (res.json.items as { name: string; version: number }[]).map(({ name, version }) => ({ name, version })),
+    );
     cursor = res.json.nextCursor as string | null;
     expect(pages.length).toBeLessThan(20);
   } while (cursor);
@@ -111,10 +121,15 @@ describe('deposit lifecycle', () => {
     const one = await listAll(alice, 'prefix=page-&limit=1');
     expect(one.pages.flat().map((i) => i.name)).toEqual(['page-a', 'page-b', 'page-c', 'page-e']);
     const all = await call(node, alice, 'GET', '/v1/deposits');
-    expect(all.json.items.map((i: { name: string }) => i.name)).toEqual(expect.arrayContaining(['other-x', 'page-a']));
+    expect(all.json.items.map((i: { name: string }) => i.name)).toEqual(
+      expect.arrayContaining(['other-x', 'page-a']),
+    );
     expect(all.json.items.map((i: { name: string }) => i.name)).not.toContain('page-d');
     expect(all.json.nextCursor).toBeNull();
-    expect((await call(node, alice, 'GET', '/v1/deposits?prefix=nothing-here')).json).toEqual({ items: [], nextCursor: null });
+    expect((await call(node, alice, 'GET', '/v1/deposits?prefix=nothing-here')).json).toEqual({
+      items: [],
+      nextCursor: null,
+    });
   });
 });
 
@@ -137,7 +152,11 @@ describe('idempotent writes and If-Match', () => {
     const headers = { 'Idempotency-Key': 'put-once-2' };
     expect((await putDeposit(node, alice, 'idem2', 'original', { headers })).status).toBe(201);
     expectError(await putDeposit(node, alice, 'idem2', 'changed', { headers }), 400, 'INVALID_REQUEST');
-    expectError(await putDeposit(node, alice, 'idem2-other', 'original', { headers }), 400, 'INVALID_REQUEST');
+    expectError(
+      await putDeposit(node, alice, 'idem2-other', 'original', { headers }),
+      400,
+      'INVALID_REQUEST',
+    );
     expect(decoded(await get(alice, 'idem2'))).toBe('original');
     expectError(await get(alice, 'idem2-other'), 404, 'NOT_FOUND');
   });
@@ -167,14 +186,19 @@ describe('idempotent writes and If-Match', () => {
     const ok = await putDeposit(node, alice, 'cas', 'v2', { headers: { 'If-Match': '1' } });
     expect(ok.status).toBe(201);
     expect(ok.json.version).toBe(2);
-    expect((await putDeposit(node, alice, 'cas', 'v3', { headers: { 'If-Match': '"2"' } })).json.version).toBe(3);
+    expect(
+      (await putDeposit(node, alice, 'cas', 'v3', { headers: { 'If-Match': '"2"' } })).json.version,
+    ).toBe(3);
     expectError(await del(alice, 'cas', { 'If-Match': '2' }), 409, 'VERSION_CONFLICT');
     expect((await del(alice, 'cas', { 'If-Match': '3' })).status).toBe(204);
   });
 
   it('treats If-Match: 0 as "must not exist yet": it creates a new name and conflicts on an existing one', async () => {
     const headers = { 'If-Match': '0' };
-    expect((await putDeposit(node, alice, 'fresh', 'mine', { headers })).json).toEqual({ name: 'fresh', version: 1 });
+    expect((await putDeposit(node, alice, 'fresh', 'mine', { headers })).json).toEqual({
+      name: 'fresh',
+      version: 1,
+    });
     expectError(await putDeposit(node, alice, 'fresh', 'again', { headers }), 409, 'VERSION_CONFLICT');
     expect(decoded(await get(alice, 'fresh'))).toBe('mine');
   });
@@ -196,7 +220,11 @@ describe('cross-client isolation', () => {
     const list = await call(node, bob, 'GET', '/v1/deposits?prefix=iso-');
     expect(list.json).toEqual({ items: [], nextCursor: null });
     expectError(await del(bob, 'iso-list'), 404, 'NOT_FOUND');
-    expectError(await putDeposit(node, bob, 'iso-list', 'b', { headers: { 'If-Match': '1' } }), 409, 'VERSION_CONFLICT');
+    expectError(
+      await putDeposit(node, bob, 'iso-list', 'b', { headers: { 'If-Match': '1' } }),
+      409,
+      'VERSION_CONFLICT',
+    );
     expect(decoded(await get(alice, 'iso-list'))).toBe('a');
   });
 

@@ -49,11 +49,24 @@ describe('metrics', () => {
     expect((await call(node, client, 'GET', `/v1/deposits/${SECRET_NAME}-missing`)).status).toBe(404);
     expect((await call(node, client, 'GET', `/v1/unknown-${SECRET_NAME}`)).status).toBe(404);
     const text = await metrics();
-    expect(text).toMatch(/^trustee_http_requests_total\{route="\/v1\/deposits\/:name",method="PUT",code="201"\} 1$/m);
-    expect(text).toMatch(/^trustee_http_requests_total\{route="\/v1\/deposits\/:name",method="GET",code="200"\} 1$/m);
-    expect(text).toMatch(/^trustee_http_requests_total\{route="\/v1\/deposits\/:name",method="GET",code="404"\} 1$/m);
-    expect(text).toMatch(/^trustee_http_requests_total\{route="\/v1\/clients\/register",method="POST",code="200"\} \d+$/m);
-    for (const leak of [SECRET_NAME, SECRET_VALUE, Buffer.from(SECRET_VALUE).toString('base64'), client.fingerprint]) {
+    expect(text).toMatch(
+      /^trustee_http_requests_total\{route="\/v1\/deposits\/:name",method="PUT",code="201"\} 1$/m,
+    );
+    expect(text).toMatch(
+      /^trustee_http_requests_total\{route="\/v1\/deposits\/:name",method="GET",code="200"\} 1$/m,
+    );
+    expect(text).toMatch(
+      /^trustee_http_requests_total\{route="\/v1\/deposits\/:name",method="GET",code="404"\} 1$/m,
+    );
+    expect(text).toMatch(
+      /^trustee_http_requests_total\{route="\/v1\/clients\/register",method="POST",code="200"\} \d+$/m,
+    );
+    for (const leak of [
+      SECRET_NAME,
+      SECRET_VALUE,
+      Buffer.from(SECRET_VALUE).toString('base64'),
+      client.fingerprint,
+    ]) {
       expect(text).not.toContain(leak);
     }
   });
@@ -68,8 +81,12 @@ describe('metrics', () => {
   it('exports the latency histogram by route template', async () => {
     const text = await metrics();
     expect(text).toContain('# TYPE trustee_http_request_duration_seconds histogram');
-    expect(text).toMatch(/^trustee_http_request_duration_seconds_bucket\{le="0\.1",route="\/v1\/deposits\/:name",method="PUT"\} \d+$/m);
-    expect(text).toMatch(/^trustee_http_request_duration_seconds_count\{route="\/v1\/deposits\/:name",method="PUT"\} 1$/m);
+    expect(text).toMatch(
+      /^trustee_http_request_duration_seconds_bucket\{le="0\.1",route="\/v1\/deposits\/:name",method="PUT"\} \d+$/m,
+    );
+    expect(text).toMatch(
+      /^trustee_http_request_duration_seconds_count\{route="\/v1\/deposits\/:name",method="PUT"\} 1$/m,
+    );
   });
 
   it('exports the node role, writability and database gauges plus the Node.js defaults', async () => {

@@ -32,10 +32,22 @@ beforeAll(async () => {
   const r = await orgtool(node, 'add', '-n', 'acme', '-c', 'a@x.com,b@x.com');
   expect(r.code).toBe(0);
   const jobs: [string, string[]][] = [
-    ...BAD_NAMES.map(([, name]): [string, string[]] => [`name:${name}`, ['add', '-n', name, '-c', 'a@x.com']]),
-    ...BAD_CONTACTS.map(([, c]): [string, string[]] => [`contacts:${c}`, ['add', '-n', 'contactless', '-c', c]]),
-    ...['', ...SUBCOMMANDS].map((sub): [string, string[]] => [`help:${sub}`, [...(sub ? [sub] : []), '--help']]),
-    ...BAD_FINGERPRINTS.map((fp): [string, string[]] => [`fp:enable-client:${fp}`, ['enable-client', '--fingerprint', fp]]),
+    ...BAD_NAMES.map(([, name]): [string, string[]] => [
+      `name:${name}`,
+      ['add', '-n', name, '-c', 'a@x.com'],
+    ]),
+    ...BAD_CONTACTS.map(([, c]): [string, string[]] => [
+      `contacts:${c}`,
+      ['add', '-n', 'contactless', '-c', c],
+    ]),
+    ...['', ...SUBCOMMANDS].map((sub): [string, string[]] => [
+      `help:${sub}`,
+      [...(sub ? [sub] : []), '--help'],
+    ]),
+    ...BAD_FINGERPRINTS.map((fp): [string, string[]] => [
+      `fp:enable-client:${fp}`,
+      ['enable-client', '--fingerprint', fp],
+    ]),
     ['fp:disable-client', ['disable-client', '--fingerprint', BAD_FINGERPRINTS[1]]],
   ];
   const results = await Promise.all(jobs.map(([, args]) => orgtool(node, ...args)));
@@ -54,7 +66,16 @@ describe('keytrustee-orgtool', () => {
     const orgs = JSON.parse(r.stdout) as Record<string, Record<string, unknown>>;
     expect(Object.keys(orgs)).toEqual(['acme']);
     const acme = orgs.acme;
-    expect(Object.keys(acme).sort()).toEqual(['auth_secret', 'contacts', 'creation', 'expiration', 'key_info', 'name', 'state', 'uuid']);
+    expect(Object.keys(acme).sort()).toEqual([
+      'auth_secret',
+      'contacts',
+      'creation',
+      'expiration',
+      'key_info',
+      'name',
+      'state',
+      'uuid',
+    ]);
     expect(acme).toEqual({
       auth_secret: expect.stringMatching(/^[A-Za-z0-9+/]{22}==$/),
       contacts: ['a@x.com', 'b@x.com'],
@@ -92,20 +113,26 @@ describe('keytrustee-orgtool', () => {
     expect((await listOrgs(services)).dupes.contacts).toEqual(['x@d.com', 'y@d.com']);
   });
 
-  it.each(BAD_NAMES)('refuses an org name with %s (exit 1, a clear message, nothing created)', async (_what, name) => {
-    const r = runs.get(`name:${name}`)!;
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/invalid organization name/);
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-    expect(await orgNames()).not.toContain(name);
-  });
+  it.each(BAD_NAMES)(
+    'refuses an org name with %s (exit 1, a clear message, nothing created)',
+    async (_what, name) => {
+      const r = runs.get(`name:${name}`)!;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/invalid organization name/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(await orgNames()).not.toContain(name);
+    },
+  );
 
-  it.each(BAD_CONTACTS)('refuses a contact list with %s (exit 1, a clear message, nothing created)', async (_what, contacts) => {
-    const r = runs.get(`contacts:${contacts}`)!;
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/invalid contact/);
-    expect(await orgNames()).not.toContain('contactless');
-  });
+  it.each(BAD_CONTACTS)(
+    'refuses a contact list with %s (exit 1, a clear message, nothing created)',
+    async (_what, contacts) => {
+      const r = runs.get(`contacts:${contacts}`)!;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/invalid contact/);
+      expect(await orgNames()).not.toContain('contactless');
+    },
+  );
 
   it('changes the auth secret with set-auth, including to the blank code', async () => {
     expect((await orgtool(node, 'set-auth', '-n', 'second_org', '-s', 'new-code-123')).code).toBe(0);

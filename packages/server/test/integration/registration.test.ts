@@ -124,7 +124,10 @@ describe('client registration', () => {
 
   it.each([
     ['garbage text', 'not a csr'],
-    ['a PEM block holding garbage', '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n'],
+    [
+      'a PEM block holding garbage',
+      '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
+    ],
     ['a certificate instead of a CSR', 'CERT'],
   ])('answers a malformed CSR (%s) with 400 INVALID_REQUEST', async (_what, csr) => {
     const body = csr === 'CERT' ? (await registerNew('acme', acmeCode)).res.json.certificate : csr;
@@ -136,7 +139,11 @@ describe('client registration', () => {
     const limit = node.server.conf.REGISTRATION_FAILURES_PER_15_MIN;
     const { csr } = makeCsr('bruteforced');
     for (let i = 0; i < limit; i++) {
-      expectError(await register({ org: 'bruteforced', csr, authCode: `guess-${i}` }), 403, 'INVALID_AUTH_CODE');
+      expectError(
+        await register({ org: 'bruteforced', csr, authCode: `guess-${i}` }),
+        403,
+        'INVALID_AUTH_CODE',
+      );
     }
     const limited = await register({ org: 'bruteforced', csr, authCode: 'guess-last' });
     expectError(limited, 429, 'RATE_LIMITED');

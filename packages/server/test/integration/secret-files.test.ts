@@ -34,7 +34,8 @@ describe('ktadmin init', () => {
     const p = confPaths(confdir);
     expect(mode(confdir)).toBe(0o700);
     expect(mode(p.sslDir) & 0o077).toBe(0);
-    for (const secret of [p.identityKey, p.masterKey, p.sslKey]) expect({ file: secret, mode: mode(secret) }).toEqual({ file: secret, mode: 0o600 });
+    for (const secret of [p.identityKey, p.masterKey, p.sslKey])
+      expect({ file: secret, mode: mode(secret) }).toEqual({ file: secret, mode: 0o600 });
     const conf = JSON.parse(readFileSync(p.conf, 'utf8')) as Record<string, unknown>;
     expect(conf).toMatchObject({ SSL_CERTIFICATE: expect.any(String), SSL_PRIVATE_KEY: expect.any(String) });
   });
@@ -110,7 +111,10 @@ describe('cluster fingerprint endpoint', () => {
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     expect(res.text).toMatch(/^4096R\/[0-9A-F]{40}$/);
-    const der = createPublicKey(readFileSync(confPaths(node.confdir).identityKey)).export({ type: 'spki', format: 'der' });
+    const der = createPublicKey(readFileSync(confPaths(node.confdir).identityKey)).export({
+      type: 'spki',
+      format: 'der',
+    });
     expect(res.text).toBe(`4096R/${createHash('sha1').update(der).digest('hex').toUpperCase()}`);
   });
 });

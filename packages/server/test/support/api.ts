@@ -75,7 +75,11 @@ export async function listOrgsCli(node: SingleNode): Promise<Record<string, OrgL
 }
 
 /** Creates an org with the real CLI and returns its auto-generated auth code. */
-export async function addOrgCli(node: SingleNode, name: string, contacts = `admin@${name}.example.com`): Promise<string> {
+export async function addOrgCli(
+  node: SingleNode,
+  name: string,
+  contacts = `admin@${name}.example.com`,
+): Promise<string> {
   const r = await orgtool(node, 'add', '-n', name, '-c', contacts);
   if (r.code !== 0) throw new Error(`orgtool add failed (${r.code}): ${r.stderr}`);
   return (await listOrgsCli(node))[name].auth_secret;

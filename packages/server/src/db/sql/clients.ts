@@ -31,11 +31,15 @@ export async function insertClient(
 }
 
 /** Returns the number of rows changed (0 when the fingerprint is unknown). */
-export async function updateClientState(c: ClientBase, fingerprint: string, state: ClientState): Promise<number> {
-  const { rowCount } = await c.query(`update clients set state = $2, updated_at = now() where fingerprint = $1`, [
-    fingerprint,
-    state,
-  ]);
+export async function updateClientState(
+  c: ClientBase,
+  fingerprint: string,
+  state: ClientState,
+): Promise<number> {
+  const { rowCount } = await c.query(
+    `update clients set state = $2, updated_at = now() where fingerprint = $1`,
+    [fingerprint, state],
+  );
   return rowCount ?? 0;
 }
 

@@ -12,14 +12,19 @@ export interface DepositRow {
   created_at: Date;
 }
 
-const COLUMNS = 'name, version, deleted, sealed_value, key_id, metadata, idempotency_key, request_hash, created_at';
+const COLUMNS =
+  'name, version, deleted, sealed_value, key_id, metadata, idempotency_key, request_hash, created_at';
 
 /** Serialises writers of one (owner, name) for the rest of the transaction. */
 export async function lockDepositName(c: ClientBase, owner: string, name: string): Promise<void> {
   await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`${owner}/${name}`]);
 }
 
-export async function selectLatestDeposit(c: ClientBase, owner: string, name: string): Promise<DepositRow | undefined> {
+export async function selectLatestDeposit(
+  c: ClientBase,
+  owner: string,
+  name: string,
+): Promise<DepositRow | undefined> {
   const { rows } = await c.query<DepositRow>(
     `select ${COLUMNS} from deposits where owner_fp = $1 and name = $2 order by version desc limit 1`,
     [owner, name],

@@ -13,9 +13,14 @@ export interface OrgRow {
   key_info: unknown;
 }
 
-const COLUMNS = 'id, uuid, name, auth_secret_sealed, auth_secret_key_id, contacts, state, creation, expiration, key_info';
+const COLUMNS =
+  'id, uuid, name, auth_secret_sealed, auth_secret_key_id, contacts, state, creation, expiration, key_info';
 
-export async function selectOrg(c: ClientBase, name: string, opts: { forUpdate?: boolean } = {}): Promise<OrgRow | undefined> {
+export async function selectOrg(
+  c: ClientBase,
+  name: string,
+  opts: { forUpdate?: boolean } = {},
+): Promise<OrgRow | undefined> {
   const { rows } = await c.query<OrgRow>(
     `select ${COLUMNS} from orgs where name = $1${opts.forUpdate ? ' for update' : ''}`,
     [name],
@@ -42,7 +47,12 @@ export async function updateOrgContacts(c: ClientBase, name: string, contacts: s
   await c.query(`update orgs set contacts = $2::text[] where name = $1`, [name, contacts]);
 }
 
-export async function updateOrgSecret(c: ClientBase, name: string, sealedSecret: Buffer, keyId: string): Promise<number> {
+export async function updateOrgSecret(
+  c: ClientBase,
+  name: string,
+  sealedSecret: Buffer,
+  keyId: string,
+): Promise<number> {
   const { rowCount } = await c.query(
     `update orgs set auth_secret_sealed = $2, auth_secret_key_id = $3 where name = $1`,
     [name, sealedSecret, keyId],
