@@ -4,8 +4,7 @@
  * after SIGCONT a retry with the same Idempotency-Key returns the original version exactly once.
  */
 import { randomUUID } from 'node:crypto';
-import { registerTestClient, type TestClient } from './helpers/clients';
-import { startTestCluster, type TestCluster } from './helpers/cluster';
+import { useTestCluster } from './helpers/cluster';
 import {
   getDepositRaw,
   isWritable,
@@ -26,33 +25,24 @@ interface Attempt {
 }
 
 describe('passive PostgreSQL hangs (SIGSTOP)', () => {
-  let cluster: TestCluster;
-  let client: TestClient;
-
-  beforeAll(async () => {
-    cluster = await startTestCluster();
-    client = await registerTestClient(cluster.a.url, cluster.org, cluster.authCode);
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const fixture = useTestCluster({ withClient: true });
 
   it('writes end PASSIVE_UNAVAILABLE or WRITE_IN_DOUBT within the bound; retries after SIGCONT resolve each exactly once', async () => {
-    expect((await putDepositRaw(cluster.a.url, client, 'warm-up', 'w')).status).toBe(201);
+    expect((await putDepositRaw(fixture.cluster.a.url, fixture.client, 'warm-up', 'w')).status).toBe(201);
 
     const attempt = async (wave: number, i: number): Promise<Attempt> => {
       const name = `hang-${wave}-${i}`;
       const value = `value-${wave}-${i}-${randomUUID()}`;
       const idempotencyKey = randomUUID();
       // The client's own timeout is far beyond the bound, so a hang would show as a long duration.
-      const res = await putDepositRaw(cluster.a.url, client, name, value, {
+      const res = await putDepositRaw(fixture.cluster.a.url, fixture.client, name, value, {
         idempotencyKey,
         timeoutMs: 20_000,
       });
       return { name, value, idempotencyKey, res };
     };
 
-    cluster.signalPostgres('b', 'SIGSTOP');
+    fixture.cluster.signalPostgres('b', 'SIGSTOP');
     let attempts: Attempt[];
     try {
       // Wave 0 right away (the standby still looks connected: commits wait, then get cancelled),
@@ -65,7 +55,7 @@ describe('passive PostgreSQL hangs (SIGSTOP)', () => {
       );
       attempts = waves.flat();
     } finally {
-      cluster.signalPostgres('b', 'SIGCONT');
+      fixture.cluster.signalPostgres('b', 'SIGCONT');
     }
 
     const byCode: Record<string, number> = {};
@@ -92,51 +82,52 @@ describe('passive PostgreSQL hangs (SIGSTOP)', () => {
     const resumedAt = Date.now();
     await waitFor(
       'synchronous standby streaming again after SIGCONT',
-      () => isWritable(cluster.a.url),
+      () => isWritable(fixture.cluster.a.url),
       20_000,
       100,
     );
     console.log(`writable again ${Date.now() - resumedAt} ms after SIGCONT`);
 
     // Refused writes wrote nothing.
-    for (const a of refused) expect((await getDepositRaw(cluster.a.url, client, a.name)).status).toBe(404);
+    for (const a of refused)
+      expect((await getDepositRaw(fixture.cluster.a.url, fixture.client, a.name)).status).toBe(404);
 
     // Each in-doubt write: the retry returns the original version (twice: exactly once created).
     for (const a of inDoubt) {
-      const retry = await putDepositRaw(cluster.a.url, client, a.name, a.value, {
+      const retry = await putDepositRaw(fixture.cluster.a.url, fixture.client, a.name, a.value, {
         idempotencyKey: a.idempotencyKey,
       });
       expect(retry.status).toBe(201);
       expect(retry.json.version).toBe(1);
       expect(retry.headers['idempotent-replayed']).toBe('true');
-      const again = await putDepositRaw(cluster.a.url, client, a.name, a.value, {
+      const again = await putDepositRaw(fixture.cluster.a.url, fixture.client, a.name, a.value, {
         idempotencyKey: a.idempotencyKey,
       });
       expect(again.json.version).toBe(1);
-      for (const url of [cluster.a.url, cluster.b.url]) {
-        const v1 = await getDepositRaw(url, client, a.name, 1);
+      for (const url of [fixture.cluster.a.url, fixture.cluster.b.url]) {
+        const v1 = await getDepositRaw(url, fixture.client, a.name, 1);
         expect(v1.status).toBe(200);
         expect(valueOf(v1)).toBe(a.value);
-        expect((await getDepositRaw(url, client, a.name, 2)).status).toBe(404);
-        expect((await getDepositRaw(url, client, a.name)).json.version).toBe(1);
+        expect((await getDepositRaw(url, fixture.client, a.name, 2)).status).toBe(404);
+        expect((await getDepositRaw(url, fixture.client, a.name)).json.version).toBe(1);
       }
     }
 
     // A refused write retried with its key is a first write: version 1, once.
     for (const a of refused.slice(0, 3)) {
-      const retry = await putDepositRaw(cluster.a.url, client, a.name, a.value, {
+      const retry = await putDepositRaw(fixture.cluster.a.url, fixture.client, a.name, a.value, {
         idempotencyKey: a.idempotencyKey,
       });
       expect(retry.status).toBe(201);
       expect(retry.json.version).toBe(1);
       expect(retry.headers['idempotent-replayed']).toBeUndefined();
-      const v = await getDepositRaw(cluster.b.url, client, a.name);
+      const v = await getDepositRaw(fixture.cluster.b.url, fixture.client, a.name);
       expect(valueOf(v)).toBe(a.value);
-      expect((await getDepositRaw(cluster.b.url, client, a.name, 2)).status).toBe(404);
+      expect((await getDepositRaw(fixture.cluster.b.url, fixture.client, a.name, 2)).status).toBe(404);
     }
 
     // The same key with a different value is refused, not silently replayed.
-    const misuse = await putDepositRaw(cluster.a.url, client, inDoubt[0].name, 'other', {
+    const misuse = await putDepositRaw(fixture.cluster.a.url, fixture.client, inDoubt[0].name, 'other', {
       idempotencyKey: inDoubt[0].idempotencyKey,
     });
     expect(misuse.status).toBe(400);

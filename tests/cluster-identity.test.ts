@@ -1,5 +1,5 @@
 import { initConfdir } from '@trustee/server';
-import { startTestCluster, type TestCluster } from './helpers/cluster';
+import { useTestCluster } from './helpers/cluster';
 import { httpsRequest } from './helpers/https-request';
 import { waitFor } from './helpers/processes';
 
@@ -8,26 +8,20 @@ import { waitFor } from './helpers/processes';
  * confdir copy) refuses client traffic, says why in /v1/health and in a metric.
  */
 describe('cluster identity check', () => {
-  let cluster: TestCluster;
-  beforeAll(async () => {
-    cluster = await startTestCluster();
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const fixture = useTestCluster();
 
   it('a passive holding a different identity key answers 503 on health with the reason and raises the metric', async () => {
-    const b = cluster.node('b');
-    await cluster.killServer('b', 'SIGTERM');
+    const b = fixture.cluster.node('b');
+    await fixture.cluster.killServer('b', 'SIGTERM');
     // A fresh identity in node-b's confdir: what a missed rsync leaves behind.
     await initConfdir({
       confdir: b.confdir,
       host: 'localhost',
       port: b.apiPort,
-      peers: [cluster.a.url],
+      peers: [fixture.cluster.a.url],
       force: true,
     });
-    await cluster.startServer('b');
+    await fixture.cluster.startServer('b');
 
     const health = await httpsRequest(b.url, { path: '/v1/health' });
     expect(health.status).toBe(503);
@@ -36,23 +30,23 @@ describe('cluster identity check', () => {
     expect((await httpsRequest(b.url, { path: '/v1/health/passive' })).status).toBe(503);
     const metrics = await httpsRequest(b.url, { path: '/metrics' });
     expect(metrics.text).toMatch(/^trustee_identity_mismatch 1$/m);
-    const fpA = (await httpsRequest(cluster.a.url, { path: '/?a=fingerprint' })).text;
+    const fpA = (await httpsRequest(fixture.cluster.a.url, { path: '/?a=fingerprint' })).text;
     const fpB = (await httpsRequest(b.url, { path: '/?a=fingerprint' })).text;
     expect(fpB).not.toBe(fpA);
   });
 
   it('copying the active confdir again (without .ssl) restores the passive', async () => {
-    const b = cluster.node('b');
-    await cluster.killServer('b', 'SIGTERM');
+    const b = fixture.cluster.node('b');
+    await fixture.cluster.killServer('b', 'SIGTERM');
     await initConfdir({
       confdir: b.confdir,
       host: 'localhost',
       port: b.apiPort,
-      peers: [cluster.a.url],
-      fromPeerConfdir: cluster.a.confdir,
+      peers: [fixture.cluster.a.url],
+      fromPeerConfdir: fixture.cluster.a.confdir,
       force: true,
     });
-    await cluster.startServer('b');
+    await fixture.cluster.startServer('b');
     const health = await waitFor('passive healthy', async () => {
       const h = await httpsRequest(b.url, { path: '/v1/health' });
       return h.status === 200 ? h : undefined;

@@ -4,12 +4,12 @@
  * nodes with its value, none duplicated, and every failure a TrusteeError with a known code.
  */
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { TrusteeClient, TrusteeError, readConfigFile } from '@trustee/sdk';
 import { startTestCluster, type TestCluster } from './helpers/cluster';
 import { getDepositRaw, isWritable } from './helpers/deposit-requests';
 import { isAlive, waitFor } from './helpers/processes';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { removeDir } from './helpers/temp-dir';
+import { registerSdkClient } from './helpers/sdk-client';
 
 const WRITERS = 6;
 const WRITES_EACH = 15;
@@ -42,16 +42,10 @@ describe('SDK chaos: writers while the passive crashes repeatedly', () => {
 
   beforeAll(async () => {
     cluster = await startTestCluster();
-    dir = makeTempDir('trustee-chaos-');
-    configPath = join(dir, 'keytrustee.conf');
-    const reg = await TrusteeClient.register({
-      servers: [cluster.a.url, cluster.b.url],
-      org: cluster.org,
-      authCode: cluster.authCode,
-      configPath,
-      skipSslCheck: true,
-      keyBits: 2048,
-    });
+    const registered = await registerSdkClient(cluster, 'trustee-chaos-');
+    dir = registered.dir;
+    configPath = registered.configPath;
+    const reg = registered.registration;
     reg.client.close();
   });
   afterAll(async () => {

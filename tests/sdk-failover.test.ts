@@ -4,7 +4,6 @@
  * down (within maxStaleMs, typed error after it); 0600 config rule; no plaintext on the server.
  */
 import { chmodSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
 import {
   TrusteeClient,
@@ -17,7 +16,8 @@ import {
 import { startTestCluster, type TestCluster } from './helpers/cluster';
 import { getDepositRaw, health, isWritable } from './helpers/deposit-requests';
 import { isAlive, waitFor } from './helpers/processes';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { removeDir } from './helpers/temp-dir';
+import { registerSdkClient } from './helpers/sdk-client';
 
 const MARKER = 'PLAINTEXT-MARKER';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,16 +32,10 @@ describe('SDK failover, cache and encryption on a real cluster (issue #5)', () =
 
   beforeAll(async () => {
     cluster = await startTestCluster();
-    dir = makeTempDir('trustee-sdk-');
-    configPath = join(dir, 'keytrustee.conf');
-    const reg = await TrusteeClient.register({
-      servers: [cluster.a.url, cluster.b.url],
-      org: cluster.org,
-      authCode: cluster.authCode,
-      configPath,
-      skipSslCheck: true,
-      keyBits: 2048,
-    });
+    const registered = await registerSdkClient(cluster, 'trustee-sdk-');
+    dir = registered.dir;
+    configPath = registered.configPath;
+    const reg = registered.registration;
     expect(reg.state).toBe('active');
     writer = reg.client;
     config = readConfigFile(configPath);

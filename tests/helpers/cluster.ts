@@ -10,6 +10,7 @@ import {
   type LocalNodeSpec,
 } from '@trustee/server';
 import { BINS } from './cli';
+import { registerTestClient, type TestClient } from './clients';
 import { freePort } from './ports';
 import { childPids, trackPid, untrackPid, waitForExit } from './processes';
 import { makeTempDir, removeDir } from './temp-dir';
@@ -135,4 +136,32 @@ export async function startTestCluster(): Promise<TestCluster> {
     throw e;
   }
   return tc;
+}
+
+export interface ClusterFixture {
+  cluster: TestCluster;
+  /** A client registered (active) in the cluster's organization, when asked for. */
+  client: TestClient;
+}
+
+/**
+ * Registers beforeAll/afterAll for one cluster per test file (plus a registered client when
+ * `withClient`); the returned object is filled in before the first test runs.
+ */
+export function useTestCluster(opts: { withClient?: boolean } = {}): ClusterFixture {
+  const fixture = {} as ClusterFixture;
+  beforeAll(async () => {
+    fixture.cluster = await startTestCluster();
+    if (opts.withClient) {
+      fixture.client = await registerTestClient(
+        fixture.cluster.a.url,
+        fixture.cluster.org,
+        fixture.cluster.authCode,
+      );
+    }
+  });
+  afterAll(async () => {
+    await fixture.cluster?.stop();
+  });
+  return fixture;
 }

@@ -1,21 +1,7 @@
-/** The stable error codes of DESIGN.md — the only codes a client ever sees. */
-export type ErrorCode =
-  | 'INVALID_REQUEST'
-  | 'INVALID_NAME'
-  | 'TOO_LARGE'
-  | 'UNAUTHENTICATED'
-  | 'CLIENT_PENDING'
-  | 'CLIENT_DISABLED'
-  | 'INVALID_AUTH_CODE'
-  | 'NOT_FOUND'
-  | 'METHOD_NOT_ALLOWED'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'VERSION_CONFLICT'
-  | 'RATE_LIMITED'
-  | 'NOT_ACTIVE'
-  | 'PASSIVE_UNAVAILABLE'
-  | 'WRITE_IN_DOUBT'
-  | 'UNAVAILABLE';
+import type { ServerErrorCode } from '@trustee/sdk';
+
+/** The stable error codes of DESIGN.md — the only codes a client ever sees (the wire type lives in the SDK). */
+export type ErrorCode = ServerErrorCode;
 
 /** One mapping table from code to HTTP status. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {

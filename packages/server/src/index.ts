@@ -36,5 +36,5 @@ export {
   parseHostPort,
 } from './node/bootstrap-db';
 export { openNodeServices, type NodeServices } from './cli/common';
-export { addOrg, listOrgs, setAuthSecret, setClientState } from './orgs/orgs';
+export { addOrg, listOrgs, setAuthSecret, setClientState, type OrgListing } from './orgs/orgs';
 export { readNodeStatus, formatNodeStatus, type NodeStatus } from './node/node-status';

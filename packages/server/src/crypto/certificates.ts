@@ -1,10 +1,4 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPair,
-  randomBytes,
-  X509Certificate,
-} from 'node:crypto';
+import { createPublicKey, generateKeyPair, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 
@@ -24,11 +18,26 @@ export async function generateRsaKeyPem(bits: number): Promise<string> {
 }
 
 function forgeKeys(privateKeyPem: string) {
-  // forge reads PKCS#1 RSA private keys; convert from PKCS#8 with Node's crypto.
-  const pkcs1 = createPrivateKey(privateKeyPem).export({ type: 'pkcs1', format: 'pem' }) as string;
-  const privateKey = forge.pki.privateKeyFromPem(pkcs1);
   const publicPem = createPublicKey(privateKeyPem).export({ type: 'spki', format: 'pem' }) as string;
-  return { privateKey, publicKey: forge.pki.publicKeyFromPem(publicPem) };
+  return { privateKeyPem, publicKey: forge.pki.publicKeyFromPem(publicPem) };
+}
+
+/**
+ * Signs a forge certificate with Node's native RSA (sha256WithRSAEncryption, PKCS#1 v1.5), as
+ * forge's own `cert.sign` would, but without its pure-JS big-number code: an RSA 4096 signature
+ * in JS blocks the event loop for hundreds of milliseconds per registration.
+ */
+function signCertificate(cert: forge.pki.Certificate, privateKeyPem: string): void {
+  const oid = forge.pki.oids.sha256WithRSAEncryption;
+  cert.siginfo.algorithmOid = oid;
+  cert.signatureOid = oid;
+  // getTBSCertificate exists in node-forge but is missing from its type definitions.
+  const tbs = (
+    forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }
+  ).getTBSCertificate(cert);
+  (cert as unknown as { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate = tbs;
+  const der = Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
+  cert.signature = sign('sha256', der, privateKeyPem).toString('binary');
 }
 
 /** Positive random serial number (RFC 5280: ≤ 20 octets, positive). */
@@ -47,7 +56,7 @@ function validity(cert: forge.pki.Certificate, years: number): void {
 
 /** Self-signed CA certificate for the cluster identity key (signs client certificates). */
 export function createIdentityCaCert(identityKeyPem: string, commonName: string): string {
-  const { privateKey, publicKey } = forgeKeys(identityKeyPem);
+  const { privateKeyPem, publicKey } = forgeKeys(identityKeyPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = randomSerial();
@@ -63,13 +72,13 @@ export function createIdentityCaCert(identityKeyPem: string, commonName: string)
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(privateKey, forge.md.sha256.create());
+  signCertificate(cert, privateKeyPem);
   return forge.pki.certificateToPem(cert);
 }
 
 /** Self-signed per-node TLS server certificate for `host` (DNS or IP SAN; localhost names added). */
 export function createNodeTlsCert(nodeKeyPem: string, host: string): string {
-  const { privateKey, publicKey } = forgeKeys(nodeKeyPem);
+  const { privateKeyPem, publicKey } = forgeKeys(nodeKeyPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = randomSerial();
@@ -95,7 +104,7 @@ export function createNodeTlsCert(nodeKeyPem: string, host: string): string {
     { name: 'subjectAltName', altNames },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(privateKey, forge.md.sha256.create());
+  signCertificate(cert, privateKeyPem);
   return forge.pki.certificateToPem(cert);
 }
 
@@ -131,7 +140,6 @@ export function issueClientCert(args: {
   caCertPem: string;
   caKeyPem: string;
 }): string {
-  const { privateKey } = forgeKeys(args.caKeyPem);
   const ca = forge.pki.certificateFromPem(args.caCertPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(args.publicKeyPem);
@@ -147,7 +155,7 @@ export function issueClientCert(args: {
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', clientAuth: true },
   ]);
-  cert.sign(privateKey, forge.md.sha256.create());
+  signCertificate(cert, args.caKeyPem);
   return forge.pki.certificateToPem(cert);
 }
 

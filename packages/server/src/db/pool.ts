@@ -19,7 +19,14 @@ export interface Db {
 export function createDb(target: DbTarget, opts: { max?: number } = {}): Db {
   const common = { ...target, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 };
   const pool = new Pool({ ...common, max: opts.max ?? 20, application_name: 'keytrusteed' });
-  const control = new Pool({ ...common, max: 3, application_name: 'keytrusteed-control' });
+  // Control queries are tiny: a database that does not answer them within 2 s counts as down
+  // (the state poll fails instead of hanging), and the broken connection is discarded.
+  const control = new Pool({
+    ...common,
+    max: 3,
+    application_name: 'keytrusteed-control',
+    query_timeout: 2000,
+  });
   // A pooled idle client whose backend dies emits 'error' on the pool; without a listener that crashes the process.
   pool.on('error', () => undefined);
   control.on('error', () => undefined);

@@ -40,6 +40,7 @@ const EMPTY_REPLICATION: ReplicationView = {
  */
 export async function readNodeSnapshot(pool: Pool, identityFingerprint: string): Promise<NodeSnapshot> {
   const c = await pool.connect();
+  let failure: Error | undefined;
   try {
     const summary = summarizeReplication(await readReplicationState(c));
     const { rows } = await c.query<{ identity: string | null }>(
@@ -59,8 +60,12 @@ export async function readNodeSnapshot(pool: Pool, identityFingerprint: string):
       syncStreaming: summary.writable,
       identityMatches: identity === null ? null : identity === identityFingerprint,
     };
+  } catch (e) {
+    failure = e as Error;
+    throw e;
   } finally {
-    c.release();
+    // A timed-out or broken connection must not go back to the pool.
+    c.release(failure);
   }
 }
 
@@ -110,11 +115,18 @@ export class NodeState {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /**
+   * The outcome of the last completed poll. A busy event loop can make it older than the poll
+   * period; it is not discarded for that: a database that hangs fails the poll itself (the
+   * control pool's query timeout), and a write re-checks the standby inside its transaction.
+   */
   current(): NodeSnapshot {
-    if (this.now() - this.snapshot.at > SNAPSHOT_MAX_AGE_MS && this.snapshot.dbUp) {
-      return { ...this.snapshot, dbUp: false, error: 'state is stale (database not answering)' };
-    }
     return this.snapshot;
+  }
+
+  /** Age of the last completed poll in ms (shown by /v1/health). */
+  ageMs(): number {
+    return this.now() - this.snapshot.at;
   }
 
   /**

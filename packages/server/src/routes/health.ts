@@ -18,6 +18,7 @@ export function healthRouter(ctx: ServerContext): Router {
         identity: s.identityMatches === false ? 'mismatch' : s.identityMatches === null ? 'unrecorded' : 'ok',
         replication: s.replication,
         version: ctx.version,
+        stateAgeMs: ctx.nodeState.ageMs(),
         ...(s.error ? { error: s.error } : {}),
         ...(s.identityMatches === false
           ? {

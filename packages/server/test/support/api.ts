@@ -3,6 +3,7 @@ import forge from 'node-forge';
 import { BINS, runCli, type CliResult } from '../../../../tests/helpers/cli';
 import { httpsRequest, jsonRequest, type RawResponse } from '../../../../tests/helpers/https-request';
 import type { SingleNode } from '../../../../tests/helpers/single-node';
+import type { OrgListing } from '@trustee/server';
 
 /** The TLS identity a test client presents (absent: an anonymous caller). */
 export interface Creds {
@@ -56,17 +57,6 @@ export function orgtool(node: SingleNode, ...args: string[]): Promise<CliResult>
   return runCli(BINS.orgtool, ['--confdir', node.confdir, ...args]);
 }
 
-export interface OrgListing {
-  auth_secret: string;
-  contacts: string[];
-  creation: string;
-  expiration: string;
-  key_info: unknown;
-  name: string;
-  state: number;
-  uuid: string;
-}
-
 /** `keytrustee-orgtool list`, parsed; throws when the command fails. */
 export async function listOrgsCli(node: SingleNode): Promise<Record<string, OrgListing>> {
   const r = await orgtool(node, 'list');
@@ -103,3 +93,5 @@ export function selfSignedCert(keyPem: string, commonName = 'impostor'): string 
   cert.sign(forge.pki.privateKeyFromPem(pkcs1), forge.md.sha256.create());
   return forge.pki.certificateToPem(cert);
 }
+
+export type { OrgListing };
