@@ -89,6 +89,7 @@ async function runPass<T>(
     return { ok: false, error: checkFatal(toTrusteeError(e), spec, remaining, seen) };
   }
   let error: TrusteeError | undefined;
+  const failures: TrusteeError[] = [];
   for (const [index, node] of nodes.entries()) {
     if (error !== undefined) {
       ctx.emit('onFailover', { operation: spec.operation, from: nodes[index - 1].url, to: node.url, error });
@@ -103,11 +104,26 @@ async function runPass<T>(
       return { ok: true, value };
     } catch (e) {
       error = checkFatal(toTrusteeError(e, node.url), spec, remaining, seen);
+      failures.push(error);
       noteWriteFailure(ctx, spec, error);
       if (spec.kind === 'write' || !canFailOver(error)) break;
     }
   }
+  if (failures.length > 1) error = everyNodeFailed(failures);
   return { ok: false, error: error ?? new TrusteeError('UNAVAILABLE', 'no endpoint to try') };
+}
+
+/** When every node failed, say so and name each node's reason; the code stays the last one's. */
+function everyNodeFailed(failures: TrusteeError[]): TrusteeError {
+  const last = failures[failures.length - 1];
+  const reasons = failures.map((f) => `${f.node ?? '?'}: ${f.code}`).join('; ');
+  return new TrusteeError(last.code, `no node could serve the request (${reasons}); last error: ${last.message}`, {
+    node: last.node,
+    status: last.status,
+    retryAfterMs: last.retryAfterMs,
+    details: last.details,
+    cause: last,
+  });
 }
 
 function findActive<T>(
