@@ -31,9 +31,14 @@ export async function startSingleNode(opts: { logLevel?: string } = {}): Promise
   const home = makeTempDir();
   const confdir = join(home, 'confdir');
   const dbDir = join(home, 'db');
-  await initConfdir({ confdir, host: 'localhost', port: 0 });
   const dbPort = await freePort();
-  await bootstrapActiveDb({ confdir, pgRootdir: dbDir, port: dbPort, listenAddresses: '127.0.0.1' });
+  try {
+    await initConfdir({ confdir, host: 'localhost', port: 0 });
+    await bootstrapActiveDb({ confdir, pgRootdir: dbDir, port: dbPort, listenAddresses: '127.0.0.1' });
+  } catch (e) {
+    removeDir(home);
+    throw e;
+  }
   const pgPid = readPostmasterPid(dbDir);
   if (pgPid) trackPid(pgPid);
   let server: RunningServer;
@@ -46,6 +51,7 @@ export async function startSingleNode(opts: { logLevel?: string } = {}): Promise
     });
   } catch (e) {
     await stopPostgres(nodeInstance({ confdir })).catch(() => undefined);
+    removeDir(home);
     throw e;
   }
   return {
