@@ -6,6 +6,7 @@ import {
   initConfdir,
   nodeInstance,
   startServer,
+  updateKeytrusteeConf,
   type RunningServer,
 } from '@trustee/server';
 import { freePort } from './ports';
@@ -27,7 +28,12 @@ export interface SingleNode {
  * One real node: confdir (RSA 4096 identity), PostgreSQL started as the unprivileged user on a
  * free port, and the HTTPS server in-process on a free port. Start once per test file.
  */
-export async function startSingleNode(opts: { logLevel?: string } = {}): Promise<SingleNode> {
+export async function startSingleNode(
+  opts: {
+    logLevel?: string;
+    /** keytrustee.conf keys to set before the server starts. */ conf?: Record<string, unknown>;
+  } = {},
+): Promise<SingleNode> {
   const home = makeTempDir();
   const confdir = join(home, 'confdir');
   const dbDir = join(home, 'db');
@@ -39,6 +45,7 @@ export async function startSingleNode(opts: { logLevel?: string } = {}): Promise
     removeDir(home);
     throw e;
   }
+  if (opts.conf) updateKeytrusteeConf(confdir, opts.conf);
   const pgPid = readPostmasterPid(dbDir);
   if (pgPid) trackPid(pgPid);
   let server: RunningServer;

@@ -68,7 +68,7 @@ export class ConfigError extends Error {
 }
 
 /** Reads and validates DIR/keytrustee.conf; errors name the file and the key. */
-export function loadKeytrusteeConf(confdir: string): KeytrusteeConf {
+export function loadKeytrusteeConf(confdir: string, env: NodeJS.ProcessEnv = process.env): KeytrusteeConf {
   const file = join(confdir, CONF_FILE);
   let raw: unknown;
   try {
@@ -79,6 +79,10 @@ export function loadKeytrusteeConf(confdir: string): KeytrusteeConf {
         ? 'not found (run `ktadmin init` first)'
         : (e as Error).message;
     throw new ConfigError(`could not read ${file}: ${why}`);
+  }
+  // Environment overrides (one product prefix): a shared Redis can be named per deployment.
+  if (env[ENV.REDIS_URL] && typeof raw === 'object' && raw !== null) {
+    raw = { ...(raw as Record<string, unknown>), REDIS_URL: env[ENV.REDIS_URL] };
   }
   const parsed = keytrusteeConfSchema.safeParse(raw);
   if (!parsed.success) {

@@ -12,6 +12,7 @@ export { createApp } from './app';
 export { loadKeytrusteeConf, keytrusteeConfSchema, ConfigError, type KeytrusteeConf } from './config';
 export { initConfdir, InitError, type InitOptions, type InitResult } from './confdir/init-confdir';
 export { confPaths, pidFilePath, CONF_FILE } from './confdir/paths';
+export { updateKeytrusteeConf } from './confdir/update-conf';
 export { assertSecretFileMode, InsecureFileError } from './confdir/secret-files';
 export { keyFingerprint, FINGERPRINT_RE } from './crypto/fingerprint';
 export { AppError, HTTP_STATUS, toAppError, type ErrorCode } from './errors';

@@ -104,7 +104,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const keys = createFileMasterKey(p.masterKey);
   const db = connectNodeDb(conf, opts.confdir);
   const metrics = createMetrics();
-  const redisUrl = process.env.TRUSTEE_REDIS_URL ?? conf.REDIS_URL;
+  const redisUrl = conf.REDIS_URL;
   const redis = redisUrl
     ? new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
     : undefined;
