@@ -45,6 +45,7 @@ function missingPackages() {
   if (!hasCommand('pgrep')) missing.push('procps');
   if (!hasCommand('useradd') || !hasCommand('getent')) missing.push('passwd');
   if (forTests && !hasCommand('gpg')) missing.push('gnupg');
+  if (forTests && !hasCommand('redis-server')) missing.push('redis-server');
   return missing;
 }
 
@@ -69,6 +70,38 @@ function installSystemPackages() {
       'or set PG_BINDIR to a directory holding the PostgreSQL server binaries (' +
       PG_BINARIES.join(', ') +
       ').',
+  );
+}
+
+/** The tests use a real Redis on 127.0.0.1:6379; start one (no persistence) when none answers. */
+function ensureRedis() {
+  const probe = spawnSync('bash', ['-c', '(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null'], {
+    stdio: 'ignore',
+  });
+  if (probe.status === 0) return;
+  if (!hasCommand('redis-server'))
+    fail('npm test needs Redis on 127.0.0.1:6379 (Debian: apt-get install redis-server)');
+  say('starting redis-server on 127.0.0.1:6379 (no persistence)…');
+  fs.mkdirSync('/tmp/trustee-redis', { recursive: true });
+  execFileSync(
+    'redis-server',
+    [
+      '--daemonize',
+      'yes',
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      '6379',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      '/tmp/trustee-redis',
+    ],
+    {
+      stdio: 'inherit',
+    },
   );
 }
 
@@ -103,6 +136,7 @@ function fail(msg) {
 
 try {
   installSystemPackages();
+  if (forTests) ensureRedis();
   ensureNodeModules();
   build();
 } catch (e) {
