@@ -16,8 +16,17 @@ export function defaultConfdir(): string {
   return process.env.TRUSTEE_CONFDIR ?? DEFAULT_CONFDIR;
 }
 
+/** A wrong combination of flags: exit code 2, like commander's own usage errors. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
 /** Prints `error: CODE: message` and exits 1 (commander usage errors exit 2). */
 export function fail(e: unknown): never {
+  if (e instanceof UsageError) {
+    process.stderr.write(`error: ${e.message} (see --help)\n`);
+    process.exit(2);
+  }
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   const code = (e as { code?: unknown }).code;
   const prefix = typeof code === 'string' && /^[A-Z_]+$/.test(code) ? `${code}: ` : '';

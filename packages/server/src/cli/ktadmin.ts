@@ -11,7 +11,7 @@ import {
   parseHostPort,
 } from '../node/bootstrap-db';
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
-import { defaultConfdir, runProgram } from './common';
+import { defaultConfdir, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
 
@@ -27,7 +27,7 @@ interface DbFlags {
 }
 
 function usage(message: string): Error {
-  return Object.assign(new Error(message), { code: 'INVALID_REQUEST' });
+  return new UsageError(message);
 }
 
 const program = new Command('ktadmin')
