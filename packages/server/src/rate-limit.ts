@@ -12,6 +12,8 @@ export interface RateLimits {
   requests: RateLimiterAbstract;
   /** Failed registration attempts per (address, org), per 15 minutes. */
   registrationFailures: RateLimiterAbstract;
+  /** Failed registration attempts per address over all orgs (5× the per-org allowance), per 15 minutes. */
+  registrationFailuresByAddress: RateLimiterAbstract;
 }
 
 /** Shared through Redis when configured (both nodes see the same counters), in memory otherwise. */
@@ -33,6 +35,7 @@ export function createRateLimits(opts: {
   return {
     requests: make('req', opts.perSecond, 1),
     registrationFailures: make('regfail', opts.registrationFailures, 15 * 60),
+    registrationFailuresByAddress: make('regfail-addr', opts.registrationFailures * 5, 15 * 60),
   };
 }
 
@@ -53,19 +56,5 @@ export async function consumeOrThrow(limiter: RateLimiterAbstract, key: string, 
         retryAfterSec: retryAfter(e),
       });
     }
-  }
-}
-
-/** Throws RATE_LIMITED when the key has no points left, without consuming. */
-export async function assertNotLimited(
-  limiter: RateLimiterAbstract,
-  key: string,
-  what: string,
-): Promise<void> {
-  const res = await limiter.get(key).catch(() => null);
-  if (res && res.remainingPoints <= 0 && res.msBeforeNext > 0) {
-    throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(res)} s`, {
-      retryAfterSec: retryAfter(res),
-    });
   }
 }

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
+import type { PoolClient } from 'pg';
 import { DB_NAME, DB_SUPERUSER, runMigrations } from '@trustee/replicator';
 import { createApp } from './app';
 import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from './config';
@@ -83,8 +84,8 @@ export function connectNodeDb(conf: KeytrusteeConf, confdir: string, opts: { max
 }
 
 /** Records the identity on a fresh active (it then replicates to the passive for the identity check). */
-async function recordIdentity(db: Db, fingerprint: string): Promise<void> {
-  await db.pool.query(
+async function recordIdentity(client: PoolClient, fingerprint: string): Promise<void> {
+  await client.query(
     'insert into cluster_identity (id, fingerprint) values (1, $1) on conflict (id) do nothing',
     [fingerprint],
   );
@@ -130,7 +131,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         await client.query('set synchronous_commit = local');
         const applied = await runMigrations(client, MIGRATIONS_DIR);
         if (applied.length) log.info({ applied }, 'schema migrated');
-        await recordIdentity({ ...db, pool: db.pool }, identity.fingerprint);
+        // Same session as the migrations (synchronous_commit = local): never waits for a passive.
+        await recordIdentity(client, identity.fingerprint);
       } finally {
         client.release();
       }
@@ -138,8 +140,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       log.warn({ error: first.error }, 'database not reachable at start; will keep polling');
     }
     const ns = nodeState;
-    const stateWithMetrics = ns;
-    await stateWithMetrics.start();
+    await ns.start();
     const ctx: ServerContext = {
       db,
       keys,

@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPair, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { createPublicKey, generateKeyPair, randomBytes, sign, verify, X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 
@@ -116,7 +116,21 @@ export class CsrError extends Error {
   override name = 'CsrError';
 }
 
-/** Parses and verifies a PEM PKCS#10 request (self-signature must match its key). RSA ≥ 2048 only. */
+/** Signature algorithms accepted on a CSR, by OID, with Node's digest name. */
+const CSR_SIGNATURE_DIGESTS: Record<string, string> = {
+  [forge.pki.oids.sha256WithRSAEncryption]: 'sha256',
+  [forge.pki.oids.sha384WithRSAEncryption]: 'sha384',
+  [forge.pki.oids.sha512WithRSAEncryption]: 'sha512',
+};
+const MIN_CSR_BITS = 2048;
+const MAX_CSR_BITS = 8192;
+
+/**
+ * Parses and verifies a PEM PKCS#10 request (its self-signature must match its key). RSA
+ * 2048–8192 bits with exponent 65537 only, checked *before* the signature: a huge modulus or
+ * exponent would make verification an easy way to stall the server. The signature is verified
+ * with Node's native crypto.
+ */
 export function parseCsr(csrPem: string): ParsedCsr {
   let csr: forge.pki.CertificateSigningRequest;
   try {
@@ -124,11 +138,29 @@ export function parseCsr(csrPem: string): ParsedCsr {
   } catch {
     throw new CsrError('csr is not a valid PEM PKCS#10 certificate request (RSA keys only)');
   }
-  if (!csr.verify()) throw new CsrError('csr signature does not match its public key');
-  if (!csr.publicKey) throw new CsrError('csr has no public key');
-  const publicKeyPem = forge.pki.publicKeyToPem(csr.publicKey as forge.pki.rsa.PublicKey);
-  const bits = createPublicKey(publicKeyPem).asymmetricKeyDetails?.modulusLength ?? 0;
-  if (bits < 2048) throw new CsrError(`csr key is RSA ${bits} bits; at least 2048 bits are required`);
+  const key = csr.publicKey as forge.pki.rsa.PublicKey | null;
+  if (!key?.n || !key.e) throw new CsrError('csr has no RSA public key');
+  const bits = key.n.bitLength();
+  if (bits < MIN_CSR_BITS || bits > MAX_CSR_BITS) {
+    throw new CsrError(
+      `csr key is RSA ${bits} bits; between ${MIN_CSR_BITS} and ${MAX_CSR_BITS} bits are required`,
+    );
+  }
+  if (key.e.toString(10) !== '65537') throw new CsrError('csr key must use the public exponent 65537');
+  const digest =
+    CSR_SIGNATURE_DIGESTS[(csr as unknown as { siginfo: { algorithmOid: string } }).siginfo.algorithmOid];
+  if (!digest) throw new CsrError('csr must be signed with sha256, sha384 or sha512 with RSA');
+  const publicKeyPem = forge.pki.publicKeyToPem(key);
+  // getCertificationRequestInfo exists in node-forge but is missing from its type definitions.
+  const info = (
+    forge.pki as unknown as {
+      getCertificationRequestInfo(c: forge.pki.CertificateSigningRequest): forge.asn1.Asn1;
+    }
+  ).getCertificationRequestInfo(csr);
+  const infoDer = Buffer.from(forge.asn1.toDer(info).getBytes(), 'binary');
+  const signature = Buffer.from(csr.signature as string, 'binary');
+  if (!verify(digest, infoDer, publicKeyPem, signature))
+    throw new CsrError('csr signature does not match its public key');
   return { publicKeyPem };
 }
 

@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { AppError, toAppError } from '../errors';
+import { AppError, SQLSTATE, toAppError } from '../errors';
 import type { Logger } from '../logger';
 import type { Db } from './pool';
 
@@ -79,28 +79,43 @@ async function syncStandbyStreaming(client: PoolClient): Promise<boolean> {
 async function commitBounded(opts: WritePathOptions, client: PoolClient): Promise<void> {
   const pid = (client as unknown as { processID: number }).processID;
   let cancel: Promise<unknown> | undefined;
+  // PostgreSQL reports a commit whose wait for the standby was cut short (by us or anyone) as a
+  // success plus a WARNING notice: that notice, never the COMMIT status, is the truth (DESIGN.md).
+  let warned = false;
+  const onNotice = (n: { severity?: string; code?: string }) => {
+    if (n.severity === 'WARNING' || n.code === SQLSTATE.ADMIN_SHUTDOWN) warned = true;
+  };
+  client.on('notice', onNotice);
   const timer = setTimeout(() => {
     cancel = opts.db.control.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
   }, opts.commitWaitMs);
   try {
     await client.query('commit');
   } catch (e) {
-    // The connection died during COMMIT: whether the row is committed is unknown.
-    if (!(e as { code?: string }).code) {
-      throw new AppError(
-        'WRITE_IN_DOUBT',
-        'the commit outcome is unknown; retry with the same Idempotency-Key',
-        {
-          cause: e,
-          retryAfterSec: 1,
-        },
-      );
-    }
-    throw toAppError(e);
+    const code = (e as { code?: string }).code;
+    // Integrity or serialization failures are raised before the commit record: nothing committed.
+    if (typeof code === 'string' && /^(23|40)/.test(code)) throw toAppError(e);
+    // Anything else (connection lost, backend terminated, cancel) leaves the outcome unknown.
+    throw new AppError(
+      'WRITE_IN_DOUBT',
+      'the commit outcome is unknown; retry with the same Idempotency-Key',
+      {
+        cause: e,
+        retryAfterSec: 1,
+      },
+    );
   } finally {
     clearTimeout(timer);
+    client.off('notice', onNotice);
     // Never release the client while our cancel may still land on its next statement.
     if (cancel) await cancel;
+  }
+  if (warned && !cancel) {
+    throw new AppError(
+      'WRITE_IN_DOUBT',
+      'committed on the active but the wait for the passive was interrupted; retry with the same Idempotency-Key',
+      { retryAfterSec: 1 },
+    );
   }
   if (cancel) {
     opts.log?.warn(
@@ -120,7 +135,10 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
  * (synchronous replication confirms in LSN order). Used before answering an idempotent replay.
  */
 export async function runWriteBarrier(opts: WritePathOptions): Promise<void> {
-  await runWrite(opts, async (c) => {
-    await c.query('update write_barrier set at = now() where id = 1');
-  });
+  await runWrite(opts, touchWriteBarrier);
+}
+
+/** Inside a write transaction: gives it something to commit, so its COMMIT waits for the passive. */
+export async function touchWriteBarrier(c: PoolClient): Promise<void> {
+  await c.query('update write_barrier set at = now() where id = 1');
 }

@@ -9,7 +9,7 @@ import {
   selectLatestDeposit,
   type DepositRow,
 } from '../db/sql/deposits';
-import { runWrite, runWriteBarrier, type WritePathOptions } from '../db/write-path';
+import { runWrite, runWriteBarrier, touchWriteBarrier, type WritePathOptions } from '../db/write-path';
 import { AppError, SQLSTATE, toAppError } from '../errors';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
 import { encodeCursor, type ListParams } from './validate-deposit';
@@ -93,6 +93,9 @@ async function writeVersion(
               'this Idempotency-Key was already used for a different request',
             );
           }
+          // The first attempt may still be unconfirmed on the passive (it ended WRITE_IN_DOUBT
+          // while we waited for the lock): make this transaction's COMMIT wait for the passive too.
+          await touchWriteBarrier(c);
           return { name: prior.name, version: prior.version, replayed: true };
         }
       }

@@ -1,7 +1,7 @@
 import { withClient } from '../db/pool';
 import { insertClient, selectClient, type ClientState } from '../db/sql/clients';
 import { selectOrg } from '../db/sql/orgs';
-import { runWrite } from '../db/write-path';
+import { runWrite, runWriteBarrier, touchWriteBarrier } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
 import { CsrError, issueClientCert, parseCsr } from '../crypto/certificates';
 import { keyFingerprint } from '../crypto/fingerprint';
@@ -69,7 +69,9 @@ export async function registerClient(
     if (existing.org_name !== org.name) {
       throw new AppError('INVALID_REQUEST', 'this key is already registered in another organization');
     }
-    // Re-registering the same key never upgrades a disabled client or skips approval.
+    // Re-registering the same key never upgrades a disabled client or skips approval. The first
+    // registration may have ended WRITE_IN_DOUBT: confirm the passive has it before answering.
+    await runWriteBarrier(svc.write);
     return {
       fingerprint,
       state: existing.state,
@@ -84,11 +86,16 @@ export async function registerClient(
     caCertPem: identity.certPem,
     caKeyPem: identity.keyPem,
   });
-  await runWrite(svc.write, async (c) => {
+  const stored = await runWrite(svc.write, async (c) => {
     const raced = await selectClient(c, fingerprint);
-    if (!raced) {
-      await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
+    if (raced) {
+      // A concurrent registration of the same key won: answer with what is stored, and make
+      // this COMMIT wait for the passive like the winner's.
+      await touchWriteBarrier(c);
+      return { state: raced.state, certificate: raced.certificate };
     }
+    await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
+    return { state, certificate };
   });
-  return { fingerprint, state, certificate, caCertificate: identity.certPem };
+  return { fingerprint, ...stored, caCertificate: identity.certPem };
 }

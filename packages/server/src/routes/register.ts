@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { ServerContext } from '../context';
 import { AppError } from '../errors';
 import { AuthCodeRejected, registerClient } from '../orgs/register-client';
-import { assertNotLimited, consumeOrThrow } from '../rate-limit';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { consumeOrThrow } from '../rate-limit';
 import { methodNotAllowed } from './error-handler';
 
 const registerSchema = z
@@ -35,14 +36,21 @@ export function registerRouter(ctx: ServerContext): Router {
         ctx.metrics.writeRefusals.inc({ reason: refusal.code });
         throw refusal;
       }
-      const lockKey = `${req.socket.remoteAddress ?? '?'}|${parsed.data.org}`;
-      await assertNotLimited(
-        ctx.limits.registrationFailures,
-        lockKey,
-        'failed registrations for this organization',
-      );
+      // Consume before checking the code (atomic in memory and in Redis), give back on success:
+      // parallel guesses cannot all pass a read-only check. Keyed per address+org and per address.
+      const address = req.socket.remoteAddress ?? '?';
+      const counters: [RateLimiterAbstract, string][] = [
+        [ctx.limits.registrationFailures, `${address}|${parsed.data.org}`],
+        [ctx.limits.registrationFailuresByAddress, address],
+      ];
+      for (const [limiter, key] of counters) {
+        await consumeOrThrow(limiter, key, 'failed registrations from this address');
+      }
+      const giveBack = () =>
+        Promise.all(counters.map(([limiter, key]) => limiter.reward(key, 1).catch(() => undefined)));
       try {
         const result = await registerClient({ write: ctx.write, keys: ctx.keys }, ctx.identity, parsed.data);
+        await giveBack();
         ctx.log.info(
           { client: result.fingerprint, org: parsed.data.org, state: result.state },
           'client registered',
@@ -50,15 +58,9 @@ export function registerRouter(ctx: ServerContext): Router {
         res.status(200).json(result);
       } catch (e) {
         if (e instanceof AuthCodeRejected) {
-          ctx.log.warn(
-            { org: parsed.data.org, remote: req.socket.remoteAddress },
-            'registration refused: bad org or code',
-          );
-          await consumeOrThrow(
-            ctx.limits.registrationFailures,
-            lockKey,
-            'failed registrations for this organization',
-          );
+          ctx.log.warn({ org: parsed.data.org, remote: address }, 'registration refused: bad org or code');
+        } else {
+          await giveBack();
         }
         throw e;
       }
