@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readPostmasterPid, startPostgres } from '@trustee/replicator';
 import {
+  localNodeSpecs,
   nodeInstance,
   setupLocalCluster,
   spawnNodeServer,
@@ -42,11 +43,21 @@ export interface TestCluster extends LocalCluster {
 export async function startTestCluster(): Promise<TestCluster> {
   const home = makeTempDir('trustee-cluster-');
   const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const cluster = await setupLocalCluster({
+  const clusterOpts = {
     home,
-    apiPorts: [ports[0], ports[1]],
-    dbPorts: [ports[2], ports[3]],
-  });
+    apiPorts: [ports[0], ports[1]] as [number, number],
+    dbPorts: [ports[2], ports[3]] as [number, number],
+  };
+  let cluster: LocalCluster;
+  try {
+    cluster = await setupLocalCluster(clusterOpts);
+  } catch (e) {
+    // A half-built cluster: stop whatever PostgreSQL already runs before removing its files.
+    const [a, b] = localNodeSpecs(clusterOpts);
+    await stopLocalDatabases({ a, b }).catch(() => undefined);
+    removeDir(home);
+    throw e;
+  }
   const spec = (n: NodeName) => (n === 'a' ? cluster.a : cluster.b);
   const servers: Partial<Record<NodeName, ChildProcess>> = {};
   const trackPg = (n: NodeName) => {

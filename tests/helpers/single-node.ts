@@ -42,6 +42,11 @@ export async function startSingleNode(
     await initConfdir({ confdir, host: 'localhost', port: 0 });
     await bootstrapActiveDb({ confdir, pgRootdir: dbDir, port: dbPort, listenAddresses: '127.0.0.1' });
   } catch (e) {
+    await Promise.resolve()
+      .then(() =>
+        stopPostgres(nodeInstance({ confdir, pgRootdir: dbDir, port: dbPort }), { mode: 'immediate' }),
+      )
+      .catch(() => undefined);
     removeDir(home);
     throw e;
   }

@@ -117,13 +117,17 @@ async function runPass<T>(
 function everyNodeFailed(failures: TrusteeError[]): TrusteeError {
   const last = failures[failures.length - 1];
   const reasons = failures.map((f) => `${f.node ?? '?'}: ${f.code}`).join('; ');
-  return new TrusteeError(last.code, `no node could serve the request (${reasons}); last error: ${last.message}`, {
-    node: last.node,
-    status: last.status,
-    retryAfterMs: last.retryAfterMs,
-    details: last.details,
-    cause: last,
-  });
+  return new TrusteeError(
+    last.code,
+    `no node could serve the request (${reasons}); last error: ${last.message}`,
+    {
+      node: last.node,
+      status: last.status,
+      retryAfterMs: last.retryAfterMs,
+      details: last.details,
+      cause: last,
+    },
+  );
 }
 
 function findActive<T>(

@@ -147,6 +147,7 @@ export class EndpointSet {
 
   private async discover(probe: (node: Endpoint) => Promise<boolean>): Promise<Endpoint> {
     const failures: string[] = [];
+    let tlsFailure: TrusteeError | undefined;
     const winner = await new Promise<Endpoint | undefined>((resolve) => {
       let pending = this.nodes.length;
       for (const node of this.nodes) {
@@ -156,6 +157,7 @@ export class EndpointSet {
             else failures.push(`${node.url}: not active`);
           })
           .catch((e: unknown) => {
+            if (isTrusteeError(e) && e.code === 'TLS_ERROR') tlsFailure = e;
             failures.push(`${node.url}: ${isTrusteeError(e) ? e.code : String(e)}`);
           })
           .finally(() => {
@@ -164,6 +166,15 @@ export class EndpointSet {
           });
       }
     });
+    if (winner === undefined && tlsFailure) {
+      // Not an outage: this client does not trust the server certificate. Say how to fix it.
+      throw new TrusteeError(
+        'TLS_ERROR',
+        `${tlsFailure.message}; give the node certificates (or their CA) with --ca / the "ca" option, ` +
+          'or (not recommended) skip the check with --skip-ssl-check',
+        { node: tlsFailure.node, cause: tlsFailure, details: { discovery: failures } },
+      );
+    }
     if (winner === undefined) {
       throw new TrusteeError('UNAVAILABLE', `no active node found (${failures.join('; ')})`, {
         details: { discovery: failures },

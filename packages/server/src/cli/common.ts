@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFDIR, loadKeytrusteeConf, type KeytrusteeConf } from '../config';
 import { confPaths } from '../confdir/paths';
 import type { Db } from '../db/pool';
@@ -34,10 +34,29 @@ export function fail(e: unknown): never {
   process.exit(1);
 }
 
+/** Option parser for TCP ports: an integer 1-65535 (0 = any free port where allowed). */
+export function parsePort(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
+    throw new InvalidArgumentError('expected a port number between 0 and 65535');
+  }
+  return Number(value);
+}
+
+/** Option parser for a positive number of seconds. */
+export function parseSeconds(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0)
+    throw new InvalidArgumentError('expected a positive number of seconds');
+  return Number(value);
+}
+
 /** Runs a commander program, mapping failures to exit codes. */
 export async function runProgram(program: Command, argv: string[] = process.argv): Promise<void> {
-  program.exitOverride();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  // Subcommands created before this call do not inherit these settings: apply them to each.
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) {
+    c.exitOverride();
+    c.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  }
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -3,12 +3,12 @@ import { Command } from 'commander';
 import { pidFilePath } from '../confdir/paths';
 import { createLogger } from '../logger';
 import { startServer } from '../server';
-import { defaultConfdir, runProgram } from './common';
+import { defaultConfdir, parsePort, runProgram } from './common';
 
 const program = new Command('keytrusteed')
   .description('Run the Trustee HTTPS server (foreground). Writes DIR/../keytrusteed.pid')
   .option('--confdir <dir>', 'configuration directory', defaultConfdir())
-  .option('--port <port>', 'override the HTTPS port of keytrustee.conf', (v) => Number(v))
+  .option('--port <port>', 'override the HTTPS port of keytrustee.conf', parsePort)
   .action(async (o: { confdir: string; port?: number }) => {
     const log = createLogger({ name: 'keytrusteed' });
     const pidFile = pidFilePath(o.confdir);

@@ -11,7 +11,7 @@ import {
   parseHostPort,
 } from '../node/bootstrap-db';
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
-import { defaultConfdir, runProgram, UsageError } from './common';
+import { defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
 
@@ -44,7 +44,7 @@ program
     'create the configuration directory: keytrustee.conf, cluster identity key, master key, TLS certificate',
   )
   .option('--host <host>', 'host name clients use for this node (TLS certificate subject)')
-  .option('--port <port>', 'HTTPS port', (v) => Number(v), 11371)
+  .option('--port <port>', 'HTTPS port', parsePort, 11371)
   .option('--peer <url...>', 'URL of the other node, e.g. https://kt02.example.com:11371')
   .option(
     '--from-peer-confdir <dir>',
@@ -78,7 +78,7 @@ program
   .option('--start', 'start the database')
   .option('--stop', 'stop the database')
   .option('--pg-rootdir <dir>', 'PostgreSQL data directory (default: the one recorded at bootstrap)')
-  .option('--port <port>', 'PostgreSQL port (default 11381)', (v) => Number(v))
+  .option('--port <port>', 'PostgreSQL port (default 11381)', parsePort)
   .option(
     '--slave <host[:port]>',
     'with --bootstrap on the active: prepare replication (role, pg_hba, slot) for this passive',
@@ -148,12 +148,7 @@ program
   .description(
     'on the active: make the passive synchronous (writes then need both nodes) and wait until it is',
   )
-  .option(
-    '--timeout <seconds>',
-    'how long to wait for the passive to become synchronous',
-    (v) => Number(v),
-    30,
-  )
+  .option('--timeout <seconds>', 'how long to wait for the passive to become synchronous', parseSeconds, 30)
   .action(async (o: { timeout: number }, cmd: Command) => {
     const name = await enableSynchronousReplication({ confdir: confdirOf(cmd), timeoutMs: o.timeout * 1000 });
     say(`synchronous replication enabled: passive ${name} is sync; writes now commit on both nodes`);

@@ -8,7 +8,7 @@ function fromHttpError(err: { type?: string; status?: number; message?: string }
     case 'entity.too.large':
       return new AppError('TOO_LARGE', 'request body is too large');
     case 'entity.parse.failed':
-      return new AppError('INVALID_REQUEST', 'request body is not valid JSON');
+      return new AppError('INVALID_REQUEST', 'request body is not a valid JSON object');
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new AppError('UNSUPPORTED_MEDIA_TYPE', 'request body must be UTF-8 JSON');

@@ -19,7 +19,7 @@ export function healthRouter(ctx: ServerContext): Router {
         replication: s.replication,
         version: ctx.version,
         stateAgeMs: ctx.nodeState.ageMs(),
-        ...(s.error ? { error: s.error } : {}),
+        ...(s.dbUp ? {} : { error: 'the local database is not answering (details in the server log)' }),
         ...(s.identityMatches === false
           ? {
               reason:
