@@ -10,18 +10,25 @@ import { waitFor } from './helpers/processes';
 describe('cluster identity check', () => {
   const fixture = useTestCluster();
 
-  it('a passive holding a different identity key answers 503 on health with the reason and raises the metric', async () => {
+  /** Stops node-b's server, re-initializes its confdir (fresh identity, or copied from node-a), restarts it. */
+  async function reinitPassive(copyFromActive: boolean): Promise<void> {
     const b = fixture.cluster.node('b');
     await fixture.cluster.killServer('b', 'SIGTERM');
-    // A fresh identity in node-b's confdir: what a missed rsync leaves behind.
     await initConfdir({
       confdir: b.confdir,
       host: 'localhost',
       port: b.apiPort,
       peers: [fixture.cluster.a.url],
+      ...(copyFromActive ? { fromPeerConfdir: fixture.cluster.a.confdir } : {}),
       force: true,
     });
     await fixture.cluster.startServer('b');
+  }
+
+  it('a passive holding a different identity key answers 503 on health with the reason and raises the metric', async () => {
+    const b = fixture.cluster.node('b');
+    // A fresh identity in node-b's confdir: what a missed rsync leaves behind.
+    await reinitPassive(false);
 
     const health = await httpsRequest(b.url, { path: '/v1/health' });
     expect(health.status).toBe(503);
@@ -37,16 +44,7 @@ describe('cluster identity check', () => {
 
   it('copying the active confdir again (without .ssl) restores the passive', async () => {
     const b = fixture.cluster.node('b');
-    await fixture.cluster.killServer('b', 'SIGTERM');
-    await initConfdir({
-      confdir: b.confdir,
-      host: 'localhost',
-      port: b.apiPort,
-      peers: [fixture.cluster.a.url],
-      fromPeerConfdir: fixture.cluster.a.confdir,
-      force: true,
-    });
-    await fixture.cluster.startServer('b');
+    await reinitPassive(true);
     const health = await waitFor('passive healthy', async () => {
       const h = await httpsRequest(b.url, { path: '/v1/health' });
       return h.status === 200 ? h : undefined;
