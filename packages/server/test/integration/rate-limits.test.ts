@@ -12,7 +12,7 @@ describe('rate limits through Redis', () => {
   let redis: Redis;
 
   beforeAll(async () => {
-    node = await startSingleNode({ conf: { REDIS_URL, RATE_LIMIT_PER_SECOND: 5 } });
+    node = await startSingleNode({ conf: { REDIS_URL, RATE_LIMIT_PER_SECOND: 2 } });
     redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     await addOrgCli(node, 'limited');
     expect((await orgtool(node, 'set-auth', '-n', 'limited', '-s', '')).code).toBe(0);
@@ -25,7 +25,7 @@ describe('rate limits through Redis', () => {
 
   it('answers 429 RATE_LIMITED with Retry-After past the per-client rate, counted in Redis', async () => {
     const answers = await Promise.all(
-      Array.from({ length: 20 }, () =>
+      Array.from({ length: 30 }, () =>
         httpsRequest(node.url, { path: '/v1/deposits', cert: client.cert, key: client.key }),
       ),
     );
