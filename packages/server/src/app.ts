@@ -6,6 +6,18 @@ import { errorHandler, methodNotAllowed, notFound, requireJson } from './routes/
 import { healthRouter } from './routes/health';
 import { registerRouter } from './routes/register';
 
+/**
+ * Route template for requests answered before a route matched (401 from the auth middleware,
+ * 415/413 from body parsing): operators still see which API was hit, and no name leaks.
+ */
+export function routeTemplateOf(path: string): string {
+  if (path === '/v1/deposits' || path === '/v1/deposits/') return '/v1/deposits';
+  if (path.startsWith('/v1/deposits/')) return '/v1/deposits/:name';
+  if (path.startsWith('/v1/health')) return '/v1/health';
+  if (path === '/v1/clients/register') return '/v1/clients/register';
+  return 'unmatched';
+}
+
 /** Room for a base64 value of maxValueBytes plus metadata and JSON framing. */
 function bodyLimitBytes(maxValueBytes: number): number {
   return Math.ceil(maxValueBytes / 3) * 4 + 16 * 1024;
@@ -21,7 +33,7 @@ export function createApp(ctx: ServerContext): Express {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       // Label by route template, never the raw path: deposit names stay out of metrics.
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : routeTemplateOf(req.path);
       ctx.metrics.requests.inc({ route, method: req.method, code: String(res.statusCode) });
       ctx.metrics.latency.observe(
         { route, method: req.method },
