@@ -221,7 +221,9 @@ export class NodeState {
     if (this.opts.requireSyncStandby && !s.syncStreaming) {
       return new AppError(
         'PASSIVE_UNAVAILABLE',
-        'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)',
+        s.replication.state === 'streaming' && s.replication.syncState !== 'sync'
+          ? 'the passive streams but is not synchronous (run `ktadmin enable-synchronous-replication` on the active); writes need both nodes and were not attempted'
+          : 'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)',
         { retryAfterSec: 1 },
       );
     }
