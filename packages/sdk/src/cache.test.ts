@@ -75,3 +75,39 @@ describe('DepositCache', () => {
     expect(cache.fresh('a')).toBeUndefined();
   });
 });
+
+describe('DepositCache read tickets', () => {
+  const options = { maxEntries: 10, ttlMs: 60_000, serveStaleOnError: true, maxStaleMs: 600_000 };
+
+  it('does not store an answer fetched before an own put of the name finished', () => {
+    const cache = new DepositCache(options);
+    const ticket = cache.beginRead('a');
+    cache.invalidateLatest('a'); // own put acknowledged while the read was in flight
+    cache.finishRead(ticket, deposit('a', 1), true);
+    expect(cache.fresh('a')).toBeUndefined();
+    expect(cache.stale('a')).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
+  it('does not store a versioned answer fetched before an own delete', () => {
+    const cache = new DepositCache(options);
+    const ticket = cache.beginRead('a');
+    cache.invalidateName('a');
+    cache.finishRead(ticket, deposit('a', 1), false);
+    expect(cache.fresh('a', 1)).toBeUndefined();
+  });
+
+  it('stores answers of reads that no write overtook, and forgets finished reads', () => {
+    const cache = new DepositCache(options);
+    const other = cache.beginRead('b');
+    const first = cache.beginRead('a');
+    cache.invalidateLatest('b');
+    cache.finishRead(first, deposit('a', 1), true);
+    cache.finishRead(other);
+    expect(cache.fresh('a')?.deposit.version).toBe(1);
+    // A read begun after the write is not affected by it.
+    const later = cache.beginRead('b');
+    cache.finishRead(later, deposit('b', 2), true);
+    expect(cache.fresh('b')?.deposit.version).toBe(2);
+  });
+});

@@ -36,8 +36,16 @@ export interface CacheLookup {
  * here from an injected clock rather than with lru-cache's own TTL, because expired entries must
  * stay available for serve-stale-on-error.
  */
+/** Taken before a read goes to a node; the answer is cached only if no own write of the name came between. */
+export interface ReadTicket {
+  readonly name: string;
+  readonly writes: number;
+}
+
 export class DepositCache {
   private readonly lru: LRUCache<string, CacheEntry> | undefined;
+  /** Names with reads in flight: how many, and how many own writes invalidated the name meanwhile. */
+  private readonly inFlight = new Map<string, { readers: number; writes: number }>();
 
   constructor(
     private readonly options: CacheOptions = DEFAULT_CACHE,
@@ -54,6 +62,28 @@ export class DepositCache {
     if (servedAsLatest) this.lru.set(keyOf(deposit.name, undefined), entry);
   }
 
+  /** Starts a read of `name`; pass the ticket to `finishRead`, whatever the outcome. */
+  beginRead(name: string): ReadTicket {
+    const state = this.inFlight.get(name) ?? { readers: 0, writes: 0 };
+    state.readers += 1;
+    this.inFlight.set(name, state);
+    return { name, writes: state.writes };
+  }
+
+  /**
+   * Ends a read; stores its answer unless an own put/delete of the name was invalidated since the
+   * read began (the answer may predate that write and must not outlive it in the cache).
+   */
+  finishRead(ticket: ReadTicket, deposit?: DepositWire, servedAsLatest = false): void {
+    const state = this.inFlight.get(ticket.name);
+    const overtaken = state !== undefined && state.writes !== ticket.writes;
+    if (state !== undefined) {
+      state.readers -= 1;
+      if (state.readers <= 0) this.inFlight.delete(ticket.name);
+    }
+    if (deposit !== undefined && !overtaken) this.store(deposit, servedAsLatest);
+  }
+
   /** An entry younger than `ttlMs`, or undefined. */
   fresh(name: string, version?: number): CacheLookup | undefined {
     // Strictly younger, so that ttlMs 0 means "never answer without asking a node".
@@ -68,11 +98,13 @@ export class DepositCache {
 
   /** Drops the latest entry of `name` (after our own put: its version changed). */
   invalidateLatest(name: string): void {
+    this.overtakeReads(name);
     this.lru?.delete(keyOf(name, undefined));
   }
 
   /** Drops every entry of `name` (after our own delete: no version may be served any more). */
   invalidateName(name: string): void {
+    this.overtakeReads(name);
     if (this.lru === undefined) return;
     const prefix = `${name}@`;
     for (const key of [...this.lru.keys()]) if (key.startsWith(prefix)) this.lru.delete(key);
@@ -80,6 +112,11 @@ export class DepositCache {
 
   get size(): number {
     return this.lru?.size ?? 0;
+  }
+
+  private overtakeReads(name: string): void {
+    const state = this.inFlight.get(name);
+    if (state !== undefined) state.writes += 1;
   }
 
   private lookup(name: string, version: number | undefined, maxAgeMs: number): CacheLookup | undefined {

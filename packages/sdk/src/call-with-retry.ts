@@ -50,14 +50,17 @@ export async function callWithRetry<T>(ctx: CallContext, spec: CallSpec<T>): Pro
   const remaining = (): number => deadlineAt - now();
   let lastError: TrusteeError | undefined;
   const seen: SeenErrors = {};
+  let followedHint = false;
   for (let retry = 0; ; retry += 1) {
     const result = await runPass(ctx, spec, remaining, lastError, seen);
     if (result.ok) return result.value;
     lastError = result.error;
     remember(seen, lastError);
     if (!shouldRetry(lastError, retry, ctx.retry) || spec.canRetry?.(lastError) === false) throw lastError;
-    // A NOT_ACTIVE naming a known node: go there at once, nothing to wait for.
-    const hinted = lastError.code === 'NOT_ACTIVE' && ctx.endpoints.active !== undefined;
+    // A NOT_ACTIVE naming another known node: go there at once, nothing to wait for. Only once in a
+    // row: two passive nodes naming each other (a promotion in progress) must not become a busy loop.
+    const hinted: boolean = !followedHint && isFreshHint(ctx, lastError);
+    followedHint = hinted;
     const delayMs = hinted ? 0 : retryDelayMs(retry, lastError.retryAfterMs, ctx.retry);
     if (delayMs >= remaining()) throw deadlineError(spec, lastError, seen);
     ctx.emit('onRetry', { operation: spec.operation, attempt: retry, delayMs, error: lastError });
@@ -67,6 +70,12 @@ export async function callWithRetry<T>(ctx: CallContext, spec: CallSpec<T>): Pro
     );
     await sleepOrAbort(delayMs, spec.signal);
   }
+}
+
+/** True when `e` is a NOT_ACTIVE whose hint named one of our nodes other than the one answering. */
+function isFreshHint(ctx: CallContext, e: TrusteeError): boolean {
+  const active = ctx.endpoints.active;
+  return e.code === 'NOT_ACTIVE' && active !== undefined && active.url !== e.node;
 }
 
 type PassResult<T> = { ok: true; value: T } | { ok: false; error: TrusteeError };
@@ -95,11 +104,15 @@ async function runPass<T>(
       ctx.emit('onFailover', { operation: spec.operation, from: nodes[index - 1].url, to: node.url, error });
     }
     try {
-      const timeoutMs = Math.min(ctx.timeoutMs, remaining());
-      if (timeoutMs <= 0) throw deadlineError(spec, error ?? previous, seen);
-      const value = await ctx.endpoints.run(node, () =>
-        spec.attempt({ node, timeoutMs, signal: spec.signal }),
-      );
+      const lastSeen = error ?? previous;
+      if (remaining() <= 0) throw deadlineError(spec, lastSeen, seen);
+      // The budget is taken again when the request starts: a half-open breaker may have held this
+      // call while another one tested the node.
+      const value = await ctx.endpoints.run(node, () => {
+        const timeoutMs = Math.min(ctx.timeoutMs, remaining());
+        if (timeoutMs <= 0) throw deadlineError(spec, lastSeen, seen);
+        return spec.attempt({ node, timeoutMs, signal: spec.signal });
+      });
       ctx.endpoints.markGood(node);
       return { ok: true, value };
     } catch (e) {
@@ -214,6 +227,9 @@ function deadlineError<T>(
 }
 
 async function sleepOrAbort(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  // Checked even without a wait: an abort during discovery surfaces as UNAVAILABLE, not ABORTED.
+  if (signal?.aborted)
+    throw new TrusteeError('ABORTED', 'call aborted by the caller', { cause: signal.reason });
   if (ms <= 0) return;
   try {
     await sleep(ms, undefined, { signal });

@@ -288,6 +288,36 @@ describe('TrusteeClient against local https nodes', () => {
     expect(names).toEqual(['a@1', 'b@2']);
   });
 
+  it('never serves a value read before its own put finished (in-flight read vs. invalidation)', async () => {
+    const store: Store = new Map();
+    const node = await FakeNode.start(serverTls);
+    nodes.push(node);
+    // While `held` is set, a GET is answered with the value of the moment but only on release().
+    let held: Array<() => void> | undefined;
+    node.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      if (req.method === 'GET' && held !== undefined) {
+        const answer = new Map([...store].map(([k, e]) => [k, { ...e }]));
+        held.push(() => depositHandler(answer as Store, req, res));
+        return;
+      }
+      depositHandler(store, req, res);
+    };
+    const c = client([node.url], { cache: { ttlMs: 60_000 } });
+    await c.put('k', 'old');
+    held = [];
+    const slowRead = c.get('k');
+    while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const release = held;
+    held = undefined;
+    await c.put('k', 'new');
+    for (const r of release) r();
+    expect((await slowRead).text()).toBe('old'); // began before the put: fine to return
+    const after = await c.get('k');
+    expect(after.text()).toBe('new');
+    expect(after.source).toBe('server');
+  });
+
   it('rejects an invalid name before any request', async () => {
     const node = await startNode('active', new Map());
     await expect(client([node.url]).put('../x', 'v')).rejects.toMatchObject({ code: 'INVALID_NAME' });

@@ -161,13 +161,16 @@ export class TrusteeClient {
       return this.decodeDeposit(cached.deposit, 'cache');
     }
     this.emit('onCacheMiss', { name, version });
+    // An own put/delete finishing while this read is in flight keeps its answer out of the cache.
+    const ticket = this.cache.beginRead(name);
     let wire: DepositWire;
     try {
       wire = await this.fetchDeposit(name, version, options);
     } catch (e) {
+      this.cache.finishRead(ticket);
       return this.serveStale(name, version, e);
     }
-    this.cache.store(wire, version === undefined);
+    this.cache.finishRead(ticket, wire, version === undefined);
     return this.decodeDeposit(wire, 'server');
   }
 
@@ -408,11 +411,14 @@ function toBytes(value: DepositValue): Buffer {
   throw new TrusteeError('INVALID_ARGUMENT', 'value must be a string, Buffer or Uint8Array');
 }
 
+/** The server's rule: 1-200 printable ASCII characters, no space (it is an HTTP header value). */
+const IDEMPOTENCY_KEY_PATTERN = new RegExp(`^[\\x21-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`);
+
 function checkIdempotencyKey(key: string): string {
-  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+  if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     throw new TrusteeError(
       'INVALID_ARGUMENT',
-      `idempotencyKey must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
+      `idempotencyKey must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces`,
     );
   }
   return key;

@@ -2,7 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TrusteeClient } from './client';
-import { defaultConfigPath, readConfigFile, writeConfigFile, type ClientConfigFile } from './config-file';
+import {
+  defaultConfigPath,
+  readConfigFile,
+  writeConfigFile,
+  writePrivateFile,
+  type ClientConfigFile,
+} from './config-file';
 import { TrusteeError } from './errors';
 
 const config: ClientConfigFile = {
@@ -69,5 +75,12 @@ describe('config file', () => {
     expect(defaultConfigPath({ HOME: '/home/u', TRUSTEE_CLIENT_CONFIG: '/etc/kt.conf' })).toBe(
       '/etc/kt.conf',
     );
+  });
+
+  it('leaves no temp file behind when the final rename fails', () => {
+    const target = path.join(dir, 'is-a-dir');
+    fs.mkdirSync(path.join(target, 'child'), { recursive: true });
+    expect(() => writePrivateFile(target, 'x')).toThrow();
+    expect(fs.readdirSync(dir)).toEqual(['is-a-dir']);
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,17 +111,34 @@ export function parseConfig(filePath: string, text: string): ClientConfigFile {
  * never a wider mode even for an instant), then rename. The directory is created 0700.
  */
 export function writeConfigFile(filePath: string, config: ClientConfigFile): void {
+  fs.mkdirSync(path.dirname(filePath), { recursive: true, mode: 0o700 });
+  writePrivateFile(filePath, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/**
+ * Replaces `filePath` atomically with a file readable by its owner only: the data goes to a temp
+ * file created 0600 with exclusive create next to it, then is renamed over it. An existing file's
+ * (possibly wider) mode is never reused, and a failed write leaves no temp file behind.
+ */
+export function writePrivateFile(filePath: string, data: string | Uint8Array): void {
   const dir = path.dirname(filePath);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${Date.now()}.tmp`);
+  const tmp = path.join(
+    dir,
+    `.${path.basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+  );
   const fd = fs.openSync(tmp, 'wx', 0o600);
   try {
-    fs.writeFileSync(fd, `${JSON.stringify(config, null, 2)}\n`);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, filePath);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
-  fs.renameSync(tmp, filePath);
 }
 
 /** Client options from a config file; `overrides` win (e.g. timeouts, hooks, logger). */

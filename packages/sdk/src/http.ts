@@ -1,5 +1,5 @@
 import https from 'node:https';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { TrusteeError, errorFromResponse, toTrusteeError } from './errors';
 
 /** Largest answer body read (a 64 KiB value is ~88 KiB of JSON); more means something is wrong. */
@@ -70,7 +70,21 @@ export function sendRequest(
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(request.body));
     }
-    const req = https.request(url, { method: request.method, agent, headers }, (res) => {
+    let req: ReturnType<typeof https.request>;
+    try {
+      req = https.request(url, { method: request.method, agent, headers }, onResponse);
+    } catch (e) {
+      // Thrown before anything was sent (e.g. a header value Node refuses): the request is at
+      // fault, not the node, so this must not be retried or counted against the node.
+      reject(
+        new TrusteeError('INVALID_ARGUMENT', `request to ${baseUrl} not sent: ${(e as Error).message}`, {
+          node: baseUrl,
+          cause: e,
+        }),
+      );
+      return;
+    }
+    function onResponse(res: IncomingMessage): void {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -94,7 +108,7 @@ export function sendRequest(
         }),
       );
       res.on('error', (e) => finish(toTrusteeError(e, baseUrl)));
-    });
+    }
     const timer = setTimeout(() => {
       finish(
         new TrusteeError('TIMEOUT', `no answer from ${baseUrl} within ${request.timeoutMs} ms`, {

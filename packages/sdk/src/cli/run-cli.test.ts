@@ -2,7 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { createPublicKey } from 'node:crypto';
 import { runCli } from './run-cli';
+import { writeConfigFile } from '../config-file';
+import { generateDataKey, wrapDataKey } from '../data-key';
+import { FakeNode, answerHealth, sendJson } from '../../test/support/fake-node';
+import { selfSignedCert } from '../../test/support/tls-fixture';
 
 async function run(
   argv: string[],
@@ -48,5 +53,88 @@ describe('ktclient', () => {
     expect(result.stderr).toBe(
       `error: CONFIG_INSECURE: config file ${file} has mode 0644; it holds a private key and must be accessible by its owner only: run chmod 600 ${file}\n`,
     );
+  });
+});
+
+describe('ktclient against a local https node', () => {
+  let node: FakeNode;
+  let dir: string;
+  let configFile: string;
+  const stored = new Map<string, string>();
+
+  beforeAll(async () => {
+    const serverTls = selfSignedCert('127.0.0.1');
+    const clientTls = selfSignedCert('client');
+    node = await FakeNode.start(serverTls);
+    node.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      const name = decodeURIComponent(new URL(req.url, 'https://x').pathname.split('/').pop() ?? '');
+      if (req.method === 'PUT') {
+        stored.set(name, (JSON.parse(req.body) as { value: string }).value);
+        sendJson(res, 201, { name, version: 1 });
+        return;
+      }
+      const value = stored.get(name);
+      if (value === undefined) sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no' } });
+      else sendJson(res, 200, { name, version: 1, value, metadata: null, createdAt: '2026-01-01T00:00:00Z' });
+    };
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktclient-'));
+    configFile = path.join(dir, 'kt.conf');
+    const publicKey = createPublicKey(clientTls.key).export({ type: 'spki', format: 'pem' }).toString();
+    writeConfigFile(configFile, {
+      version: 1,
+      endpoints: [node.url],
+      org: 'demo',
+      fingerprint: 'x',
+      state: 'active',
+      certificate: clientTls.cert,
+      privateKey: clientTls.key,
+      caCertificate: serverTls.cert,
+      serverCa: serverTls.cert,
+      encryption: 'envelope',
+      dataKey: wrapDataKey(generateDataKey(), publicKey),
+    });
+  });
+
+  afterAll(async () => {
+    await node.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exits 0 for `help CMD`', async () => {
+    const result = await run(['help', 'put']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('--file');
+  });
+
+  it('put --file stores the file bytes; get writes the raw bytes to stdout', async () => {
+    const bytes = Buffer.from([0, 1, 2, 255, 10]);
+    const input = path.join(dir, 'in.bin');
+    fs.writeFileSync(input, bytes);
+    const put = await run(['--config', configFile, '--json', 'put', 'bin', '--file', input]);
+    expect(put.code).toBe(0);
+    expect(JSON.parse(put.stdout)).toEqual({ name: 'bin', version: 1, idempotencyKey: expect.any(String) });
+    const stdout = new PassThrough();
+    const chunks: Buffer[] = [];
+    stdout.on('data', (c: Buffer) => chunks.push(c));
+    const code = await runCli(['--config', configFile, 'get', 'bin'], {
+      stdout,
+      stderr: new PassThrough(),
+      env: {},
+    });
+    expect(code).toBe(0);
+    expect(Buffer.concat(chunks)).toEqual(bytes);
+  });
+
+  it('get --output replaces an existing wider-mode file with a 0600 one', async () => {
+    await run(['--config', configFile, 'put', 'secret', '--value', 'plaintext']);
+    const out = path.join(dir, 'out.txt');
+    fs.writeFileSync(out, 'old');
+    fs.chmodSync(out, 0o644);
+    const result = await run(['--config', configFile, 'get', 'secret', '--output', out]);
+    expect(result.code).toBe(0);
+    expect(fs.readFileSync(out, 'utf8')).toBe('plaintext');
+    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TrusteeClient } from '../client';
-import { defaultConfigPath } from '../config-file';
+import { defaultConfigPath, writePrivateFile } from '../config-file';
 import { TrusteeError, isTrusteeError } from '../errors';
 import { printDeposit, printList, printPut, printRegistration, printStatus, type Output } from './output';
 
@@ -35,9 +35,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+/** Help asked for (`--help`, `help CMD`) exits 0; any other commander stop is a usage error. */
 function commanderExitCode(e: CommanderError): number {
-  if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
-  return EXIT_USAGE;
+  return e.exitCode === 0 ? 0 : EXIT_USAGE;
 }
 
 function buildProgram(io: CliIo): Command {
@@ -142,7 +142,8 @@ function buildProgram(io: CliIo): Command {
       await withClient(cmd, async (client) => {
         const deposit = await client.get(name, { version: opts.version });
         if (!deposit.encrypted) io.stderr.write(`warning: ${name} is stored unencrypted\n`);
-        if (opts.output !== undefined) fs.writeFileSync(opts.output, deposit.value, { mode: 0o600 });
+        // Atomic and 0600 even when the file exists with a wider mode: it receives the plaintext.
+        if (opts.output !== undefined) writePrivateFile(opts.output, deposit.value);
         printDeposit(out(cmd), deposit, opts.output !== undefined);
       });
     });

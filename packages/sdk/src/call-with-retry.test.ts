@@ -1,0 +1,223 @@
+import { TrusteeClient } from './client';
+import { generateDataKey } from './data-key';
+import type { TrusteeClientOptions } from './types';
+import { FakeNode, answerHealth, sendJson } from '../test/support/fake-node';
+import { selfSignedCert, type CertAndKey } from '../test/support/tls-fixture';
+
+/** Routing and retry behaviour of one call (call-with-retry.ts) seen through the client. */
+describe('callWithRetry through TrusteeClient', () => {
+  let serverTls: CertAndKey;
+  let clientTls: CertAndKey;
+  let nodes: FakeNode[] = [];
+  let clients: TrusteeClient[] = [];
+
+  beforeAll(() => {
+    serverTls = selfSignedCert('127.0.0.1');
+    clientTls = selfSignedCert('client');
+  });
+
+  afterEach(async () => {
+    for (const c of clients) c.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+    nodes = [];
+    clients = [];
+  });
+
+  async function node(): Promise<FakeNode> {
+    const n = await FakeNode.start(serverTls);
+    nodes.push(n);
+    return n;
+  }
+
+  function client(endpoints: string[], extra: Partial<TrusteeClientOptions> = {}): TrusteeClient {
+    const c = new TrusteeClient({
+      endpoints,
+      ca: serverTls.cert,
+      cert: clientTls.cert,
+      key: clientTls.key,
+      dataKey: generateDataKey(),
+      timeoutMs: 1000,
+      deadlineMs: 3000,
+      ...extra,
+    });
+    clients.push(c);
+    return c;
+  }
+
+  const puts = (n: FakeNode): number => n.requests.filter((r) => r.method === 'PUT').length;
+
+  it('does not busy-loop when two demoted nodes name each other in NOT_ACTIVE', async () => {
+    // Both were active once (so health says active) and now each points at the other.
+    const a = await node();
+    const b = await node();
+    for (const [self, other] of [
+      [a, b],
+      [b, a],
+    ]) {
+      self.handler = (req, res) => {
+        if (answerHealth(req, res, 'active')) return;
+        sendJson(res, 503, { error: { code: 'NOT_ACTIVE', message: 'demoted', active: other.url } });
+      };
+    }
+    const delays: number[] = [];
+    const c = client([a.url, b.url], {
+      deadlineMs: 600,
+      retry: { baseDelayMs: 50, backoffLimitMs: 50, jitter: 'none' },
+      hooks: { onRetry: (e) => delays.push(e.delayMs) },
+    });
+    const error = await c.put('k', 'v').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    // Without backoff this ran hundreds of requests in 600 ms; now every other retry waits 50 ms.
+    expect(puts(a) + puts(b)).toBeLessThan(30);
+    // A hint is followed at once at most once in a row.
+    expect(delays.some((d, i) => d === 0 && delays[i - 1] === 0)).toBe(false);
+    expect(delays.filter((d) => d > 0).length).toBeGreaterThan(0);
+    // Every try of the one call carried the same key.
+    const keys = new Set([...a.requests, ...b.requests].map((r) => r.headers['idempotency-key']));
+    keys.delete(undefined);
+    expect(keys.size).toBe(1);
+  });
+
+  it('does not follow a NOT_ACTIVE hint naming the answering node itself without backoff', async () => {
+    const a = await node();
+    a.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      sendJson(res, 503, { error: { code: 'NOT_ACTIVE', message: 'confused', active: a.url } });
+    };
+    const c = client([a.url], {
+      deadlineMs: 500,
+      retry: { baseDelayMs: 50, backoffLimitMs: 50, jitter: 'none' },
+    });
+    await expect(c.put('k', 'v')).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    expect(puts(a)).toBeLessThan(15);
+  });
+
+  it('ignores a NOT_ACTIVE hint naming a node that is not configured', async () => {
+    const a = await node();
+    let calls = 0;
+    a.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      calls += 1;
+      if (calls === 1) {
+        sendJson(res, 503, { error: { code: 'NOT_ACTIVE', message: 'x', active: 'https://evil.example:1' } });
+        return;
+      }
+      sendJson(res, 201, { name: 'k', version: 1 });
+    };
+    const hosts: string[] = [];
+    const c = client([a.url], {
+      retry: { baseDelayMs: 1, backoffLimitMs: 1 },
+      hooks: { onRequest: (e) => hosts.push(e.node) },
+    });
+    await expect(c.put('k', 'v')).resolves.toMatchObject({ version: 1 });
+    expect(new Set(hosts)).toEqual(new Set([a.url]));
+  });
+
+  it('aborts an attempt at the remaining deadline when the node stalls', async () => {
+    const a = await node();
+    a.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      // never answers
+    };
+    const c = client([a.url], { timeoutMs: 5000, deadlineMs: 300 });
+    const started = Date.now();
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('lets a recovered node back in through the half-open breaker', async () => {
+    const a = await node();
+    let healthy = false;
+    a.handler = (req, res) => {
+      if (!healthy) {
+        sendJson(res, 500, { error: { code: 'UNAVAILABLE', message: 'down' } });
+        return;
+      }
+      sendJson(res, 200, {
+        name: 'k',
+        version: 1,
+        value: Buffer.from('plain').toString('base64'),
+        metadata: null,
+        createdAt: '2026-01-01T00:00:00Z',
+      });
+    };
+    const states: string[] = [];
+    const c = client([a.url], {
+      encryption: 'none',
+      breaker: { threshold: 2, halfOpenAfterMs: 200 },
+      retry: { limit: 0 },
+      cache: { maxEntries: 0 },
+      hooks: { onBreakerStateChange: (e) => states.push(e.state) },
+    });
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    healthy = true;
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    await new Promise((r) => setTimeout(r, 250));
+    await expect(c.get('k')).resolves.toMatchObject({ version: 1, source: 'server' });
+    await expect(c.get('k')).resolves.toMatchObject({ version: 1 });
+    expect(states).toEqual(['open', 'half-open', 'closed']);
+  });
+
+  it('takes the attempt budget after a half-open breaker held the call, not before', async () => {
+    const a = await node();
+    let n = 0;
+    a.handler = (_req, res) => {
+      n += 1;
+      if (n === 1) sendJson(res, 500, { error: { code: 'UNAVAILABLE', message: 'down' } });
+      else if (n === 2)
+        setTimeout(() => sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no' } }), 300);
+      // later requests stall
+    };
+    const c = client([a.url], {
+      timeoutMs: 400,
+      breaker: { threshold: 1, halfOpenAfterMs: 20 },
+      retry: { limit: 0 },
+    });
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await new Promise((r) => setTimeout(r, 40));
+    const tester = c.get('k'); // the half-open test: answered after 300 ms
+    const started = Date.now();
+    const held = c.get('k2', { deadlineMs: 400 }); // waits for the test, then must keep to its deadline
+    await expect(tester).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(held).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    expect(Date.now() - started).toBeLessThan(600);
+  });
+
+  it('reports ABORTED, not UNAVAILABLE, when the caller aborts during discovery', async () => {
+    const a = await node();
+    a.handler = () => {
+      // health never answers: discovery hangs until aborted
+    };
+    const controller = new AbortController();
+    const c = client([a.url], {
+      timeoutMs: 2000,
+      retry: { limit: 10, baseDelayMs: 0, backoffLimitMs: 0 },
+    });
+    setTimeout(() => controller.abort(), 100);
+    await expect(c.put('k', 'v', { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+
+  it('never retries a NOT_FOUND read nor fails it over to the other node', async () => {
+    const a = await node();
+    const b = await node();
+    for (const n of [a, b])
+      n.handler = (_req, res) => sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no' } });
+    const c = client([a.url, b.url]);
+    await expect(c.get('k')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(a.requests.length + b.requests.length).toBe(1);
+  });
+
+  it('refuses an idempotency key that is not a valid header value, before any request', async () => {
+    const a = await node();
+    const c = client([a.url]);
+    await expect(c.put('k', 'v', { idempotencyKey: 'bad\nkey' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(c.delete('k', { idempotencyKey: 'has space' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    expect(a.requests).toEqual([]);
+  });
+});
