@@ -288,6 +288,26 @@ describe('TrusteeClient against local https nodes', () => {
     expect(names).toEqual(['a@1', 'b@2']);
   });
 
+  it('stops with PROTOCOL_ERROR when the server repeats a list cursor instead of looping forever', async () => {
+    const node = await FakeNode.start(serverTls);
+    nodes.push(node);
+    let pages = 0;
+    node.handler = (_req, res) => {
+      pages += 1;
+      sendJson(res, 200, {
+        items: [{ name: 'a', version: 1, createdAt: '2026-01-01T00:00:00Z' }],
+        nextCursor: 'same',
+      });
+    };
+    const seen: string[] = [];
+    const error = await (async () => {
+      for await (const item of client([node.url]).list()) seen.push(item.name);
+    })().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TrusteeError);
+    expect((error as TrusteeError).code).toBe('PROTOCOL_ERROR');
+    expect(pages).toBe(2);
+  });
+
   it('never serves a value read before its own put finished (in-flight read vs. invalidation)', async () => {
     const store: Store = new Map();
     const node = await FakeNode.start(serverTls);

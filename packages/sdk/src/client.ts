@@ -197,10 +197,16 @@ export class TrusteeClient {
   /** Every deposit name (latest version), fetching pages lazily. */
   async *list(options: ListOptions = {}): AsyncGenerator<DepositListPage['items'][number], void, undefined> {
     let cursor: string | null | undefined;
+    const seen = new Set<string>();
     do {
       const page = await this.listPage({ ...options, cursor });
       yield* page.items;
       cursor = page.nextCursor;
+      // A cursor that does not advance would loop forever: stop with a typed error instead.
+      if (cursor !== null && seen.has(cursor)) {
+        throw new TrusteeError('PROTOCOL_ERROR', 'the server returned the same list cursor twice');
+      }
+      if (cursor !== null) seen.add(cursor);
     } while (cursor !== null);
   }
 
