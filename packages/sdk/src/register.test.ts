@@ -72,6 +72,40 @@ describe('registerClient', () => {
     expect(posted.authCode).toBe('c0de');
   });
 
+  it('with skipSslCheck, pins the certificates the nodes presented (trust on first use)', async () => {
+    const configPath = path.join(dir, 'tofu.conf');
+    const result = await registerClient({
+      servers: [node.url],
+      org: 'demo',
+      authCode: 'c0de',
+      configPath,
+      skipSslCheck: true,
+      keyBits: 2048,
+    });
+    result.client.close();
+    const config = readConfigFile(configPath);
+    expect(config.skipSslCheck).toBeUndefined();
+    expect(new X509Certificate(config.serverCa ?? '').fingerprint256).toBe(
+      new X509Certificate(serverTls.cert).fingerprint256,
+    );
+  });
+
+  it('keeps skipSslCheck when pinOnFirstUse is off', async () => {
+    const configPath = path.join(dir, 'unpinned.conf');
+    const result = await registerClient({
+      servers: [node.url],
+      org: 'demo',
+      configPath,
+      skipSslCheck: true,
+      pinOnFirstUse: false,
+      keyBits: 2048,
+    });
+    result.client.close();
+    const config = readConfigFile(configPath);
+    expect(config.skipSslCheck).toBe(true);
+    expect(config.serverCa).toBeUndefined();
+  });
+
   it('surfaces a refused registration as a typed error and writes nothing', async () => {
     const configPath = path.join(dir, 'keytrustee.conf');
     await expect(

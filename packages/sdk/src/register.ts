@@ -1,6 +1,8 @@
 import { X509Certificate, createHash, createPublicKey, generateKeyPair } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { callWithRetry, type CallContext } from './call-with-retry';
@@ -34,8 +36,14 @@ export interface RegisterOptions {
   configPath: string;
   /** PEM(s) trusted for the nodes' TLS certificates. */
   ca?: string | string[];
-  /** Registers without verifying the servers' TLS certificates, and records that in the config. Dangerous. */
+  /** Registers without verifying the servers' TLS certificates. Dangerous; see `pinOnFirstUse`. */
   skipSslCheck?: boolean;
+  /**
+   * With `skipSslCheck`: record the certificates the nodes presented at registration as the only
+   * ones trusted from then on (trust on first use), so later calls are verified. Default true; if
+   * a node cannot be reached to read its certificate, the config keeps `skipSslCheck` instead.
+   */
+  pinOnFirstUse?: boolean;
   /** RSA modulus size of the client key. Default 3072 (4096 takes seconds to generate). */
   keyBits?: 2048 | 3072 | 4096;
   /** Replace an existing config file. Default false: an existing file is an error. */
@@ -123,6 +131,10 @@ export async function registerClient(options: RegisterOptions): Promise<Registra
     endpoints.close();
   }
   checkIssuedCertificate(response, keys.publicKey);
+  const pinned =
+    options.skipSslCheck === true && options.pinOnFirstUse !== false
+      ? await pinServerCertificates(options.servers, options.timeoutMs ?? 10 * SECOND, options.logger)
+      : undefined;
   const config: ClientConfigFile = {
     version: 1,
     endpoints: endpoints.nodes.map((n) => n.url),
@@ -134,8 +146,8 @@ export async function registerClient(options: RegisterOptions): Promise<Registra
     privateKey: keys.privateKey,
     caCertificate: response.caCertificate,
     clusterFingerprint,
-    serverCa: Array.isArray(options.ca) ? options.ca.join('\n') : options.ca,
-    skipSslCheck: options.skipSslCheck === true ? true : undefined,
+    serverCa: pinned ?? (Array.isArray(options.ca) ? options.ca.join('\n') : options.ca),
+    skipSslCheck: options.skipSslCheck === true && pinned === undefined ? true : undefined,
     encryption: options.encryption ?? 'envelope',
     dataKey: wrapDataKey(generateDataKey(), keys.publicKey),
   };
@@ -260,4 +272,46 @@ async function readClusterFingerprint(
     if (isTrusteeError(e)) return undefined;
     throw e;
   }
+}
+
+/**
+ * Trust on first use: the leaf certificate each node presents now (unverified), as PEM, to be
+ * the only certificates trusted later. Undefined when any node cannot be read.
+ */
+async function pinServerCertificates(
+  servers: string[],
+  timeoutMs: number,
+  logger: TrusteeLogger | undefined,
+): Promise<string | undefined> {
+  const pems = await Promise.all(servers.map((url) => readLeafCertificate(url, timeoutMs)));
+  if (pems.some((p) => p === undefined)) {
+    logger?.warn({ servers }, 'could not read every node certificate; the config keeps skipSslCheck');
+    return undefined;
+  }
+  return pems.join('');
+}
+
+function readLeafCertificate(url: string, timeoutMs: number): Promise<string | undefined> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const socket = tls.connect(
+      {
+        host: u.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(u.port || 443),
+        servername: net.isIP(u.hostname.replace(/^\[|\]$/g, '')) ? undefined : u.hostname,
+        rejectUnauthorized: false,
+        timeout: timeoutMs,
+      },
+      () => {
+        const raw = socket.getPeerCertificate().raw;
+        socket.end();
+        resolve(raw ? new X509Certificate(raw).toString() : undefined);
+      },
+    );
+    socket.on('error', () => resolve(undefined));
+    socket.on('timeout', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+  });
 }

@@ -80,8 +80,9 @@ function buildProgram(io: CliIo): Command {
     .option('--ca <file>', "PEM file with the nodes' TLS certificate(s) to trust")
     .option(
       '--skip-ssl-check',
-      "do not verify the servers' TLS certificates (dangerous, recorded in the config)",
+      "do not verify the servers' TLS certificates while registering; the certificates they present are then pinned (trust on first use)",
     )
+    .option('--no-pin', 'with --skip-ssl-check: do not pin, never verify (dangerous, recorded in the config)')
     .action(
       async (
         opts: {
@@ -91,6 +92,7 @@ function buildProgram(io: CliIo): Command {
           name?: string;
           ca?: string;
           skipSslCheck?: boolean;
+          pin?: boolean;
         },
         cmd: Command,
       ) => {
@@ -98,8 +100,13 @@ function buildProgram(io: CliIo): Command {
           .split(',')
           .map((s) => s.trim())
           .filter((s) => s !== '');
-        if (opts.skipSslCheck === true)
-          io.stderr.write('warning: --skip-ssl-check: server certificates are not verified\n');
+        if (opts.skipSslCheck === true) {
+          io.stderr.write(
+            opts.pin === false
+              ? 'warning: --skip-ssl-check --no-pin: server certificates are never verified\n'
+              : 'warning: --skip-ssl-check: the certificates the servers present now are trusted from now on (pinned on first use)\n',
+          );
+        }
         const result = await TrusteeClient.register({
           servers,
           org: opts.org,
@@ -108,6 +115,7 @@ function buildProgram(io: CliIo): Command {
           configPath: configPath(cmd),
           ca: opts.ca === undefined ? undefined : fs.readFileSync(opts.ca, 'utf8'),
           skipSslCheck: opts.skipSslCheck,
+          pinOnFirstUse: opts.pin !== false,
         });
         result.client.close();
         printRegistration(out(cmd), result);
