@@ -2,26 +2,11 @@ import { TrusteeClient } from './client';
 import { generateDataKey } from './data-key';
 import type { TrusteeClientOptions } from './types';
 import { FakeNode, answerHealth, sendJson } from '../test/support/fake-node';
-import { selfSignedCert, type CertAndKey } from '../test/support/tls-fixture';
+import { useFakeNodes } from '../test/support/fake-nodes-fixture';
 
 /** Routing and retry behaviour of one call (call-with-retry.ts) seen through the client. */
 describe('callWithRetry through TrusteeClient', () => {
-  let serverTls: CertAndKey;
-  let clientTls: CertAndKey;
-  let nodes: FakeNode[] = [];
-  let clients: TrusteeClient[] = [];
-
-  beforeAll(() => {
-    serverTls = selfSignedCert('127.0.0.1');
-    clientTls = selfSignedCert('client');
-  });
-
-  afterEach(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(nodes.map((n) => n.stop()));
-    nodes = [];
-    clients = [];
-  });
+  const { serverTls, clientTls, nodes, clients } = useFakeNodes();
 
   async function node(): Promise<FakeNode> {
     const n = await FakeNode.start(serverTls);

@@ -11,7 +11,8 @@ import {
   sendJson,
   type RecordedRequest,
 } from '../test/support/fake-node';
-import { selfSignedCert, type CertAndKey } from '../test/support/tls-fixture';
+import { useFakeNodes } from '../test/support/fake-nodes-fixture';
+import { selfSignedCert } from '../test/support/tls-fixture';
 
 /** Deposits stored by the fake cluster, shared by both fake nodes like the replicated database. */
 type Store = Map<string, { version: number; value: string; idempotencyKeys: Map<string, number> }>;
@@ -47,22 +48,7 @@ function depositHandler(store: Store, req: RecordedRequest, res: ServerResponse)
 }
 
 describe('TrusteeClient against local https nodes', () => {
-  let serverTls: CertAndKey;
-  let clientTls: CertAndKey;
-  let nodes: FakeNode[] = [];
-  let clients: TrusteeClient[] = [];
-
-  beforeAll(() => {
-    serverTls = selfSignedCert('127.0.0.1');
-    clientTls = selfSignedCert('client');
-  });
-
-  afterEach(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(nodes.map((n) => n.stop()));
-    nodes = [];
-    clients = [];
-  });
+  const { serverTls, clientTls, nodes, clients } = useFakeNodes();
 
   async function startNode(role: 'active' | 'passive', store: Store): Promise<FakeNode> {
     const node = await FakeNode.start(serverTls);
@@ -238,7 +224,7 @@ describe('TrusteeClient against local https nodes', () => {
     await c.put('k', 'cached secret');
     await c.get('k');
     await node.stop();
-    nodes = [];
+    nodes.length = 0;
     const got = await c.get('k');
     expect(got.text()).toBe('cached secret');
     expect(got.source).toBe('stale-cache');
