@@ -36,6 +36,6 @@ export {
   standbyNameFor,
   parseHostPort,
 } from './node/bootstrap-db';
-export { openNodeServices, type NodeServices } from './cli/common';
+export { openNodeServices, type NodeServices } from './node/node-services';
 export { addOrg, listOrgs, setAuthSecret, setClientState, type OrgListing } from './orgs/orgs';
 export { readNodeStatus, formatNodeStatus, type NodeStatus } from './node/node-status';

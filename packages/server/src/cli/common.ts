@@ -1,15 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { DEFAULT_CONFDIR, loadKeytrusteeConf, type KeytrusteeConf } from '../config';
-import { confPaths } from '../confdir/paths';
-import type { Db } from '../db/pool';
-import type { WritePathOptions } from '../db/write-path';
-import { AppError } from '../errors';
-import { createFileMasterKey } from '../keys/file-master-key';
-import type { KeyHierarchy } from '../keys/key-hierarchy';
-import { NodeState } from '../node/node-state';
-import { connectNodeDb } from '../server';
-import { keyFingerprint } from '../crypto/fingerprint';
-import { readSecretFile } from '../confdir/secret-files';
+import { DEFAULT_CONFDIR } from '../config';
 
 /** `--confdir` default: $TRUSTEE_CONFDIR or the original product's path. */
 export function defaultConfdir(): string {
@@ -63,46 +53,3 @@ export async function runProgram(program: Command, argv: string[] = process.argv
     fail(e);
   }
 }
-
-export interface NodeServices {
-  conf: KeytrusteeConf;
-  db: Db;
-  keys: KeyHierarchy;
-  write: WritePathOptions;
-  close(): Promise<void>;
-}
-
-/**
- * Database services for admin tools running next to a node: the same write path and write
- * gate as the server (org changes are writes: refused when the passive is down).
- */
-export async function openNodeServices(confdir: string): Promise<NodeServices> {
-  const conf = loadKeytrusteeConf(confdir);
-  const p = confPaths(confdir);
-  const keys = createFileMasterKey(p.masterKey);
-  const db = connectNodeDb(conf, confdir, { max: 2 });
-  const state = new NodeState({
-    pool: db.control,
-    identityFingerprint: keyFingerprint(readSecretFile(p.identityKey).toString('utf8')),
-    requireSyncStandby: conf.PEERS.length > 0,
-    peerUrl: conf.PEERS[0],
-  });
-  await state.poll();
-  return {
-    conf,
-    db,
-    keys,
-    write: {
-      db,
-      commitWaitMs: conf.COMMIT_WAIT_MS,
-      requireSyncStandby: conf.PEERS.length > 0,
-      gate: () => {
-        const refusal = state.writeRefusal();
-        if (refusal) throw refusal;
-      },
-    },
-    close: () => db.close(),
-  };
-}
-
-export { AppError };

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addOrg, listOrgs, parseContacts, setAuthSecret, setClientState } from '../orgs/orgs';
-import { defaultConfdir, openNodeServices, runProgram } from './common';
+import { openNodeServices } from '../node/node-services';
+import { defaultConfdir, runProgram } from './common';
 import { FINGERPRINT_RE } from '../crypto/fingerprint';
 import { AppError } from '../errors';
 

@@ -4,7 +4,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
 import { initConfdir } from '../confdir/init-confdir';
-import { openNodeServices } from '../cli/common';
+import { openNodeServices } from './node-services';
 import { addOrg, listOrgs } from '../orgs/orgs';
 import {
   addStandbyOnActive,

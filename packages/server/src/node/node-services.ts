@@ -1,0 +1,51 @@
+import { loadKeytrusteeConf, type KeytrusteeConf } from '../config';
+import { confPaths } from '../confdir/paths';
+import { readSecretFile } from '../confdir/secret-files';
+import { keyFingerprint } from '../crypto/fingerprint';
+import type { Db } from '../db/pool';
+import type { WritePathOptions } from '../db/write-path';
+import { createFileMasterKey } from '../keys/file-master-key';
+import type { KeyHierarchy } from '../keys/key-hierarchy';
+import { connectNodeDb } from '../server';
+import { NodeState } from './node-state';
+
+export interface NodeServices {
+  conf: KeytrusteeConf;
+  db: Db;
+  keys: KeyHierarchy;
+  write: WritePathOptions;
+  close(): Promise<void>;
+}
+
+/**
+ * Database services for admin tools running next to a node: the same write path and write
+ * gate as the server (org changes are writes: refused when the passive is down).
+ */
+export async function openNodeServices(confdir: string): Promise<NodeServices> {
+  const conf = loadKeytrusteeConf(confdir);
+  const p = confPaths(confdir);
+  const keys = createFileMasterKey(p.masterKey);
+  const db = connectNodeDb(conf, confdir, { max: 2 });
+  const state = new NodeState({
+    pool: db.control,
+    identityFingerprint: keyFingerprint(readSecretFile(p.identityKey).toString('utf8')),
+    requireSyncStandby: conf.PEERS.length > 0,
+    peerUrl: conf.PEERS[0],
+  });
+  await state.poll();
+  return {
+    conf,
+    db,
+    keys,
+    write: {
+      db,
+      commitWaitMs: conf.COMMIT_WAIT_MS,
+      requireSyncStandby: conf.PEERS.length > 0,
+      gate: () => {
+        const refusal = state.writeRefusal();
+        if (refusal) throw refusal;
+      },
+    },
+    close: () => db.close(),
+  };
+}
