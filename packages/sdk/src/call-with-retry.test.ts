@@ -1,12 +1,12 @@
 import { TrusteeClient } from './client';
-import { generateDataKey } from './data-key';
 import type { TrusteeClientOptions } from './types';
 import { FakeNode, answerHealth, sendJson } from '../test/support/fake-node';
 import { useFakeNodes } from '../test/support/fake-nodes-fixture';
 
 /** Routing and retry behaviour of one call (call-with-retry.ts) seen through the client. */
 describe('callWithRetry through TrusteeClient', () => {
-  const { serverTls, clientTls, nodes, clients } = useFakeNodes();
+  const fx = useFakeNodes();
+  const { serverTls, nodes } = fx;
 
   async function node(): Promise<FakeNode> {
     const n = await FakeNode.start(serverTls);
@@ -14,20 +14,8 @@ describe('callWithRetry through TrusteeClient', () => {
     return n;
   }
 
-  function client(endpoints: string[], extra: Partial<TrusteeClientOptions> = {}): TrusteeClient {
-    const c = new TrusteeClient({
-      endpoints,
-      ca: serverTls.cert,
-      cert: clientTls.cert,
-      key: clientTls.key,
-      dataKey: generateDataKey(),
-      timeoutMs: 1000,
-      deadlineMs: 3000,
-      ...extra,
-    });
-    clients.push(c);
-    return c;
-  }
+  const client = (endpoints: string[], extra: Partial<TrusteeClientOptions> = {}): TrusteeClient =>
+    fx.client(endpoints, extra);
 
   const puts = (n: FakeNode): number => n.requests.filter((r) => r.method === 'PUT').length;
 

@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http';
 import { TrusteeClient } from './client';
-import { generateDataKey } from './data-key';
 import { isEnvelope } from './envelope';
 import { TrusteeError } from './errors';
 import type { TrusteeClientOptions } from './types';
@@ -48,7 +47,8 @@ function depositHandler(store: Store, req: RecordedRequest, res: ServerResponse)
 }
 
 describe('TrusteeClient against local https nodes', () => {
-  const { serverTls, clientTls, nodes, clients } = useFakeNodes();
+  const fx = useFakeNodes();
+  const { serverTls, nodes } = fx;
 
   async function startNode(role: 'active' | 'passive', store: Store): Promise<FakeNode> {
     const node = await FakeNode.start(serverTls);
@@ -64,21 +64,9 @@ describe('TrusteeClient against local https nodes', () => {
     return node;
   }
 
-  function client(endpoints: string[], extra: Partial<TrusteeClientOptions> = {}): TrusteeClient {
-    const c = new TrusteeClient({
-      endpoints,
-      ca: serverTls.cert,
-      cert: clientTls.cert,
-      key: clientTls.key,
-      dataKey: generateDataKey(),
-      timeoutMs: 1000,
-      deadlineMs: 3000,
-      retry: { baseDelayMs: 5, backoffLimitMs: 20 },
-      ...extra,
-    });
-    clients.push(c);
-    return c;
-  }
+  /** Fast backoff for these tests; everything else from the fixture's client. */
+  const client = (endpoints: string[], extra: Partial<TrusteeClientOptions> = {}): TrusteeClient =>
+    fx.client(endpoints, { retry: { baseDelayMs: 5, backoffLimitMs: 20 }, ...extra });
 
   it('writes to the discovered active, stores only ciphertext and reads back the plaintext', async () => {
     const store: Store = new Map();
