@@ -1,9 +1,20 @@
+import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFDIR } from '../config';
 
-/** `--confdir` default: $TRUSTEE_CONFDIR or the original product's path. */
+/** `--confdir` default: $TRUSTEE_CONFDIR or the original product's path (absolute). */
 export function defaultConfdir(): string {
-  return process.env.TRUSTEE_CONFDIR ?? DEFAULT_CONFDIR;
+  return absolutePath(process.env.TRUSTEE_CONFDIR ?? DEFAULT_CONFDIR);
+}
+
+/**
+ * Option parser for directories and files: resolved against the working directory, so a
+ * relative path means the same thing to pg_ctl (run in another directory) and in
+ * keytrustee.conf as it did on the command line.
+ */
+export function absolutePath(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('expected a path');
+  return resolve(value);
 }
 
 /** A wrong combination of flags: exit code 2, like commander's own usage errors. */

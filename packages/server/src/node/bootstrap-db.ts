@@ -15,7 +15,7 @@ import {
   type PgInstance,
 } from '@trustee/replicator';
 import { chmodSync, chownSync, copyFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from '../config';
 import { confPaths } from '../confdir/paths';
 import { readSecretFile } from '../confdir/secret-files';
@@ -34,10 +34,11 @@ export interface DbOptions {
 /** The PostgreSQL instance of this node, from flags or keytrustee.conf. */
 export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInstance {
   const conf = loadKeytrusteeConf(opts.confdir);
-  const dataDir = opts.pgRootdir ?? conf.DB_ROOTDIR;
-  if (!dataDir) throw new Error('no database directory: pass --pg-rootdir DIR (or bootstrap first)');
+  const dir = opts.pgRootdir ?? conf.DB_ROOTDIR;
+  if (!dir) throw new Error('no database directory: pass --pg-rootdir DIR (or bootstrap first)');
   const inst = createPgInstance({
-    dataDir,
+    // Absolute: pg_ctl runs with another working directory, and keytrustee.conf records it.
+    dataDir: resolve(dir),
     port: opts.port ?? conf.DB_PORT,
     listenAddresses: opts.listenAddresses ?? (conf.DB_LISTEN_ADDRESSES as string | undefined) ?? '127.0.0.1',
   });
