@@ -1,3 +1,4 @@
+import { socketDirFor } from '@trustee/replicator';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { useTestCluster } from './helpers/cluster';
@@ -14,7 +15,12 @@ describe('idempotent retry racing an unconfirmed first attempt', () => {
 
   async function onPassive<T>(fn: (c: Client) => Promise<T>): Promise<T> {
     const b = fixture.cluster.node('b');
-    const c = new Client({ host: b.dbDir, port: b.dbPort, user: 'keytrustee', database: 'keytrustee' });
+    const c = new Client({
+      host: socketDirFor(b.dbDir),
+      port: b.dbPort,
+      user: 'keytrustee',
+      database: 'keytrustee',
+    });
     await c.connect();
     try {
       return await fn(c);

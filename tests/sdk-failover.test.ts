@@ -3,6 +3,7 @@
  * active's server and then its PostgreSQL are SIGKILLed; stale cache reads when both nodes are
  * down (within maxStaleMs, typed error after it); 0600 config rule; no plaintext on the server.
  */
+import { socketDirFor } from '@trustee/replicator';
 import { chmodSync, statSync } from 'node:fs';
 import { Client as PgClient } from 'pg';
 import {
@@ -112,7 +113,7 @@ describe('SDK failover, cache and encryption on a real cluster (issue #5)', () =
 
     // The stored row on the active's PostgreSQL: no plaintext anywhere in it either.
     const pg = new PgClient({
-      host: cluster.a.dbDir,
+      host: socketDirFor(cluster.a.dbDir),
       port: cluster.a.dbPort,
       user: 'keytrustee',
       database: 'keytrustee',

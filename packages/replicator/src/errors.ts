@@ -11,7 +11,11 @@ export type ReplicatorErrorCode =
   | 'MIGRATION_FAILED'
   | 'REPLICATION_TIMEOUT'
   | 'REPLICATION_FAILED'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  | 'NOT_IN_RECOVERY'
+  | 'PROMOTE_FAILED'
+  | 'REWIND_FAILED'
+  | 'REWIND_IMPOSSIBLE';
 
 export class ReplicatorError extends Error {
   readonly code: ReplicatorErrorCode;

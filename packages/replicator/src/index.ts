@@ -4,6 +4,7 @@ export { ensurePgOsUser, DEFAULT_PG_OS_USER, type RunAs } from './postgres/os-us
 export {
   createPgInstance,
   localConnection,
+  ensureSocketDir,
   DB_NAME,
   DB_SUPERUSER,
   DEFAULT_DB_PORT,
@@ -27,6 +28,8 @@ export {
   renderConf,
   quoteConfValue,
   productSettings,
+  socketDirFor,
+  DEFAULT_MAX_SLOT_WAL_KEEP_SIZE,
   type HbaRule,
 } from './postgres/settings';
 export { parseLsn, formatLsn, compareLsn, lsnDiffBytes } from './postgres/lsn';
@@ -34,6 +37,10 @@ export {
   bootstrapActiveReplication,
   ensureReplicationSlot,
   dropReplicationSlot,
+  grantRewindAccess,
+  addPeerHbaRules,
+  rewindHbaRules,
+  REWIND_DATABASE,
   replicationHbaRules,
   mergeHbaRules,
   slotNameFor,
@@ -53,6 +60,8 @@ export {
   renderAutoConf,
   renderRecoveryConf,
   standbyConfigKind,
+  clearStandbyConfig,
+  hasStandbyConfig,
   readPgMajor,
   type StandbyConfigKind,
   type StandbyConfigOptions,
@@ -61,6 +70,7 @@ export {
 export { takeBasebackup, type BasebackupOptions, type BasebackupResult } from './postgres/basebackup';
 export {
   enableSyncReplication,
+  setSyncStandby,
   disableSyncReplication,
   waitForSyncStandby,
   renderSyncStandbyNames,
@@ -72,6 +82,7 @@ export {
   readReplicationState,
   summarizeReplication,
   type ReplicationState,
+  type SlotInfo,
   type ReplicationSummary,
   type ReplicationLinkState,
   type StandbyInfo,
@@ -79,3 +90,6 @@ export {
   type SyncState,
   type WalReceiverInfo,
 } from './replication-state';
+export { promoteStandby, readTimeline, type PromoteResult } from './postgres/promote';
+export { rewindFrom, isRewindImpossible, type RewindOptions } from './postgres/rewind';
+export { readControlData, parseControlData, isRecoveryState, type ControlData } from './postgres/controldata';

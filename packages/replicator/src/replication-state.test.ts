@@ -20,6 +20,8 @@ function active(standbys: StandbyInfo[]): ReplicationState {
   return {
     role: 'active',
     inRecovery: false,
+    timeline: 1,
+    slots: [],
     syncStandbyNames: 'FIRST 1 ("node_b")',
     currentLsn: '0/3000148',
     standbys,
@@ -29,6 +31,8 @@ function active(standbys: StandbyInfo[]): ReplicationState {
 describe('summarizeReplication', () => {
   it('is writable on an active whose sync standby is streaming, idle lag counting as 0 s', () => {
     expect(summarizeReplication(active([standby()]))).toEqual({
+      timeline: 1,
+      lostSlots: [],
       role: 'active',
       state: 'streaming',
       syncState: 'sync',
@@ -40,6 +44,8 @@ describe('summarizeReplication', () => {
 
   it('is not writable without a standby', () => {
     expect(summarizeReplication(active([]))).toEqual({
+      timeline: 1,
+      lostSlots: [],
       role: 'active',
       state: 'disconnected',
       syncState: 'none',
@@ -83,6 +89,8 @@ describe('summarizeReplication', () => {
     const passive: ReplicationState = {
       role: 'passive',
       inRecovery: true,
+      timeline: 1,
+      slots: [],
       syncStandbyNames: '',
       standbys: [],
       walReceiver: {
@@ -96,6 +104,8 @@ describe('summarizeReplication', () => {
       replayLagBytes: 72,
     };
     expect(summarizeReplication(passive)).toEqual({
+      timeline: 1,
+      lostSlots: [],
       role: 'passive',
       state: 'streaming',
       syncState: 'none',

@@ -37,9 +37,26 @@ export interface WalReceiverInfo {
   lastMsgReceiptTime: string | null;
 }
 
+/** A physical replication slot on this node (pg_replication_slots). */
+export interface SlotInfo {
+  name: string;
+  active: boolean;
+  /** reserved | extended | unreserved | lost (lost = invalidated by max_slot_wal_keep_size: rebuild the passive). */
+  walStatus: string | null;
+  /** WAL kept for this slot, bytes (null when unknown). */
+  retainedBytes: number | null;
+}
+
 export interface ReplicationState {
   role: 'active' | 'passive';
   inRecovery: boolean;
+  /**
+   * PostgreSQL timeline this node is on: the WAL insertion timeline on an active, the replayed
+   * one (latest checkpoint) on a passive. A promotion starts a new, higher timeline.
+   */
+  timeline: number;
+  /** Physical replication slots (active side; a passive normally has none). */
+  slots: SlotInfo[];
   /** Current value of synchronous_standby_names ('' = asynchronous). */
   syncStandbyNames: string;
   /** Active only: pg_current_wal_lsn(). */
@@ -57,6 +74,7 @@ export interface ReplicationState {
 
 interface NodeRow {
   in_recovery: boolean;
+  timeline: number;
   sync_standby_names: string;
   current_lsn: string | null;
   receive_lsn: string | null;
@@ -84,9 +102,13 @@ interface WalReceiverRow {
   last_msg_receipt_time: Date | null;
 }
 
-// pg_current_wal_lsn() fails during recovery, hence the CASE; float8 so node-postgres returns numbers.
+// pg_current_wal_lsn() fails during recovery, hence the CASE; a standby's timeline is the newest it
+// has WAL or a timeline history file for (its last restartpoint may predate a timeline switch); float8 so node-postgres returns numbers.
 const NODE_SQL = `
 select pg_is_in_recovery() as in_recovery,
+       case when pg_is_in_recovery()
+            then greatest((select timeline_id from pg_control_checkpoint()), (select received_tli from pg_stat_wal_receiver), (select max(('x' || substr(name, 1, 8))::bit(32)::int) from pg_ls_waldir() where name ~ '^[0-9A-F]{8}'))
+            else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end as timeline,
        current_setting('synchronous_standby_names') as sync_standby_names,
        case when pg_is_in_recovery() then null else pg_current_wal_lsn()::text end as current_lsn,
        pg_last_wal_receive_lsn()::text as receive_lsn,
@@ -101,6 +123,19 @@ select application_name, host(client_addr) as client_addr, state, sync_state,
        extract(epoch from replay_lag)::float8 as replay_lag_seconds
   from pg_stat_replication
  order by application_name`;
+
+const SLOTS_SQL = `
+select slot_name, active, wal_status,
+       case when restart_lsn is null or pg_is_in_recovery() then null
+            else pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 end as retained_bytes
+  from pg_replication_slots where slot_type = 'physical' order by slot_name`;
+
+interface SlotRow {
+  slot_name: string;
+  active: boolean;
+  wal_status: string | null;
+  retained_bytes: number | null;
+}
 
 const WAL_RECEIVER_SQL =
   'select status, sender_host, sender_port, last_msg_receipt_time from pg_stat_wal_receiver';
@@ -120,9 +155,17 @@ export async function readReplicationState(client: Client): Promise<ReplicationS
     lagBytes: r.lag_bytes,
     replayLagSeconds: r.replay_lag_seconds,
   }));
+  const slots = (await client.query<SlotRow>(SLOTS_SQL)).rows.map((r): SlotInfo => ({
+    name: r.slot_name,
+    active: r.active,
+    walStatus: r.wal_status,
+    retainedBytes: r.retained_bytes,
+  }));
   const state: ReplicationState = {
     role: node.in_recovery ? 'passive' : 'active',
     inRecovery: node.in_recovery,
+    timeline: node.timeline,
+    slots,
     syncStandbyNames: node.sync_standby_names,
     standbys,
   };
@@ -147,6 +190,10 @@ export type ReplicationLinkState = StandbyState | 'waiting' | 'restarting' | 'di
 
 export interface ReplicationSummary {
   role: 'active' | 'passive';
+  /** This node's PostgreSQL timeline (see ReplicationState.timeline). */
+  timeline: number;
+  /** Slots PostgreSQL invalidated (wal_status `lost`): their passive must be rebuilt (`--replace`). */
+  lostSlots: string[];
   state: ReplicationLinkState;
   /** As the active sees its standby; a passive cannot know and reports 'none'. */
   syncState: SyncState | 'none';
@@ -196,8 +243,13 @@ export function summarizeReplication(
   state: ReplicationState,
   opts: { standbyName?: string } = {},
 ): ReplicationSummary {
+  const common = {
+    timeline: state.timeline,
+    lostSlots: state.slots.filter((s) => s.walStatus === 'lost').map((s) => s.name),
+  };
   if (state.inRecovery) {
     return {
+      ...common,
       role: 'passive',
       state: walReceiverLinkState(state.walReceiver?.status),
       syncState: 'none',
@@ -213,6 +265,7 @@ export function summarizeReplication(
   const writable = state.standbys.some(isSyncStreaming);
   if (!standby) {
     return {
+      ...common,
       role: 'active',
       state: 'disconnected',
       syncState: 'none',
@@ -223,6 +276,7 @@ export function summarizeReplication(
   }
   const idleCaughtUp = standby.replayLagSeconds === null && standby.lagBytes === 0;
   return {
+    ...common,
     role: 'active',
     state: standby.state,
     syncState: standby.syncState,

@@ -65,7 +65,7 @@ export function createApp(ctx: ServerContext): Express {
     .route('/metrics')
     .get(async (_req, res) => {
       // Gauges from the current node state, so a scrape agrees with /v1/health (the 1 s timer alone lags).
-      ctx.metrics.observeSnapshot(ctx.nodeState.current(), ctx.nodeState.writeRefusal() === undefined);
+      ctx.metrics.observeNode(ctx.nodeState);
       res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
     })
     .all(methodNotAllowed(['GET']));

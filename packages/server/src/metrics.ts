@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { NodeSnapshot } from './node/node-state';
+import type { NodeState } from './node/node-state';
 
 /** One registry per server instance (tests run several in one process). Labels never carry secrets or names of deposits. */
 export function createMetrics() {
@@ -32,7 +32,7 @@ export function createMetrics() {
   });
   const role = new Gauge({
     name: 'trustee_node_role',
-    help: '1 for the role this node currently has (active, passive, unknown)',
+    help: '1 for the role this node decided (active, passive, fenced, unavailable), 0 for the others',
     labelNames: ['role'] as const,
     registers: [registry],
   });
@@ -67,9 +67,50 @@ export function createMetrics() {
     registers: [registry],
   });
 
-  function observeSnapshot(s: NodeSnapshot, isWritable: boolean): void {
-    for (const r of ['active', 'passive', 'unknown'] as const) role.set({ role: r }, s.role === r ? 1 : 0);
-    writable.set(isWritable ? 1 : 0);
+  const singleNodeMode = new Gauge({
+    name: 'trustee_single_node_writes_enabled',
+    help: '1 while an operator allows writes without the passive (ktadmin allow-single-node-writes; degraded)',
+    registers: [registry],
+  });
+  const singleNodeWrites = new Counter({
+    name: 'trustee_single_node_writes_total',
+    help: 'Writes committed on this node only, under single-node mode',
+    registers: [registry],
+  });
+  const fenced = new Gauge({
+    name: 'trustee_fenced',
+    help: '1 when this node found its peer promoted past it and serves nothing until `ktadmin rejoin`',
+    registers: [registry],
+  });
+  const timeline = new Gauge({
+    name: 'trustee_timeline',
+    help: "This node's PostgreSQL timeline (a promotion increases it)",
+    registers: [registry],
+  });
+  const peerReachable = new Gauge({
+    name: 'trustee_peer_reachable',
+    help: "1 when the peer's API answered the last probe (absent for a single node)",
+    registers: [registry],
+  });
+  const slotLost = new Gauge({
+    name: 'trustee_replication_slot_lost',
+    help: 'Replication slots invalidated by max_slot_wal_keep_size (the passive must be rebuilt with --replace)',
+    registers: [registry],
+  });
+
+  /** Gauges from the node's one decision and its snapshot. */
+  function observeNode(ns: NodeState): void {
+    const s = ns.current();
+    const d = ns.decide();
+    for (const r of ['active', 'passive', 'fenced', 'unavailable'] as const)
+      role.set({ role: r }, d.role === r ? 1 : 0);
+    writable.set(d.writable ? 1 : 0);
+    singleNodeMode.set(d.singleNodeWrites ? 1 : 0);
+    fenced.set(d.role === 'fenced' ? 1 : 0);
+    if (s.timeline !== null) timeline.set(s.timeline);
+    const peer = ns.peerObservation();
+    if (peer) peerReachable.set(peer.reachable ? 1 : 0);
+    slotLost.set(s.lostSlots.length);
     dbUp.set(s.dbUp ? 1 : 0);
     syncConnected.set(
       s.role === 'active' ? (s.syncStreaming ? 1 : 0) : s.replication.state === 'streaming' ? 1 : 0,
@@ -79,7 +120,7 @@ export function createMetrics() {
     identityMismatch.set(s.identityMatches === false ? 1 : 0);
   }
 
-  return { registry, requests, latency, errors, writeRefusals, observeSnapshot };
+  return { registry, requests, latency, errors, writeRefusals, singleNodeWrites, observeNode };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
 import type { PoolClient } from 'pg';
-import { DB_NAME, DB_SUPERUSER, runMigrations } from '@trustee/replicator';
+import { DB_NAME, DB_SUPERUSER, runMigrations, socketDirFor } from '@trustee/replicator';
 import { createApp } from './app';
 import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from './config';
 import { confPaths } from './confdir/paths';
@@ -36,6 +36,8 @@ export interface StartOptions {
   log?: Logger;
   /** Node-state poll period (default 200 ms). */
   pollIntervalMs?: number;
+  /** Peer probe period (default 1000 ms). */
+  peerProbeIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -80,7 +82,10 @@ export function connectNodeDb(conf: KeytrusteeConf, confdir: string, opts: { max
       `keytrustee.conf in ${confdir} names no database; run \`ktadmin --confdir ${confdir} db --bootstrap --pg-rootdir DIR\` first`,
     );
   }
-  return createDb({ host: conf.DB_ROOTDIR, port: conf.DB_PORT, user: DB_SUPERUSER, database: DB_NAME }, opts);
+  return createDb(
+    { host: socketDirFor(conf.DB_ROOTDIR), port: conf.DB_PORT, user: DB_SUPERUSER, database: DB_NAME },
+    opts,
+  );
 }
 
 /** Records the identity on a fresh active (it then replicates to the passive for the identity check). */
@@ -121,10 +126,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       intervalMs: opts.pollIntervalMs,
       requireSyncStandby: conf.PEERS.length > 0,
       peerUrl,
+      confdir: opts.confdir,
+      peerProbeIntervalMs: opts.peerProbeIntervalMs,
       log: log.child({ component: 'node-state' }),
     });
+    // Ask the peer first: an old active coming back must know it was superseded before it serves.
+    await nodeState.probePeerOnce();
     const first = await nodeState.poll();
-    if (first.dbUp && first.role === 'active') {
+    if (first.dbUp && first.role === 'active' && nodeState.decide().role === 'active') {
       const client = await db.pool.connect();
       try {
         // Schema changes are local (not waiting on the standby): they replicate like any WAL.
@@ -164,15 +173,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         gate: () => {
           const refusal = ns.writeRefusal();
           if (refusal) throw refusal;
+          return ns.writeMode();
         },
+        onSingleNodeWrite: () => metrics.singleNodeWrites.inc(),
       },
     };
-    const metricsTimer = setInterval(
-      () => metrics.observeSnapshot(ns.current(), ns.writeRefusal() === undefined),
-      1000,
-    );
+    const metricsTimer = setInterval(() => metrics.observeNode(ns), 1000);
     metricsTimer.unref();
-    metrics.observeSnapshot(ns.current(), ns.writeRefusal() === undefined);
+    metrics.observeNode(ns);
 
     const app = createApp(ctx);
     const server = createServer(

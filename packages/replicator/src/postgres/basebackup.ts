@@ -19,9 +19,22 @@ export interface BasebackupOptions extends Omit<StandbyConfigOptions, 'passfile'
   password: string;
   /** Upper bound for pg_basebackup; default 30 minutes. */
   timeoutMs?: number;
+  /**
+   * Stream through this physical slot (default: the standby's slot, which must exist). `null`:
+   * a temporary slot, e.g. for a copy taken from a passive, which has no slot for us.
+   */
+  backupSlot?: string | null;
+  /** Write the standby configuration afterwards (default true). */
+  configureStandby?: boolean;
+  /**
+   * Replace the slot on the active first: drop it (over the replication protocol, which the
+   * replication role may use) and let pg_basebackup create it afresh (`-C`). For rebuilding a
+   * passive whose old slot may be invalidated or hold WAL from long ago.
+   */
+  recreateSlot?: boolean;
 }
 
-export interface BasebackupResult extends StandbyConfigResult {
+export interface BasebackupResult extends Partial<StandbyConfigResult> {
   passfile: string;
   slotName: string;
 }
@@ -49,6 +62,7 @@ export async function takeBasebackup(inst: PgInstance, opts: BasebackupOptions):
   const sslMode = opts.sslMode ?? (isLoopbackAddress(opts.primaryHost) ? undefined : 'require');
   if (sslMode) env.PGSSLMODE = sslMode;
   if (opts.sslRootCert) env.PGSSLROOTCERT = opts.sslRootCert;
+  if (opts.recreateSlot) await dropRemoteSlot(inst, { ...opts, user, slotName, env });
   try {
     await runPgTool(
       join(inst.binDir, 'pg_basebackup'),
@@ -63,11 +77,11 @@ export async function takeBasebackup(inst: PgInstance, opts: BasebackupOptions):
         inst.dataDir,
         '-X',
         'stream',
-        '-S',
-        slotName,
+        ...(opts.backupSlot === null ? [] : ['-S', opts.backupSlot ?? slotName]),
+        ...(opts.recreateSlot && opts.backupSlot !== null ? ['-C'] : []),
         '-c',
         'fast',
-        '-R',
+        ...(opts.configureStandby === false ? [] : ['-R']),
         '--no-password',
       ],
       { runAs: inst.runAs, env, timeoutMs: opts.timeoutMs ?? 30 * MINUTE_MS },
@@ -81,6 +95,50 @@ export async function takeBasebackup(inst: PgInstance, opts: BasebackupOptions):
       { cause: e, details: { host: opts.primaryHost, port: opts.primaryPort, slotName } },
     );
   }
+  if (opts.configureStandby === false) return { passfile, slotName };
   const config = writeStandbyConfig(inst, { ...opts, user, slotName, passfile });
   return { ...config, passfile, slotName };
+}
+
+/**
+ * Drops the physical slot on the primary through a replication connection (`pg_receivewal
+ * --drop-slot`); a missing slot is fine. A slot still in use (the old passive is running) fails.
+ */
+async function dropRemoteSlot(
+  inst: PgInstance,
+  opts: {
+    primaryHost: string;
+    primaryPort: number;
+    user: string;
+    slotName: string;
+    env: Record<string, string>;
+  },
+): Promise<void> {
+  try {
+    await runPgTool(
+      join(inst.binDir, 'pg_receivewal'),
+      [
+        '-h',
+        opts.primaryHost,
+        '-p',
+        String(opts.primaryPort),
+        '-U',
+        opts.user,
+        '--no-password',
+        '--drop-slot',
+        '-S',
+        opts.slotName,
+      ],
+      { runAs: inst.runAs, env: opts.env, timeoutMs: 60_000 },
+    );
+  } catch (e) {
+    const message = (e as Error).message;
+    if (/does not exist/.test(message)) return;
+    throw new ReplicatorError(
+      'REPLICATION_FAILED',
+      `could not drop the old replication slot ${opts.slotName} on ${opts.primaryHost}:${opts.primaryPort}: ${message}. ` +
+        'If the old passive is still running, stop it first.',
+      { cause: e },
+    );
+  }
 }

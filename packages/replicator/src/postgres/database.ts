@@ -1,9 +1,17 @@
 import { Client, escapeIdentifier, escapeLiteral } from 'pg';
 import { DB_NAME, localConnection, type PgInstance } from './instance';
 
-/** Opens a connection to the local instance as the superuser (over the unix socket). Caller ends it. */
+/**
+ * Opens a connection to the local instance as the superuser (over the unix socket). Caller ends it.
+ * Administrative statements commit locally: a role, slot or grant must never block on a
+ * synchronous standby that is gone (exactly when an operator repairs the pair).
+ */
 export async function connectLocal(inst: PgInstance, database: string = DB_NAME): Promise<Client> {
-  const client = new Client({ ...localConnection(inst, database), connectionTimeoutMillis: 5000 });
+  const client = new Client({
+    ...localConnection(inst, database),
+    connectionTimeoutMillis: 5000,
+    options: '-c synchronous_commit=local',
+  });
   await client.connect();
   return client;
 }

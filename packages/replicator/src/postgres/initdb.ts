@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ReplicatorError } from '../errors';
-import { DB_SUPERUSER, type PgInstance } from './instance';
+import { DB_SUPERUSER, ensureSocketDir, type PgInstance } from './instance';
 import { runPgTool } from './run';
 import { baseHbaRules, nodeSettings, productSettings, renderConf, renderHba, type HbaRule } from './settings';
 
@@ -31,6 +31,7 @@ export function prepareDataDir(inst: PgInstance): void {
   if (inst.runAs) chownSync(inst.dataDir, inst.runAs.uid, inst.runAs.gid);
   chmodSync(inst.dataDir, 0o700);
   assertTraversable(dirname(inst.dataDir), inst);
+  ensureSocketDir(inst);
 }
 
 /** Every parent must let the PostgreSQL user through (x bit), or initdb fails with a cryptic error. */

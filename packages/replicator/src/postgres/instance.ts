@@ -1,4 +1,7 @@
+import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { findPgBinDir } from './binaries';
+import { socketDirFor } from './settings';
 import { ensurePgOsUser, type RunAs } from './os-user';
 
 /** Name of the PostgreSQL superuser and database Trustee creates (as in the original product). */
@@ -34,8 +37,23 @@ export interface PgInstanceOptions {
   osUser?: string;
 }
 
+/** Creates the socket directory (beside the data dir) owned by the PostgreSQL user, 0700. */
+export function ensureSocketDir(inst: Pick<PgInstance, 'dataDir' | 'runAs'>): void {
+  if (!existsSync(dirname(inst.dataDir))) return;
+  const dir = socketDirFor(inst.dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (inst.runAs) chownSync(dir, inst.runAs.uid, inst.runAs.gid);
+  chmodSync(dir, 0o700);
+}
+
 /** Resolves binaries and the OS user once; the result is passed to every lifecycle call. */
 export function createPgInstance(opts: PgInstanceOptions): PgInstance {
+  const inst = createPgInstanceOnly(opts);
+  ensureSocketDir(inst);
+  return inst;
+}
+
+function createPgInstanceOnly(opts: PgInstanceOptions): PgInstance {
   return {
     binDir: opts.binDir ?? findPgBinDir(),
     dataDir: opts.dataDir,
@@ -48,5 +66,5 @@ export function createPgInstance(opts: PgInstanceOptions): PgInstance {
 
 /** node-postgres connection settings for the local superuser over the unix socket in the data dir. */
 export function localConnection(inst: PgInstance, database: string = DB_NAME) {
-  return { host: inst.dataDir, port: inst.port, user: DB_SUPERUSER, database };
+  return { host: socketDirFor(inst.dataDir), port: inst.port, user: DB_SUPERUSER, database };
 }

@@ -6,7 +6,7 @@
 import { chownSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { DatabaseError, type Client } from 'pg';
+import { DatabaseError, escapeIdentifier, type Client } from 'pg';
 import { ReplicatorError } from '../errors';
 import { connectLocal, ensureRole } from './database';
 import type { PgInstance } from './instance';
@@ -14,6 +14,9 @@ import { renderHbaLine, type HbaRule } from './settings';
 
 /** Role the passive's pg_basebackup and walreceiver log in as (as in the original product). */
 export const REPLICATION_ROLE = 'replicator';
+
+/** Database pg_rewind connects to on the source (any database works; this one always exists). */
+export const REWIND_DATABASE = 'postgres';
 
 /** PostgreSQL limit on slot names (NAMEDATALEN - 1). */
 const MAX_SLOT_NAME_LENGTH = 63;
@@ -75,6 +78,31 @@ export function replicationHbaRules(peerAddress: string, opts: ReplicationHbaOpt
   const addr = peerAddress.trim();
   const cidr = isIP(addr) === 4 ? `${addr}/32` : isIP(addr) === 6 ? `${addr}/128` : addr;
   return [rule(opts.insecurePlaintextReplication ? 'host' : 'hostssl', cidr)];
+}
+
+/**
+ * The same peer may also run `pg_rewind` against this node (after a promotion the roles swap):
+ * pg_rewind logs in to an ordinary database, so it needs its own lines.
+ */
+export function rewindHbaRules(peerAddress: string, opts: ReplicationHbaOptions = {}): HbaRule[] {
+  return replicationHbaRules(peerAddress, opts).map((r) => ({ ...r, database: REWIND_DATABASE }));
+}
+
+/**
+ * Lets `role` run pg_rewind against this primary without being a superuser (the documented
+ * minimal grants). Idempotent; replicates to the standby like any catalog change.
+ * @see https://www.postgresql.org/docs/current/app-pgrewind.html
+ */
+export async function grantRewindAccess(client: Client, role: string = REPLICATION_ROLE): Promise<void> {
+  const r = escapeIdentifier(role);
+  for (const fn of [
+    'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+    'pg_catalog.pg_stat_file(text, boolean)',
+    'pg_catalog.pg_read_binary_file(text)',
+    'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+  ]) {
+    await client.query(`grant execute on function ${fn} to ${r}`);
+  }
 }
 
 /** Appends the rules missing from an existing pg_hba.conf text (whitespace-insensitive); keeps everything else. */
@@ -141,11 +169,15 @@ export async function bootstrapActiveReplication(
 ): Promise<ActiveReplicationResult> {
   const role = opts.role ?? REPLICATION_ROLE;
   const slotName = slotNameFor(opts.standbyName);
-  const hbaRules = replicationHbaRules(opts.peerAddress, opts);
+  const hbaRules = [
+    ...replicationHbaRules(opts.peerAddress, opts),
+    ...rewindHbaRules(opts.peerAddress, opts),
+  ];
   const client = await connectLocal(inst, 'postgres');
   try {
     await assertTlsAvailable(client, hbaRules, opts.peerAddress);
     await ensureRole(client, role, { password: opts.password, replication: true });
+    await grantRewindAccess(client, role);
     addHbaRules(inst, hbaRules);
     await client.query('select pg_reload_conf()');
     await assertHbaValid(client);
@@ -154,6 +186,19 @@ export async function bootstrapActiveReplication(
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Lets the peer stream from (and pg_rewind against) this node once it is promoted: a passive
+ * carries the rules for its active from the start, so a promotion needs no pg_hba edit. File
+ * only; takes effect at the next start or reload.
+ */
+export function addPeerHbaRules(
+  inst: PgInstance,
+  peerAddress: string,
+  opts: ReplicationHbaOptions = {},
+): void {
+  addHbaRules(inst, [...replicationHbaRules(peerAddress, opts), ...rewindHbaRules(peerAddress, opts)]);
 }
 
 function addHbaRules(inst: PgInstance, rules: HbaRule[]): void {

@@ -2,6 +2,9 @@
  * postgresql.conf / pg_hba.conf rendering. Pure functions so the exact text is unit-tested.
  */
 
+/** Default cap on WAL a replication slot may hold for an absent passive (keytrustee.conf MAX_SLOT_WAL_KEEP_SIZE). */
+export const DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = '4GB';
+
 /** Settings every Trustee node needs (both roles; a base backup copies them to the passive). */
 export function productSettings(): Record<string, string | number> {
   return {
@@ -12,6 +15,9 @@ export function productSettings(): Record<string, string | number> {
     max_wal_senders: 10,
     max_replication_slots: 10,
     wal_keep_size: '256MB',
+    // A slot never holds WAL without bound for an absent passive: past this it is invalidated
+    // (wal_status = lost) and the passive must be rebuilt (`db --bootstrap --master H --replace`).
+    max_slot_wal_keep_size: DEFAULT_MAX_SLOT_WAL_KEEP_SIZE,
     hot_standby: 'on',
     hot_standby_feedback: 'on',
     // A hung (not dead) passive must stop counting as streaming quickly, so the write gate
@@ -31,13 +37,22 @@ export function productSettings(): Record<string, string | number> {
   };
 }
 
+/**
+ * Where the instance's unix socket lives: beside the data directory, never inside it — pg_rewind
+ * copies every file of the source's data directory and fails on a socket ("No such device or
+ * address"). Mode 0700, owned by the PostgreSQL user (local connections are trusted).
+ */
+export function socketDirFor(dataDir: string): string {
+  return `${dataDir.replace(/\/+$/, '')}.sock`;
+}
+
 /** Per-node settings; also passed on the command line at start because pg_rewind/basebackup copy postgresql.conf. */
 export function nodeSettings(
   port: number,
   listenAddresses: string,
-  socketDir: string,
+  dataDir: string,
 ): Record<string, string | number> {
-  return { port, listen_addresses: listenAddresses, unix_socket_directories: socketDir };
+  return { port, listen_addresses: listenAddresses, unix_socket_directories: socketDirFor(dataDir) };
 }
 
 /**

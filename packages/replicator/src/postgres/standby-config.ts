@@ -7,7 +7,7 @@
  * so the standby would show up as `walreceiver` and never become `sync`; we always rewrite it.
  * @see https://www.postgresql.org/docs/current/runtime-config-replication.html#RUNTIME-CONFIG-REPLICATION-STANDBY
  */
-import { chownSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReplicatorError } from '../errors';
 import type { PgInstance } from './instance';
@@ -161,4 +161,37 @@ function writeOwned(inst: PgInstance, file: string, text: string): void {
   writeFileSync(tmp, text, { mode: 0o600 });
   if (inst.runAs) chownSync(tmp, inst.runAs.uid, inst.runAs.gid);
   renameSync(tmp, file);
+}
+
+/**
+ * Removes what makes the stopped instance start as a standby (standby.signal, recovery.signal,
+ * recovery.conf, primary_conninfo / primary_slot_name). Returns the files it changed.
+ */
+export function clearStandbyConfig(inst: PgInstance): string[] {
+  const changed: string[] = [];
+  for (const f of ['standby.signal', 'recovery.signal', 'recovery.conf']) {
+    const file = join(inst.dataDir, f);
+    if (existsSync(file)) {
+      rmSync(file);
+      changed.push(file);
+    }
+  }
+  const autoConf = join(inst.dataDir, 'postgresql.auto.conf');
+  if (existsSync(autoConf)) {
+    const before = readFileSync(autoConf, 'utf8');
+    const after = before
+      .split('\n')
+      .filter((line) => !/^\s*(primary_conninfo|primary_slot_name)\s*=?/i.test(line))
+      .join('\n');
+    if (after !== before) {
+      writeOwned(inst, autoConf, after);
+      changed.push(autoConf);
+    }
+  }
+  return changed;
+}
+
+/** True when the data directory is configured to start as a standby. */
+export function hasStandbyConfig(dataDir: string): boolean {
+  return ['standby.signal', 'recovery.conf'].some((f) => existsSync(join(dataDir, f)));
 }

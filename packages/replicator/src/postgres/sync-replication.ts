@@ -94,6 +94,20 @@ export async function enableSyncReplication(
   }
 }
 
+/**
+ * Names `standbyName` as the synchronous standby without waiting for it (e.g. right after a
+ * promotion, before the old active rejoins: commits then need it, and the write gate refuses
+ * writes until it streams).
+ */
+export async function setSyncStandby(inst: PgInstance, standbyName: string): Promise<void> {
+  const client = await connectLocal(inst, 'postgres');
+  try {
+    await setSyncStandbyNames(client, renderSyncStandbyNames([standbyName]));
+  } finally {
+    await client.end();
+  }
+}
+
 /** Polls pg_stat_replication until `standbyName` is streaming with sync_state `sync`. */
 export async function waitForSyncStandby(
   client: Client,

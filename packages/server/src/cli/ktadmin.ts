@@ -1,4 +1,15 @@
 import { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CONF_FILE } from '../confdir/paths';
+import {
+  allowSingleNodeWrites,
+  disallowSingleNodeWrites,
+  parseDuration,
+  promoteNode,
+  rejoinNode,
+} from '../node/failover';
+import { bootstrapActiveOnExistingData, holdsCluster, restoreFromPassive } from '../node/existing-data';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
 import { initConfdir } from '../confdir/init-confdir';
 import {
@@ -24,6 +35,7 @@ interface DbFlags {
   background?: boolean;
   slave?: string;
   master?: string;
+  replace?: boolean;
 }
 
 function usage(message: string): Error {
@@ -34,8 +46,16 @@ const program = new Command('ktadmin')
   .description('Administer a Trustee node (same commands as Key Trustee Server)')
   .option('--confdir <dir>', 'configuration directory', defaultConfdir());
 
+/**
+ * The confdir, as an absolute path. The seeds pass both `/var/lib/keytrustee/.keytrustee` and
+ * its parent `/var/lib/keytrustee`: a directory without keytrustee.conf whose `.keytrustee/`
+ * has one means the latter.
+ */
 function confdirOf(cmd: Command): string {
-  return (cmd.optsWithGlobals() as { confdir: string }).confdir;
+  const dir = resolve((cmd.optsWithGlobals() as { confdir: string }).confdir);
+  const nested = join(dir, '.keytrustee');
+  if (!existsSync(join(dir, CONF_FILE)) && existsSync(join(nested, CONF_FILE))) return nested;
+  return dir;
 }
 
 program
@@ -87,12 +107,18 @@ program
     '--master <host[:port]>',
     'with --bootstrap: make this node a passive copying the active at HOST[:PORT]',
   )
+  .option(
+    '--replace',
+    'with --bootstrap --master: rebuild a passive over old data (kept aside) with a fresh replication slot',
+  )
   .option('--background', 'with --start: return once the database is up instead of staying in the foreground')
   .action(async (o: DbFlags, cmd: Command) => {
     const confdir = confdirOf(cmd);
     const actions = [o.bootstrap, o.start, o.stop].filter(Boolean).length;
     if (actions !== 1) throw usage('give exactly one of --bootstrap, --start, --stop');
     if ((o.slave || o.master) && !o.bootstrap) throw usage('--slave and --master go with --bootstrap');
+    if (o.replace && !o.master) throw usage('--replace goes with --bootstrap --master');
+    if (o.pgRootdir) o.pgRootdir = resolve(o.pgRootdir);
     if (o.bootstrap) {
       if (!o.pgRootdir) throw usage('--bootstrap needs --pg-rootdir DIR');
       if (o.master && o.slave) throw usage('--master and --slave exclude each other');
@@ -102,6 +128,7 @@ program
           pgRootdir: o.pgRootdir,
           port: o.port,
           master: o.master,
+          replace: o.replace,
           onStep: say,
         });
         say(
@@ -110,6 +137,24 @@ program
         say(
           `next: keytrusteed --confdir ${confdir}; then on the active: ktadmin enable-synchronous-replication`,
         );
+        return;
+      }
+      if (holdsCluster(o.pgRootdir)) {
+        // The seed's restore-from-passive (a copied data dir) and HA added to a standalone node.
+        const inst = await bootstrapActiveOnExistingData({
+          confdir,
+          pgRootdir: o.pgRootdir,
+          port: o.port,
+          slave: o.slave,
+          onStep: say,
+        });
+        say(
+          `active database running (pid ${readPostmasterPid(inst.dataDir)}, port ${inst.port}) on its existing data`,
+        );
+        if (o.slave)
+          say(
+            `next: on ${o.slave} (passive) make sure it streams from this node, then here: ktadmin --confdir ${confdir} enable-synchronous-replication; restart keytrusteed`,
+          );
         return;
       }
       const inst = await bootstrapActiveDb({
@@ -152,6 +197,115 @@ program
   .action(async (o: { timeout: number }, cmd: Command) => {
     const name = await enableSynchronousReplication({ confdir: confdirOf(cmd), timeoutMs: o.timeout * 1000 });
     say(`synchronous replication enabled: passive ${name} is sync; writes now commit on both nodes`);
+  });
+
+program
+  .command('promote')
+  .description(
+    'on the passive, when the active is lost: promote this node to active (new timeline); refused while the old active answers',
+  )
+  .option(
+    '--force',
+    'promote even though the old active still answers (you must have fenced it off yourself)',
+  )
+  .action(async (o: { force?: boolean }, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    const r = await promoteNode({ confdir, force: o.force, onStep: say });
+    say(`this node is now the active (timeline ${r.toTimeline}); promotion took ${r.elapsedMs} ms`);
+    say(
+      'writes stay refused (PASSIVE_UNAVAILABLE) until a passive streams again. On the old active, once it is back:',
+    );
+    say(`  ktadmin --confdir OLD_ACTIVE_CONFDIR rejoin --master ${r.host}:${r.dbPort}`);
+    say(
+      `or, only if the old active is gone for good and writes cannot wait: ktadmin --confdir ${confdir} allow-single-node-writes --for 1h`,
+    );
+  });
+
+program
+  .command('rejoin')
+  .description('on the old active after a promotion: become the passive of the new active (pg_rewind)')
+  .requiredOption('--master <host[:port]>', "the new active's PostgreSQL, HOST[:PORT] (default port 11381)")
+  .option('--rebuild', 'take a fresh base backup instead of pg_rewind (the old data directory is kept aside)')
+  .option('--force', "skip the check that the peer's API says it is active")
+  .action(async (o: { master: string; rebuild?: boolean; force?: boolean }, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    const r = await rejoinNode({
+      confdir,
+      master: o.master,
+      rebuild: o.rebuild,
+      force: o.force,
+      onStep: say,
+    });
+    say(
+      `rejoined as passive of ${o.master} by ${r.method} in ${r.elapsedMs} ms (streaming ${r.streamingAfterMs} ms after start)`,
+    );
+    say(
+      `writes resume on the active as soon as it sees this passive as synchronous; check with: ktadmin --confdir ACTIVE_CONFDIR status`,
+    );
+    say(`(if it does not: ktadmin --confdir ACTIVE_CONFDIR enable-synchronous-replication)`);
+  });
+
+program
+  .command('restore')
+  .description(
+    'make this node the active again from the passive\'s data (the seed\'s "restore active from passive", as one command)',
+  )
+  .requiredOption(
+    '--from-passive <host[:port]>',
+    "the passive's PostgreSQL, HOST[:PORT] (default port 11381)",
+  )
+  .requiredOption('--pg-rootdir <dir>', 'PostgreSQL data directory to create for this node')
+  .option('--port <port>', 'PostgreSQL port of this node (default from keytrustee.conf, 11381)', parsePort)
+  .option('--force', 'the data directory is not empty: keep it aside and restore over it')
+  .action(
+    async (o: { fromPassive: string; pgRootdir: string; port?: number; force?: boolean }, cmd: Command) => {
+      const confdir = confdirOf(cmd);
+      const r = await restoreFromPassive({
+        confdir,
+        passive: o.fromPassive,
+        pgRootdir: resolve(o.pgRootdir),
+        port: o.port,
+        force: o.force,
+        onStep: say,
+      });
+      say(`this node is the active again (port ${r.inst.port}), restored in ${r.elapsedMs} ms`);
+      say(
+        `start (or restart) keytrusteed --confdir ${confdir}; writes resume when the passive streams synchronously`,
+      );
+    },
+  );
+
+program
+  .command('allow-single-node-writes')
+  .description(
+    'DEGRADED MODE: let this surviving active accept writes without the passive for a limited time (refused while the peer answers)',
+  )
+  .option('--for <duration>', 'how long, e.g. 30m, 2h, 1d (at most 7d)')
+  .option('--off', 'switch single-node writes off now')
+  .action(async (o: { for?: string; off?: boolean }, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    if (!!o.for === !!o.off) throw usage('give exactly one of --for DURATION, --off');
+    if (o.off) {
+      const was = disallowSingleNodeWrites(confdir);
+      say(
+        was
+          ? 'single-node writes switched off; writes need the passive again'
+          : 'single-node writes were not on',
+      );
+      return;
+    }
+    let forMs: number;
+    try {
+      forMs = parseDuration(o.for!);
+    } catch (e) {
+      throw usage((e as Error).message);
+    }
+    const r = await allowSingleNodeWrites({ confdir, forMs });
+    say(
+      `single-node writes ALLOWED until ${r.until}: each write now exists on this node only until a passive rejoins.`,
+    );
+    say('Never do this on both sides of a network partition: it would create two histories.');
+    say(`switch off early with: ktadmin --confdir ${confdir} allow-single-node-writes --off`);
   });
 
 program

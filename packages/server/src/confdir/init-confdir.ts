@@ -1,3 +1,4 @@
+import { HA_STATE_FILE } from '../node/ha-state-file';
 import { existsSync, mkdirSync, readdirSync, copyFileSync, chmodSync, statSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -96,7 +97,13 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
   };
   // A copied conf names the active's DB directory; the node sets its own at db --bootstrap.
   if (copied || opts.fromPeerConfdir) {
-    for (const k of ['DB_ROOTDIR', 'DB_LISTEN_ADDRESSES', 'REPLICATION_STANDBY', 'REPLICATION_MASTER']) {
+    for (const k of [
+      'DB_ROOTDIR',
+      'DB_LISTEN_ADDRESSES',
+      'REPLICATION_STANDBY',
+      'REPLICATION_MASTER',
+      'REPLICATION_SLAVE',
+    ]) {
       if (!(k in ownNodeSettings)) delete (conf as Record<string, unknown>)[k];
     }
   }
@@ -116,6 +123,7 @@ const NODE_KEYS = [
   'DB_LISTEN_ADDRESSES',
   'REPLICATION_MASTER',
   'REPLICATION_STANDBY',
+  'REPLICATION_SLAVE',
   'SSL_CERTIFICATE',
   'SSL_PRIVATE_KEY',
   'SSL_PRIVATE_KEY_PASSWORD_SCRIPT',
@@ -134,7 +142,8 @@ function copyClusterFiles(from: string, to: string, force: boolean): void {
     throw new InitError(`${to} already holds an identity key; use --force to replace it with the peer's`);
   }
   for (const f of readdirSync(from)) {
-    if (f === '.ssl') continue;
+    // .ssl/ is per node; ha-state.json (fence, single-node writes) is this node's own history.
+    if (f === '.ssl' || f === HA_STATE_FILE || f.endsWith('.pid')) continue;
     const s = join(from, f);
     if (!statSync(s).isFile()) continue;
     copyFileSync(s, join(to, f));

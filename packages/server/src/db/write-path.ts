@@ -3,8 +3,12 @@ import { AppError, SQLSTATE, toAppError } from '../errors';
 import type { Logger } from '../logger';
 import type { Db } from './pool';
 
-/** Decides, before touching the database, whether this node may write now (throws an AppError if not). */
-export type WriteGate = () => void;
+/**
+ * Decides, before touching the database, whether this node may write now (throws an AppError if
+ * not). Returning `'single-node'` means the operator allowed writes without the passive
+ * (`ktadmin allow-single-node-writes`): the write commits locally and is counted as degraded.
+ */
+export type WriteGate = () => string | null | void;
 
 export interface WritePathOptions {
   db: Db;
@@ -20,6 +24,8 @@ export interface WritePathOptions {
   requireSyncStandby?: boolean;
   /** Called when the in-transaction check finds no streaming standby (e.g. to refresh the gate). */
   onStandbyMissing?: () => void;
+  /** Called after a write committed in single-node mode (metrics; the write exists on this node only). */
+  onSingleNodeWrite?: () => void;
   log?: Logger;
 }
 
@@ -35,7 +41,7 @@ const PASSIVE_UNAVAILABLE_MESSAGE =
  * Idempotency-Key resolves it.
  */
 export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  opts.gate();
+  const singleNode = opts.gate() === 'single-node';
   let client: PoolClient;
   try {
     client = await opts.db.pool.connect();
@@ -45,7 +51,10 @@ export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) =>
   let broken: Error | undefined;
   try {
     await client.query('begin');
-    await client.query('set local synchronous_commit = remote_apply');
+    // Single-node mode (an explicit, expiring operator decision): commit without the passive.
+    await client.query(
+      singleNode ? 'set local synchronous_commit = local' : 'set local synchronous_commit = remote_apply',
+    );
     let result: T;
     try {
       result = await fn(client);
@@ -53,12 +62,16 @@ export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) =>
       await client.query('rollback').catch((err: Error) => (broken = err));
       throw e;
     }
-    if (opts.requireSyncStandby && !(await syncStandbyStreaming(client))) {
+    if (opts.requireSyncStandby && !singleNode && !(await syncStandbyStreaming(client))) {
       await client.query('rollback').catch((err: Error) => (broken = err));
       opts.onStandbyMissing?.();
       throw new AppError('PASSIVE_UNAVAILABLE', PASSIVE_UNAVAILABLE_MESSAGE, { retryAfterSec: 1 });
     }
     await commitBounded(opts, client);
+    if (singleNode) {
+      opts.onSingleNodeWrite?.();
+      opts.log?.warn('write committed on this node only (single-node writes allowed by the operator)');
+    }
     return result;
   } catch (e) {
     if (!(e instanceof AppError) && !(e as { code?: string }).code) broken = e as Error;

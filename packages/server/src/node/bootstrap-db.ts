@@ -1,4 +1,6 @@
 import {
+  addPeerHbaRules,
+  ReplicatorError,
   bootstrapActiveReplication,
   createPgInstance,
   DEFAULT_DB_PORT,
@@ -10,11 +12,12 @@ import {
   ensureDatabase,
   initDataDir,
   runMigrations,
+  readPostmasterPid,
   startPostgres,
   stopPostgres,
   type PgInstance,
 } from '@trustee/replicator';
-import { chmodSync, chownSync, copyFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from '../config';
 import { confPaths } from '../confdir/paths';
@@ -135,7 +138,8 @@ export function standbyNameFor(host: string, dbPort: number): string {
   return slotNameFor(dbPort === DEFAULT_DB_PORT ? host : `${host}_${dbPort}`);
 }
 
-function replicationPassword(confdir: string): string {
+/** The replication role's password, shared by both nodes (confdir secret file). */
+export function replicationPassword(confdir: string): string {
   return readSecretFile(confPaths(confdir).replicationSecret).toString('utf8').trim();
 }
 
@@ -154,9 +158,12 @@ export async function addStandbyOnActive(opts: {
     peerAddress: host === 'localhost' ? '127.0.0.1' : host,
     password: replicationPassword(opts.confdir),
   });
-  updateKeytrusteeConf(opts.confdir, { REPLICATION_STANDBY: standbyName });
+  updateKeytrusteeConf(opts.confdir, {
+    REPLICATION_STANDBY: standbyName,
+    REPLICATION_SLAVE: `${host}:${port}`,
+  });
   step(`replication prepared for passive ${standbyName} (role ${r.role}, slot ${r.slotName})`);
-  return r;
+  return { ...r, standbyName };
 }
 
 /**
@@ -164,7 +171,7 @@ export async function addStandbyOnActive(opts: {
  * configuration with this node's application_name, start, and wait until it streams.
  */
 export async function bootstrapPassiveDb(
-  opts: DbOptions & { pgRootdir: string; master: string },
+  opts: DbOptions & { pgRootdir: string; master: string; replace?: boolean },
 ): Promise<PgInstance> {
   const step = opts.onStep ?? (() => undefined);
   const { host, port } = parseHostPort(opts.master);
@@ -175,14 +182,27 @@ export async function bootstrapPassiveDb(
     prepareTls: true,
   });
   const standbyName = standbyNameFor(conf.HOST, inst.port);
+  if (existsSync(inst.dataDir) && readdirSync(inst.dataDir).length > 0) {
+    if (!opts.replace) {
+      throw new ReplicatorError(
+        'DATA_DIR_EXISTS',
+        `${inst.dataDir} is not empty (an old passive?); add --replace to keep it aside and rebuild this passive from ${host}:${port}`,
+      );
+    }
+    await clearStalePassive(inst, step);
+  }
   step(`taking a base backup of ${host}:${port} into ${inst.dataDir} as standby ${standbyName}…`);
   const t0 = Date.now();
+  const primaryHost = host === 'localhost' ? '127.0.0.1' : host;
   await takeBasebackup(inst, {
-    primaryHost: host === 'localhost' ? '127.0.0.1' : host,
+    primaryHost,
     primaryPort: port,
     standbyName,
     password: replicationPassword(opts.confdir),
+    // A rebuilt passive gets a fresh slot: the old one may be invalidated or hold stale WAL.
+    recreateSlot: !!opts.replace,
   });
+  addPeerHbaRules(inst, primaryHost);
   step(`base backup done in ${((Date.now() - t0) / 1000).toFixed(1)} s; starting the passive…`);
   await startPostgres(inst);
   updateKeytrusteeConf(opts.confdir, {
@@ -211,4 +231,20 @@ export async function enableSynchronousReplication(opts: {
     timeoutMs: opts.timeoutMs ?? 30_000,
   });
   return standbyName;
+}
+
+/** `db --bootstrap --master H --replace`: stop and keep aside a stale passive before the base backup. */
+export async function clearStalePassive(
+  inst: PgInstance,
+  step: (m: string) => void,
+): Promise<string | undefined> {
+  if (!existsSync(inst.dataDir) || readdirSync(inst.dataDir).length === 0) return undefined;
+  if (readPostmasterPid(inst.dataDir)) {
+    step(`stopping the old passive's PostgreSQL in ${inst.dataDir}…`);
+    await stopPostgres(inst).catch(() => stopPostgres(inst, { mode: 'immediate' }));
+  }
+  const to = `${inst.dataDir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(inst.dataDir, to);
+  step(`old passive data kept as ${to} (remove it once the pair is healthy)`);
+  return to;
 }

@@ -31,7 +31,9 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
     identityFingerprint: keyFingerprint(readSecretFile(p.identityKey).toString('utf8')),
     requireSyncStandby: conf.PEERS.length > 0,
     peerUrl: conf.PEERS[0],
+    confdir,
   });
+  await state.probePeerOnce();
   await state.poll();
   return {
     conf,
@@ -44,6 +46,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
       gate: () => {
         const refusal = state.writeRefusal();
         if (refusal) throw refusal;
+        return state.writeMode();
       },
     },
     close: () => db.close(),

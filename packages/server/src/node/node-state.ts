@@ -2,6 +2,9 @@ import type { Pool } from 'pg';
 import { readReplicationState, summarizeReplication } from '@trustee/replicator';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
+import { decideNode, type NodeDecision, type PeerObservation, type Refusal, type WriteMode } from './decide';
+import { readHaState, singleNodeWritesUntil, updateHaState, type HaState } from './ha-state-file';
+import { probePeer } from './peer-probe';
 
 export type Role = 'active' | 'passive' | 'unknown';
 
@@ -22,6 +25,12 @@ export interface NodeSnapshot {
   replication: ReplicationView;
   /** Active only: a synchronous standby is streaming, so commits can be confirmed. */
   syncStreaming: boolean;
+  /** PostgreSQL is in recovery (a standby). */
+  inRecovery: boolean;
+  /** PostgreSQL timeline (null before the first successful poll). */
+  timeline: number | null;
+  /** Replication slots invalidated by max_slot_wal_keep_size. */
+  lostSlots: string[];
   /** The replicated cluster identity matches this node's confdir (null: not recorded yet). */
   identityMatches: boolean | null;
   error?: string;
@@ -58,6 +67,9 @@ export async function readNodeSnapshot(pool: Pool, identityFingerprint: string):
         replayLagSeconds: summary.replayLagSeconds,
       },
       syncStreaming: summary.writable,
+      inRecovery: summary.role === 'passive',
+      timeline: summary.timeline,
+      lostSlots: summary.lostSlots,
       identityMatches: identity === null ? null : identity === identityFingerprint,
     };
   } catch (e) {
@@ -79,8 +91,12 @@ export interface NodeStateOptions {
   intervalMs?: number;
   /** Two-node mode: writes need a streaming synchronous standby. False for a single node. */
   requireSyncStandby: boolean;
-  /** URL of the other node, named in NOT_ACTIVE answers. */
+  /** URL of the other node, named in NOT_ACTIVE answers and probed for fencing. */
   peerUrl?: string;
+  /** Confdir holding ha-state.json (fence, single-node writes); none: no persisted state. */
+  confdir?: string;
+  /** Peer probe period (default 1000 ms); 0 disables the periodic probe. */
+  peerProbeIntervalMs?: number;
   log?: Logger;
   onSnapshot?: (s: NodeSnapshot) => void;
   now?: () => number;
@@ -94,9 +110,17 @@ export class NodeState {
     role: 'unknown',
     replication: EMPTY_REPLICATION,
     syncStreaming: false,
+    inRecovery: false,
+    timeline: null,
+    lostSlots: [],
     identityMatches: null,
   };
   private timer?: NodeJS.Timeout;
+  private peerTimer?: NodeJS.Timeout;
+  private peer?: PeerObservation;
+  private haState: HaState = {};
+  private haStateError?: string;
+  private lastDecision?: NodeDecision;
   private polling = false;
   private inflight?: Promise<NodeSnapshot>;
   private readonly now: () => number;
@@ -106,13 +130,126 @@ export class NodeState {
   }
 
   async start(): Promise<void> {
+    await this.probePeerOnce();
     await this.poll();
     this.timer = setInterval(() => void this.poll(), this.opts.intervalMs ?? 200);
     this.timer.unref();
+    const probeMs = this.opts.peerProbeIntervalMs ?? 1000;
+    if (this.opts.peerUrl && probeMs > 0) {
+      this.peerTimer = setInterval(() => void this.probePeerOnce(), probeMs);
+      this.peerTimer.unref();
+    }
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.peerTimer) clearInterval(this.peerTimer);
+  }
+
+  private probing = false;
+
+  /** Reads the peer's own decision (role, timeline); bounded by its timeout. */
+  async probePeerOnce(): Promise<PeerObservation | undefined> {
+    if (!this.opts.peerUrl || this.probing) return this.peer;
+    this.probing = true;
+    try {
+      const before = this.peer;
+      this.peer = await probePeer(this.opts.peerUrl, 900);
+      if (before?.reachable !== this.peer.reachable) {
+        this.opts.log?.info(
+          { peer: this.opts.peerUrl, reachable: this.peer.reachable, role: this.peer.role },
+          'peer reachability changed',
+        );
+      }
+      this.decide();
+      return this.peer;
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /** What the last peer probe saw (undefined: no peer, or not probed yet). */
+  peerObservation(): PeerObservation | undefined {
+    return this.peer;
+  }
+
+  /** The HA facts persisted in the confdir, as last read. */
+  persistedHaState(): HaState {
+    return this.haState;
+  }
+
+  private reloadHaState(): void {
+    if (!this.opts.confdir) return;
+    try {
+      this.haState = readHaState(this.opts.confdir);
+      this.haStateError = undefined;
+    } catch (e) {
+      // Unreadable state is not guessed: keep the last good one (a fence never disappears by error).
+      if (this.haStateError === undefined)
+        this.opts.log?.error({ err: (e as Error).message }, 'ha-state.json unreadable');
+      this.haStateError = (e as Error).message;
+    }
+  }
+
+  /**
+   * The one decision (decide.ts) for the current snapshot, peer observation and persisted state.
+   * When it says to fence, the fence is written to ha-state.json here (the only side effect).
+   */
+  decide(): NodeDecision {
+    const s = this.snapshot;
+    const d = decideNode({
+      now: this.now(),
+      twoNode: this.opts.requireSyncStandby,
+      db: {
+        up: s.dbUp,
+        inRecovery: s.inRecovery,
+        timeline: s.timeline,
+        syncStreaming: s.syncStreaming,
+        streamingNotSync: s.replication.state === 'streaming' && s.replication.syncState !== 'sync',
+        lostSlots: s.lostSlots,
+      },
+      identityMatches: s.identityMatches,
+      peer: this.peer,
+      fencedByTimeline: this.haState.fenced?.peerTimeline ?? null,
+      singleNodeWritesUntil: singleNodeWritesUntil(this.haState),
+    });
+    if (d.fenceAt !== undefined && this.opts.confdir) {
+      const peerTimeline = d.fenceAt;
+      try {
+        this.haState = updateHaState(this.opts.confdir, (h) => ({
+          ...h,
+          fenced: {
+            peerTimeline,
+            since: new Date(this.now()).toISOString(),
+            peer: this.opts.peerUrl ?? null,
+          },
+        }));
+        this.opts.log?.error(
+          { peerTimeline, timeline: s.timeline },
+          'peer is active on a higher timeline: this node is fenced until `ktadmin rejoin`',
+        );
+      } catch (e) {
+        this.opts.log?.error(
+          { err: (e as Error).message },
+          'could not persist the fence (still fenced while the peer answers)',
+        );
+      }
+    }
+    const prev = this.lastDecision;
+    if (prev && (prev.role !== d.role || prev.writable !== d.writable || prev.writeMode !== d.writeMode)) {
+      const level =
+        d.role === 'fenced' || d.role === 'unavailable'
+          ? 'error'
+          : d.writeMode === 'single-node'
+            ? 'warn'
+            : 'info';
+      this.opts.log?.[level](
+        { role: d.role, writable: d.writable, writeMode: d.writeMode, reason: d.reason },
+        'node decision changed',
+      );
+    }
+    this.lastDecision = d;
+    return d;
   }
 
   /**
@@ -172,7 +309,9 @@ export class NodeState {
     } finally {
       this.polling = false;
     }
+    this.reloadHaState();
     this.logTransitions(prev, this.snapshot);
+    this.decide();
     this.opts.onSnapshot?.(this.snapshot);
     return this.snapshot;
   }
@@ -194,40 +333,28 @@ export class NodeState {
     }
   }
 
-  /** Why reads must be refused, if they must. */
+  /** Why reads must be refused, if they must (from the one decision). */
   readRefusal(): AppError | undefined {
-    const s = this.current();
-    if (!s.dbUp)
-      return new AppError('UNAVAILABLE', 'the database of this node is unavailable', { retryAfterSec: 1 });
-    if (s.identityMatches === false) {
-      return new AppError(
-        'UNAVAILABLE',
-        "this node's cluster identity key differs from the active's (incomplete confdir copy); it serves no client traffic",
-      );
-    }
-    return undefined;
+    const d = this.decide();
+    return d.readRefusal && this.toAppError(d.readRefusal);
   }
 
   /** Why a write must be refused now, if it must: the decision of DESIGN.md's write path. */
   writeRefusal(): AppError | undefined {
-    const read = this.readRefusal();
-    if (read) return read;
-    const s = this.current();
-    if (s.role !== 'active') {
-      return new AppError('NOT_ACTIVE', 'this node is passive; send writes to the active node', {
-        details: { active: this.opts.peerUrl ?? null },
-      });
-    }
-    if (this.opts.requireSyncStandby && !s.syncStreaming) {
-      return new AppError(
-        'PASSIVE_UNAVAILABLE',
-        s.replication.state === 'streaming' && s.replication.syncState !== 'sync'
-          ? 'the passive streams but is not synchronous (run `ktadmin enable-synchronous-replication` on the active); writes need both nodes and were not attempted'
-          : 'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)',
-        { retryAfterSec: 1 },
-      );
-    }
-    return undefined;
+    const d = this.decide();
+    return d.writeRefusal && this.toAppError(d.writeRefusal);
+  }
+
+  /** How a write allowed now commits (null when refused). */
+  writeMode(): WriteMode | null {
+    return this.decide().writeMode;
+  }
+
+  private toAppError(r: Refusal): AppError {
+    return new AppError(r.code, r.message, {
+      retryAfterSec: r.retryAfterSec,
+      details: r.namePeer ? { active: this.opts.peerUrl ?? null } : undefined,
+    });
   }
 
   get requireSyncStandby(): boolean {

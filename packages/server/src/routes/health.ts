@@ -2,58 +2,52 @@ import { Router } from 'express';
 import type { ServerContext } from '../context';
 import { methodNotAllowed } from './error-handler';
 
-/** Health answers only 200 or 503, for load balancers; the body explains. */
+/**
+ * Health answers only 200 or 503, for load balancers; the body prints the node's one decision
+ * (decide.ts) and the facts it was made from.
+ */
 export function healthRouter(ctx: ServerContext): Router {
   const r = Router();
   const body = () => {
-    const s = ctx.nodeState.current();
-    const writable = ctx.nodeState.writeRefusal() === undefined;
+    const ns = ctx.nodeState;
+    const s = ns.current();
+    const d = ns.decide();
+    const peer = ns.peerObservation();
+    const ha = ns.persistedHaState();
     return {
-      s,
-      writable,
+      d,
       json: {
-        role: s.role,
-        writable,
+        role: d.role,
+        readable: d.readable,
+        writable: d.writable,
+        writeMode: d.writeMode,
+        reason: d.reason,
+        timeline: s.timeline,
         db: s.dbUp ? 'up' : 'down',
         identity: s.identityMatches === false ? 'mismatch' : s.identityMatches === null ? 'unrecorded' : 'ok',
-        replication: s.replication,
+        replication: { ...s.replication, lostSlots: s.lostSlots },
+        peer: peer
+          ? { reachable: peer.reachable, role: peer.role ?? null, timeline: peer.timeline ?? null }
+          : null,
+        singleNodeWrites: d.singleNodeWrites ? { until: ha.singleNodeWrites?.until ?? null } : null,
+        fenced: ha.fenced ?? null,
         version: ctx.version,
-        stateAgeMs: ctx.nodeState.ageMs(),
+        stateAgeMs: ns.ageMs(),
         ...(s.dbUp ? {} : { error: 'the local database is not answering (details in the server log)' }),
-        ...(s.identityMatches === false
-          ? {
-              reason:
-                "this node's cluster identity key differs from the active's; copy the active's confdir (without .ssl/) again",
-            }
-          : {}),
       },
     };
   };
-  r.route('/v1/health')
-    .get((_req, res) => {
-      const b = body();
-      res.status(ctx.nodeState.readRefusal() ? 503 : 200).json(b.json);
-    })
-    .all(methodNotAllowed(['GET']));
-  r.route('/v1/health/active')
-    .get((_req, res) => {
-      const b = body();
-      res.status(b.s.dbUp && b.s.role === 'active' && b.s.identityMatches !== false ? 200 : 503).json(b.json);
-    })
-    .all(methodNotAllowed(['GET']));
-  r.route('/v1/health/writable')
-    .get((_req, res) => {
-      const b = body();
-      res.status(b.writable ? 200 : 503).json(b.json);
-    })
-    .all(methodNotAllowed(['GET']));
-  r.route('/v1/health/passive')
-    .get((_req, res) => {
-      const b = body();
-      res
-        .status(b.s.dbUp && b.s.role === 'passive' && b.s.identityMatches !== false ? 200 : 503)
-        .json(b.json);
-    })
-    .all(methodNotAllowed(['GET']));
+  const route = (path: string, ok: (b: ReturnType<typeof body>) => boolean) =>
+    r
+      .route(path)
+      .get((_req, res) => {
+        const b = body();
+        res.status(ok(b) ? 200 : 503).json(b.json);
+      })
+      .all(methodNotAllowed(['GET']));
+  route('/v1/health', (b) => b.d.readable);
+  route('/v1/health/active', (b) => b.d.role === 'active');
+  route('/v1/health/writable', (b) => b.d.writable);
+  route('/v1/health/passive', (b) => b.d.role === 'passive');
   return r;
 }

@@ -1,0 +1,60 @@
+/**
+ * Asks the peer's API what it decided about itself (`/v1/health`: role and timeline). Used for
+ * fencing (a peer active on a higher timeline supersedes this node) and by `promote` to refuse
+ * while the old active still answers. Node certificates are self-signed per node and not shared,
+ * so the probe does not verify the peer's certificate: a forged answer can at worst fence this
+ * node (it stops serving) — it can never make it writable.
+ */
+import { request } from 'node:https';
+import type { PeerObservation } from './decide';
+
+/** GET <url>/v1/health within `timeoutMs`; unreachable on any network error or timeout. */
+export function probePeer(url: string, timeoutMs = 1000): Promise<PeerObservation> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (o: PeerObservation) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(o);
+    };
+    const req = request(
+      new URL('/v1/health', url),
+      {
+        rejectUnauthorized: false,
+        agent: false,
+        timeout: timeoutMs,
+        headers: { accept: 'application/json' },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (body.length < 64 * 1024) body += d;
+        });
+        res.on('end', () => done(parseHealth(body)));
+        res.on('error', () => done({ reachable: true }));
+      },
+    );
+    const timer = setTimeout(() => {
+      req.destroy();
+      done({ reachable: false });
+    }, timeoutMs);
+    req.on('error', () => done({ reachable: false }));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** The peer answered: take role and timeline from its health body when they are well-formed. */
+export function parseHealth(body: string): PeerObservation {
+  try {
+    const j = JSON.parse(body) as { role?: unknown; timeline?: unknown };
+    const roles = ['active', 'passive', 'fenced', 'unavailable', 'unknown'] as const;
+    const role = roles.find((r) => r === j.role);
+    const timeline = typeof j.timeline === 'number' && Number.isInteger(j.timeline) ? j.timeline : undefined;
+    return { reachable: true, role, timeline };
+  } catch {
+    return { reachable: true };
+  }
+}
