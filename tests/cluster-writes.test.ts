@@ -217,6 +217,13 @@ describe('cluster writes (issue #4)', () => {
     );
     console.log(`writes resumed ${Date.now() - restartedAt} ms after starting the passive's PostgreSQL`);
     expect(await isWritable(fixture.cluster.a.url)).toBe(true);
+    // The passive's server notices its database is back on its next poll (≤ 200 ms, longer on a busy box).
+    await waitFor(
+      'passive serves reads again',
+      async () => (await health(fixture.cluster.b.url)).status === 200,
+      10_000,
+      100,
+    );
     const back = await getDepositRaw(fixture.cluster.b.url, fixture.client, 'after-restart');
     expect(back.status).toBe(200);
     expect(valueOf(back)).toBe('ok');

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CONF_FILE } from '../confdir/paths';
+import { updateKeytrusteeConf } from '../confdir/update-conf';
 import {
   allowSingleNodeWrites,
   disallowSingleNodeWrites,
@@ -36,6 +37,7 @@ interface DbFlags {
   slave?: string;
   master?: string;
   replace?: boolean;
+  peer?: string;
 }
 
 function usage(message: string): Error {
@@ -108,6 +110,10 @@ program
     'with --bootstrap: make this node a passive copying the active at HOST[:PORT]',
   )
   .option(
+    '--peer <url>',
+    "with --bootstrap: the other node's HTTPS URL, recorded as PEERS (e.g. when adding HA to a standalone node)",
+  )
+  .option(
     '--replace',
     'with --bootstrap --master: rebuild a passive over old data (kept aside) with a fresh replication slot',
   )
@@ -118,6 +124,15 @@ program
     if (actions !== 1) throw usage('give exactly one of --bootstrap, --start, --stop');
     if ((o.slave || o.master) && !o.bootstrap) throw usage('--slave and --master go with --bootstrap');
     if (o.replace && !o.master) throw usage('--replace goes with --bootstrap --master');
+    if (o.peer && !o.bootstrap) throw usage('--peer goes with --bootstrap');
+    if (o.peer) {
+      try {
+        if (!/^https:$/.test(new URL(o.peer).protocol)) throw new Error('not https');
+      } catch {
+        throw usage(`--peer must be an https:// URL such as https://kt02.example.com:11371, got "${o.peer}"`);
+      }
+      updateKeytrusteeConf(confdir, { PEERS: [o.peer.replace(/\/+$/, '')] });
+    }
     if (o.pgRootdir) o.pgRootdir = resolve(o.pgRootdir);
     if (o.bootstrap) {
       if (!o.pgRootdir) throw usage('--bootstrap needs --pg-rootdir DIR');

@@ -93,8 +93,13 @@ function refused(
 
 /** Decides role, readability and writability. Table-tested in decide.test.ts. */
 export function decideNode(input: DecisionInput): NodeDecision {
-  const { db, peer } = input;
   const singleNodeWrites = input.singleNodeWritesUntil !== null && input.singleNodeWritesUntil > input.now;
+  // Reported whatever the role (health and metrics show the permission until it expires).
+  return { ...decideRole(input, singleNodeWrites), singleNodeWrites };
+}
+
+function decideRole(input: DecisionInput, singleNodeWrites: boolean): NodeDecision {
+  const { db, peer } = input;
   if (!db.up) {
     const reason = 'the local database does not answer';
     return refused('unavailable', reason, {
