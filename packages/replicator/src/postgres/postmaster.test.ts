@@ -19,7 +19,7 @@ const inst = (extra?: Record<string, string | number>): PgInstance => ({
 describe('startOptions', () => {
   it('passes the per-node settings on the command line, each as one shell word', () => {
     expect(startOptions(inst())).toBe(
-      "-c 'port=11381' -c 'listen_addresses=127.0.0.1' -c 'unix_socket_directories=/var/lib/keytrustee/db'",
+      "-c 'port=11381' -c 'listen_addresses=127.0.0.1' -c 'unix_socket_directories=/var/lib/keytrustee/db.sock'",
     );
   });
 

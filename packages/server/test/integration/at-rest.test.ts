@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { DB_NAME, DB_SUPERUSER, findPgBinDir } from '@trustee/replicator';
+import { DB_NAME, DB_SUPERUSER, findPgBinDir, socketDirFor } from '@trustee/replicator';
 import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
 import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
 import { addOrgCli, call, expectError, expectNoStackTrace, orgtool, putDeposit } from '../support/api';
@@ -16,7 +16,7 @@ const AUTH_CODE = `AUTH-CODE-MARKER-${Date.now()}-7f3a`;
 function pgDump(): string {
   const r = spawnSync(
     join(findPgBinDir(), 'pg_dump'),
-    ['-h', node.dbDir, '-p', String(node.dbPort), '-U', DB_SUPERUSER, '--no-password', DB_NAME],
+    ['-h', socketDirFor(node.dbDir), '-p', String(node.dbPort), '-U', DB_SUPERUSER, '--no-password', DB_NAME],
     { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
   if (r.status !== 0) throw new Error(`pg_dump failed (${r.status}): ${r.stderr}`);
