@@ -12,7 +12,16 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
-const PG_BINARIES = ['initdb', 'pg_ctl', 'postgres', 'pg_basebackup', 'pg_rewind', 'pg_dump'];
+const PG_BINARIES = [
+  'initdb',
+  'pg_ctl',
+  'postgres',
+  'pg_basebackup',
+  'pg_rewind',
+  'pg_dump',
+  'pg_controldata',
+  'pg_receivewal',
+];
 const forTests = process.argv.includes('--test');
 
 function say(msg) {

@@ -56,6 +56,15 @@ export const keytrusteeConfSchema = z
     REGISTRATION_FAILURES_PER_15_MIN: z.number().int().min(1).default(10),
     SMTP_URL: z.string().optional(),
     SMTP_FROM: z.string().optional(),
+    /**
+     * Most WAL a replication slot may keep for an absent passive, PostgreSQL size syntax (e.g.
+     * `4GB`); beyond it the slot is invalidated and the passive must be rebuilt with --replace.
+     * Default: 4GB (written into postgresql.conf at bootstrap); set here to override per node.
+     */
+    MAX_SLOT_WAL_KEEP_SIZE: z
+      .string()
+      .regex(/^\d+(kB|MB|GB|TB)$/, 'a size such as 512MB or 4GB')
+      .optional(),
     /** Redis for shared rate limits (optional; in-memory otherwise). */
     REDIS_URL: z.string().optional(),
   })

@@ -10,6 +10,9 @@ export const REQUIRED_PG_BINARIES = [
   'pg_basebackup',
   'pg_rewind',
   'pg_dump',
+  // Recovery: what a stopped data directory is (restore from passive) and dropping a slot remotely (--replace).
+  'pg_controldata',
+  'pg_receivewal',
 ] as const;
 
 const PG_LIB_ROOT = '/usr/lib/postgresql';

@@ -46,6 +46,10 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
     listenAddresses: opts.listenAddresses ?? (conf.DB_LISTEN_ADDRESSES as string | undefined) ?? '127.0.0.1',
   });
   if (opts.prepareTls) inst.extraSettings = prepareDbTls(opts.confdir, conf, inst);
+  // Per-node cap on WAL a slot may hold for an absent passive (PostgreSQL's default here: 4GB).
+  if (conf.MAX_SLOT_WAL_KEEP_SIZE) {
+    inst.extraSettings = { ...inst.extraSettings, max_slot_wal_keep_size: conf.MAX_SLOT_WAL_KEEP_SIZE };
+  }
   return inst;
 }
 

@@ -76,7 +76,6 @@ function chownTree(dir: string, inst: PgInstance): void {
  */
 async function promoteCopy(inst: PgInstance, step: Step): Promise<void> {
   removeForeignPidFile(inst.dataDir);
-  chownTree(inst.dataDir, inst);
   const cleared = clearStandbyConfig(inst);
   if (cleared.length)
     step(`removed the passive's standby settings (${cleared.map((f) => f.split('/').pop()).join(', ')})`);
@@ -143,6 +142,7 @@ export async function bootstrapActiveOnExistingData(opts: {
   const running = readPostmasterPid(inst.dataDir) !== undefined && !removeForeignPidFile(inst.dataDir);
   let promoted = false;
   if (!running) {
+    chownTree(inst.dataDir, inst);
     const control = await readControlData(inst);
     if (hasStandbyConfig(inst.dataDir) || isRecoveryState(control.state)) {
       step(
@@ -152,7 +152,6 @@ export async function bootstrapActiveOnExistingData(opts: {
       promoted = true;
     } else {
       step(`${inst.dataDir} holds a stopped primary (${control.state}); starting it`);
-      chownTree(inst.dataDir, inst);
       await startPostgres(inst);
     }
   } else {
