@@ -228,9 +228,39 @@ describe('losing a node: promote, fence, rejoin, single-node writes (issue #8)',
     await waitFor('permission expired', async () => !(await isWritable(cluster.a.url)), 10_000);
     expect((await health(cluster.a.url)).json).toMatchObject({ writable: false, singleNodeWrites: null });
 
-    // The passive returns and catches up with what was written without it.
+    // The passive returns while single-node writes are in flight: each write either commits
+    // (alone, then confirmed by the passive once it streams) or is refused; none is lost.
+    expect((await ktadmin('a', ['allow-single-node-writes', '--for', '1h'])).code).toBe(0);
+    await waitFor('a writable (single-node)', () => isWritable(cluster.a.url), 5_000);
+    const outcomes = { ok: 0, refused: 0 };
+    let stop = false;
+    const writer = async (w: number) => {
+      for (let i = 0; i < 40 && !stop; i++) {
+        const name = `mid-switch-${w}-${i}`;
+        try {
+          await put(name, `v-${w}-${i}`);
+          outcomes.ok++;
+        } catch (e) {
+          expect(e).toBeInstanceOf(TrusteeError);
+          outcomes.refused++;
+        }
+      }
+    };
+    const writers = [0, 1, 2].map((w) => writer(w));
     await cluster.startPostgres('b');
     await cluster.startServer('b');
+    await waitFor(
+      'a writable (sync)',
+      async () => (await health(cluster.a.url)).json.writeMode === 'sync',
+      30_000,
+    );
+    stop = true;
+    await Promise.all(writers);
+    console.log(
+      `writes while the passive came back: ${outcomes.ok} acknowledged, ${outcomes.refused} refused`,
+    );
+    expect(outcomes.ok).toBeGreaterThan(0);
+    expect((await ktadmin('a', ['allow-single-node-writes', '--off'])).code).toBe(0);
     await waitFor('a writable (sync)', () => isWritable(cluster.a.url), 30_000);
     expect((await health(cluster.a.url)).json).toMatchObject({ writeMode: 'sync' });
     await put('after-degraded', 'sync-again');
@@ -241,6 +271,47 @@ describe('losing a node: promote, fence, rejoin, single-node writes (issue #8)',
         const err = await c.get(name).catch((x: unknown) => x);
         expect((err as TrusteeError).code).toBe('NOT_FOUND');
       }
+      c.close();
+    }
+  });
+
+  it('promote --force while the old active still runs: it fences itself, and the two are never both writable', async () => {
+    // Sample both nodes' write gates all along: at no instant may both say writable.
+    let sampling = true;
+    let bothWritable = 0;
+    let samples = 0;
+    const sampler = (async () => {
+      while (sampling && samples < 2000) {
+        const [wa, wb] = await Promise.all([isWritable(cluster.a.url), isWritable(cluster.b.url)]);
+        samples++;
+        if (wa && wb) bothWritable++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const refused = await ktadmin('b', ['promote']);
+    expect(refused.code).toBe(1);
+    const forced = await ktadmin('b', ['promote', '--force']);
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toMatch(/WARNING: .*promoting anyway \(--force\)/);
+    await waitFor('a fenced', async () => (await health(cluster.a.url)).json?.role === 'fenced', 10_000);
+    expect(await isWritable(cluster.a.url)).toBe(false);
+    expect(await isWritable(cluster.b.url)).toBe(false);
+    expect(await expectWriteRefused('during-split')).toBe('PASSIVE_UNAVAILABLE');
+    // Rejoin the fenced node while its PostgreSQL still runs (rejoin stops it first).
+    const rejoined = await ktadmin('a', ['rejoin', '--master', dbAddr('b')]);
+    expect(rejoined.stderr).toBe('');
+    expect(rejoined.code).toBe(0);
+    await waitFor('b writable', () => isWritable(cluster.b.url), 30_000);
+    sampling = false;
+    await sampler;
+    expect(samples).toBeGreaterThan(10);
+    expect(bothWritable).toBe(0);
+    await put('after-forced-promotion', 'v-forced');
+    await expectAllOnBothNodes();
+    for (const n of ['a', 'b'] as const) {
+      const c = nodeClient(n);
+      const err = await c.get('during-split').catch((x: unknown) => x);
+      expect((err as TrusteeError).code).toBe('NOT_FOUND');
       c.close();
     }
   });
