@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TrusteeClient } from '../client';
 import { defaultConfigPath, writePrivateFile } from '../config-file';
@@ -23,6 +24,12 @@ export const EXIT_USAGE = 2;
 
 /** Runs ktclient with `argv` (without `node` and the script); resolves with the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  // Only as the first word: `get NAME --version N` is a subcommand option (commander would take
+  // a program-level --version anywhere).
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    io.stdout.write(`${sdkVersion()}\n`);
+    return 0;
+  }
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -40,9 +47,15 @@ function commanderExitCode(e: CommanderError): number {
   return e.exitCode === 0 ? 0 : EXIT_USAGE;
 }
 
+/** The package's version (src/cli and dist/cli both sit two levels below package.json). */
+function sdkVersion(): string {
+  const file = path.join(__dirname, '..', '..', 'package.json');
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
 function buildProgram(io: CliIo): Command {
   const program = new Command('ktclient')
-    .description('Client of a Trustee key trustee cluster')
+    .description('Client of a Trustee key trustee cluster (`ktclient --version` prints the version)')
     .option(
       '--config <file>',
       `client config file (default $TRUSTEE_CLIENT_CONFIG or ~/.keytrustee/keytrustee.conf)`,

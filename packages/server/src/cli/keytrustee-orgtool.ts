@@ -1,3 +1,4 @@
+import { VERSION } from '../server';
 import { Command } from 'commander';
 import { addOrg, listOrgs, parseContacts, setAuthSecret, setClientState } from '../orgs/orgs';
 import { openNodeServices } from '../node/node-services';
@@ -29,6 +30,7 @@ function checkFingerprint(fp: string): string {
 }
 
 const program = new Command('keytrustee-orgtool')
+  .version(VERSION, '--version', 'print the version')
   .description('Manage Trustee organizations and client approval (same commands as Key Trustee Server)')
   .option('--confdir <dir>', 'configuration directory', defaultConfdir());
 

@@ -1,3 +1,4 @@
+import { VERSION } from '../server';
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { pidFilePath } from '../confdir/paths';
@@ -6,6 +7,7 @@ import { startServer } from '../server';
 import { defaultConfdir, parsePort, runProgram } from './common';
 
 const program = new Command('keytrusteed')
+  .version(VERSION, '--version', 'print the version')
   .description('Run the Trustee HTTPS server (foreground). Writes DIR/../keytrusteed.pid')
   .option('--confdir <dir>', 'configuration directory', defaultConfdir())
   .option('--port <port>', 'override the HTTPS port of keytrustee.conf', parsePort)

@@ -1,3 +1,4 @@
+import { VERSION } from '../server';
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -45,6 +46,7 @@ function usage(message: string): Error {
 }
 
 const program = new Command('ktadmin')
+  .version(VERSION, '--version', 'print the version')
   .description('Administer a Trustee node (same commands as Key Trustee Server)')
   .option('--confdir <dir>', 'configuration directory', defaultConfdir());
 
