@@ -145,6 +145,10 @@ describe('losing a node: promote, fence, rejoin, single-node writes (issue #8)',
     // ktadmin status prints the same decision.
     const st = JSON.parse((await ktadmin('a', ['status', '--json'])).stdout);
     expect(st).toMatchObject({ role: 'fenced', writable: false });
+    // A fenced node cannot be talked into writing alone.
+    const degraded = await ktadmin('a', ['allow-single-node-writes', '--for', '1h']);
+    expect(degraded.code).toBe(1);
+    expect(degraded.stderr).toMatch(/fenced/);
 
     // Rejoin: pg_rewind the old active and follow b.
     const t1 = Date.now();

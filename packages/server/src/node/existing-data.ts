@@ -34,6 +34,7 @@ import {
   standbyNameFor,
 } from './bootstrap-db';
 import { FailoverRefused } from './failover';
+import { updateHaState } from './ha-state-file';
 
 type Step = (message: string) => void;
 
@@ -105,6 +106,8 @@ function adoptCopiedConf(confdir: string, slave: string, step: Step): void {
     PEERS: [`https://${conf.HOST}:${conf.PORT}`],
     REPLICATION_MASTER: undefined,
   });
+  // The passive's own HA history (a fence, a single-node permission) does not describe this node.
+  updateHaState(confdir, (h) => ({ promotions: h.promotions }));
   step(
     `keytrustee.conf was copied from the passive ${conf.HOST}: this node is now ${self.HOST}:${self.PORT} with peer https://${conf.HOST}:${conf.PORT}`,
   );

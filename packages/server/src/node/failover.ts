@@ -25,7 +25,7 @@ import { userInfo } from 'node:os';
 import { loadKeytrusteeConf, type KeytrusteeConf } from '../config';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
 import { nodeInstance, parseHostPort, replicationPassword, standbyNameFor } from './bootstrap-db';
-import { updateHaState } from './ha-state-file';
+import { readHaState, updateHaState } from './ha-state-file';
 import { probePeer } from './peer-probe';
 
 type Step = (message: string) => void;
@@ -247,7 +247,18 @@ export async function rejoinNode(opts: {
   let movedAside: string | undefined;
   if (!opts.rebuild && !isEmptyDir(inst.dataDir)) {
     step(`pg_rewind from ${host}:${port}…`);
-    const r = await rewindFrom(inst, { sourceHost: primaryHost, sourcePort: port, password });
+    const r = await rewindFrom(inst, { sourceHost: primaryHost, sourcePort: port, password }).catch(
+      (e: unknown) => {
+        const code = (e as { code?: string }).code;
+        throw new FailoverRefused(
+          `${(e as Error).message.trim()}\n` +
+            (code === 'REWIND_IMPOSSIBLE'
+              ? 'pg_rewind cannot join the two histories; '
+              : 'pg_rewind did not complete; ') +
+            `run again with --rebuild to copy the active afresh (this data directory is then kept aside): ktadmin --confdir ${opts.confdir} rejoin --master ${opts.master} --rebuild`,
+        );
+      },
+    );
     step(`pg_rewind done in ${r.elapsedMs} ms`);
     writeStandbyConfig(inst, { primaryHost, primaryPort: port, standbyName });
   } else {
@@ -297,6 +308,12 @@ export async function allowSingleNodeWrites(opts: {
   if (t.inRecovery) {
     throw new FailoverRefused(
       `this node is passive; single-node writes apply to an active. Promote it first: ktadmin --confdir ${opts.confdir} promote`,
+    );
+  }
+  const fence = readHaState(opts.confdir).fenced;
+  if (fence) {
+    throw new FailoverRefused(
+      `this node is fenced (its peer was promoted to timeline ${fence.peerTimeline} on ${fence.since}); it must rejoin as a passive, not write alone`,
     );
   }
   const evidence = await livePeerEvidence(conf);
