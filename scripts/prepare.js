@@ -12,6 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
+// The replicator's REQUIRED_PG_BINARIES: repeated because this runs before anything is built.
 const PG_BINARIES = [
   'initdb',
   'pg_ctl',

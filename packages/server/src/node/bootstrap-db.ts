@@ -237,18 +237,29 @@ export async function enableSynchronousReplication(opts: {
   return standbyName;
 }
 
+/** Moves a data directory aside (never deleted: it may hold the only copy of something). */
+export function moveAside(dir: string): string {
+  const to = `${dir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(dir, to);
+  return to;
+}
+
+/** True when the directory is missing or empty. */
+export function isEmptyDir(dir: string): boolean {
+  return !existsSync(dir) || readdirSync(dir).length === 0;
+}
+
 /** `db --bootstrap --master H --replace`: stop and keep aside a stale passive before the base backup. */
 export async function clearStalePassive(
   inst: PgInstance,
   step: (m: string) => void,
 ): Promise<string | undefined> {
-  if (!existsSync(inst.dataDir) || readdirSync(inst.dataDir).length === 0) return undefined;
+  if (isEmptyDir(inst.dataDir)) return undefined;
   if (readPostmasterPid(inst.dataDir)) {
     step(`stopping the old passive's PostgreSQL in ${inst.dataDir}…`);
     await stopPostgres(inst).catch(() => stopPostgres(inst, { mode: 'immediate' }));
   }
-  const to = `${inst.dataDir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-  renameSync(inst.dataDir, to);
+  const to = moveAside(inst.dataDir);
   step(`old passive data kept as ${to} (remove it once the pair is healthy)`);
   return to;
 }

@@ -21,12 +21,14 @@ import {
   takeBasebackup,
   type PgInstance,
 } from '@trustee/replicator';
-import { chownSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadKeytrusteeConf, resolveConfPath } from '../config';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
 import {
   addStandbyOnActive,
+  isEmptyDir,
+  moveAside,
   listenFor,
   nodeInstance,
   parseHostPort,
@@ -214,7 +216,7 @@ export async function restoreFromPassive(opts: {
     listenAddresses: listenFor(host),
   });
   let movedAside: string | undefined;
-  if (existsSync(inst.dataDir) && readdirSync(inst.dataDir).length > 0) {
+  if (!isEmptyDir(inst.dataDir)) {
     if (readPostmasterPid(inst.dataDir) && !removeForeignPidFile(inst.dataDir)) {
       throw new FailoverRefused(
         `PostgreSQL is running in ${inst.dataDir}; stop it first (ktadmin db --stop)`,
@@ -225,8 +227,7 @@ export async function restoreFromPassive(opts: {
         `${inst.dataDir} is not empty; use --force to keep it aside and restore over it`,
       );
     }
-    movedAside = `${inst.dataDir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    renameSync(inst.dataDir, movedAside);
+    movedAside = moveAside(inst.dataDir);
     step(`old data directory kept as ${movedAside}`);
   }
   step(`copying the passive's data from ${host}:${port} (base backup from the standby)…`);

@@ -19,12 +19,18 @@ import {
   type PgInstance,
   type PromoteResult,
 } from '@trustee/replicator';
-import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { loadKeytrusteeConf, type KeytrusteeConf } from '../config';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
-import { nodeInstance, parseHostPort, replicationPassword, standbyNameFor } from './bootstrap-db';
+import {
+  isEmptyDir,
+  moveAside,
+  nodeInstance,
+  parseHostPort,
+  replicationPassword,
+  standbyNameFor,
+} from './bootstrap-db';
 import { readHaState, updateHaState } from './ha-state-file';
 import { probePeer } from './peer-probe';
 
@@ -171,18 +177,6 @@ export async function promoteNode(opts: {
     ],
   }));
   return { ...result, standbyName, host: conf.HOST, dbPort: inst.port };
-}
-
-/** Moves a data directory aside (never deleted: it may hold the only copy of something). */
-function moveAside(dir: string): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const to = `${dir}.replaced-${stamp}`;
-  renameSync(dir, to);
-  return to;
-}
-
-function isEmptyDir(dir: string): boolean {
-  return !existsSync(dir) || readdirSync(dir).length === 0;
 }
 
 /** Waits until the local standby's WAL receiver streams; returns the wait in ms or throws naming what it saw. */
