@@ -13,7 +13,6 @@ import { useTestCluster } from './helpers/cluster';
 import { putDepositRaw } from './helpers/deposit-requests';
 import { makeTempDir, removeDir } from './helpers/temp-dir';
 
-const KTBACKUP = join(__dirname, '..', 'packages/server/bin/ktbackup.js');
 
 describe('ktbackup (issue #9)', () => {
   const fixture = useTestCluster();
@@ -49,7 +48,7 @@ describe('ktbackup (issue #9)', () => {
     removeDir(out);
   });
 
-  const ktbackup = (args: string[]) => runCli(KTBACKUP, args, { env: env(), timeoutMs: 120_000 });
+  const ktbackup = (args: string[]) => runCli(BINS.ktbackup, args, { env: env(), timeoutMs: 120_000 });
 
   it('encrypts to the recipient named as in the seed; gpg -d decrypts it; tar tvf lists the confdir and the dump', async () => {
     const { a } = fixture.cluster;

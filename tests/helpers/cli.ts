@@ -6,6 +6,7 @@ const ROOT = join(__dirname, '..', '..');
 /** The built CLIs (`npm test` builds before jest runs). */
 export const BINS = {
   ktadmin: join(ROOT, 'packages/server/bin/ktadmin.js'),
+  ktbackup: join(ROOT, 'packages/server/bin/ktbackup.js'),
   orgtool: join(ROOT, 'packages/server/bin/keytrustee-orgtool.js'),
   keytrusteed: join(ROOT, 'packages/server/bin/keytrusteed.js'),
   keytrusteedDist: join(ROOT, 'packages/server/dist/cli/keytrusteed.js'),

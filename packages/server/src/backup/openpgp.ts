@@ -5,7 +5,6 @@
  */
 import type * as OpenPGP from 'openpgp' with { 'resolution-mode': 'import' };
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 export const openpgp = require('openpgp') as typeof OpenPGP;
 export type PublicKey = OpenPGP.PublicKey;
 export type PrivateKey = OpenPGP.PrivateKey;
