@@ -5,14 +5,17 @@
  * the passive.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { findPgBinDir, readPostmasterPid, socketDirFor } from '@trustee/replicator';
 import { BINS, runCli } from './helpers/cli';
 import { registerTestClient, type TestClient } from './helpers/clients';
 import { useTestCluster } from './helpers/cluster';
-import { putDepositRaw } from './helpers/deposit-requests';
+import { getDepositRaw, isWritable, putDepositRaw, valueOf } from './helpers/deposit-requests';
+import { freePort } from './helpers/ports';
+import { trackPid, waitFor, waitForExit } from './helpers/processes';
+import { spawnNodeServer, updateKeytrusteeConf, waitForHealth } from '@trustee/server';
 import { makeTempDir, removeDir } from './helpers/temp-dir';
-
 
 describe('ktbackup (issue #9)', () => {
   const fixture = useTestCluster();
@@ -181,3 +184,215 @@ describe('ktbackup (issue #9)', () => {
     for (let i = 0; i < 5; i++) expect(sql).toContain(`bk-${i}`);
   });
 });
+
+describe('restoring from a ktbackup file (issue #9)', () => {
+  const fixture = useTestCluster();
+  let client: TestClient;
+  let gnupg: string;
+  let work: string;
+  let backupFile: string;
+  const env = () => ({ GNUPGHOME: gnupg });
+  const gpg = (args: string[]) =>
+    spawnSync('gpg', ['--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], {
+      env: { ...process.env, ...env() },
+      encoding: 'utf8',
+    });
+  const ktadmin = (confdir: string, args: string[], extraEnv: Record<string, string> = env()) =>
+    runCli(BINS.ktadmin, ['--confdir', confdir, ...args], { env: extraEnv, timeoutMs: 120_000 });
+  const versions = new Map<string, string[]>();
+
+  beforeAll(async () => {
+    gnupg = makeTempDir('trustee-gnupg-');
+    work = makeTempDir('trustee-restore-');
+    expect(
+      gpg(['--quick-gen-key', 'Restore Admin <restore@example.com>', 'default', 'default', 'never']).status,
+    ).toBe(0);
+    const { a } = fixture.cluster;
+    client = await registerTestClient(a.url, fixture.cluster.org, fixture.cluster.authCode);
+    for (let i = 0; i < 4; i++) {
+      for (let v = 1; v <= 2; v++) {
+        const value = `r-${i}-v${v}`;
+        expect((await putDepositRaw(a.url, client, `rs-${i}`, value)).status).toBe(201);
+        versions.set(`rs-${i}`, [...(versions.get(`rs-${i}`) ?? []), value]);
+      }
+    }
+    const r = await runCli(
+      BINS.ktbackup,
+      ['-c', a.confdir, '--gpg-recipient=restore@example.com', `--output=${work}`, '-q'],
+      {
+        env: env(),
+        timeoutMs: 120_000,
+      },
+    );
+    expect(r.code).toBe(0);
+    backupFile = r.stdout.trim();
+  });
+  afterAll(() => {
+    removeDir(gnupg);
+    removeDir(work);
+  });
+
+  async function expectEveryVersion(url: string): Promise<void> {
+    for (const [name, values] of versions) {
+      for (let v = 1; v <= values.length; v++) {
+        const r = await getDepositRaw(url, client, name, v);
+        expect({ url, name, v, status: r.status }).toEqual({ url, name, v, status: 200 });
+        expect(valueOf(r)).toBe(values[v - 1]);
+      }
+      const latest = await getDepositRaw(url, client, name);
+      expect(latest.json.version).toBe(values.length);
+    }
+  }
+
+  it('restores into a fresh node with a private key file; refuses a non-empty node; --force keeps the old one aside', async () => {
+    const keyFile = join(work, 'restore.key');
+    const exported = gpg(['--armor', '--export-secret-keys', 'restore@example.com']);
+    expect(exported.status).toBe(0);
+    writeFileSync(keyFile, exported.stdout, { mode: 0o600 });
+    const home = join(work, 'fresh');
+    mkdirSync(home, { mode: 0o755 });
+    const confdir = join(home, 'confdir');
+    const dbDir = join(home, 'db');
+    const port = await freePort();
+    // No keyring at all: the key file alone decrypts.
+    const noKeyring = { GNUPGHOME: join(work, 'empty-gnupg') };
+    const args = [
+      'restore',
+      '--from',
+      backupFile,
+      '--key',
+      keyFile,
+      '--pg-rootdir',
+      dbDir,
+      '--port',
+      String(port),
+    ];
+    try {
+      const r = await ktadmin(confdir, args, noKeyring);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/restored 8 deposit versions, 1 clients?, 1 orgs?/);
+      trackPg(dbDir);
+      const again = await ktadmin(confdir, args, noKeyring);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(
+        /RESTORE_REFUSED: refusing to overwrite this node: .*holds a configuration.*PostgreSQL runs/,
+      );
+      const forced = await ktadmin(confdir, [...args, '--force'], noKeyring);
+      expect(forced.stderr).toBe('');
+      expect(forced.code).toBe(0);
+      expect(forced.stdout).toMatch(/kept aside: .*db\.replaced-/);
+      expect(forced.stdout).toMatch(/kept aside: .*confdir\.replaced-/);
+      trackPg(dbDir);
+      // The restored node serves every deposit, every version, to its client (on a port of its own).
+      const apiPort = await freePort();
+      updateKeytrusteeConf(confdir, { PORT: apiPort, PEERS: [] });
+      const url = `https://localhost:${apiPort}`;
+      const server = spawnNodeServer(
+        { name: 'node-a', dir: home, confdir, dbDir, apiPort, dbPort: port, url },
+        { keytrusteedBin: BINS.keytrusteedDist },
+      );
+      trackPid(server.pid!);
+      try {
+        await waitForHealth(url, 20_000);
+        await expectEveryVersion(url);
+      } finally {
+        server.kill('SIGKILL');
+        await waitForExit(server.pid!, 10_000);
+      }
+      const bad = await ktadmin(join(work, 'x', 'confdir'), [
+        'restore',
+        '--from',
+        keyFile,
+        '--pg-rootdir',
+        join(work, 'x', 'db'),
+      ]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/ARCHIVE_INVALID/);
+    } finally {
+      await ktadmin(confdir, ['db', '--stop']);
+    }
+  });
+
+  it("the seed's manual path after losing both nodes: gpg -d, tar xvf -C /, recreate the database, psql -f; the passive rebuilt from it", async () => {
+    const { a, b } = fixture.cluster;
+    for (const n of ['a', 'b'] as const) {
+      await fixture.cluster.killServer(n, 'SIGKILL');
+      await fixture.cluster.killPostgres(n);
+    }
+    rmSync(a.confdir, { recursive: true, force: true });
+    rmSync(a.dbDir, { recursive: true, force: true });
+    rmSync(b.dbDir, { recursive: true, force: true });
+
+    const tar = join(work, 'manual.tar');
+    expect(gpg(['-d', '-o', tar, backupFile]).status).toBe(0);
+    execFileSync('tar', ['xf', tar, '-C', '/']);
+    const sql = readdirSync(join(a.confdir, '..')).find((f) => f.endsWith('.sql'))!;
+    // A fresh database server for the node, then the seed's drop / create / psql -f.
+    expectOk(
+      await ktadmin(a.confdir, [
+        'db',
+        '--bootstrap',
+        '--pg-rootdir',
+        a.dbDir,
+        '--port',
+        String(a.dbPort),
+        '--slave',
+        `localhost:${b.dbPort}`,
+      ]),
+    );
+    trackPg(a.dbDir);
+    const psql = (args: string[]) =>
+      execFileSync(
+        join(findPgBinDir(), 'psql'),
+        [
+          '-X',
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-h',
+          socketDirFor(a.dbDir),
+          '-p',
+          String(a.dbPort),
+          '-U',
+          'keytrustee',
+          ...args,
+        ],
+        {
+          encoding: 'utf8',
+        },
+      );
+    psql(['-d', 'postgres', '-c', 'drop database keytrustee']);
+    psql(['-d', 'postgres', '-c', 'create database keytrustee']);
+    psql(['-d', 'keytrustee', '-q', '-f', join(a.confdir, '..', sql)]);
+    // The passive is rebuilt from the restored active, then synchronous replication.
+    expectOk(
+      await ktadmin(b.confdir, [
+        'db',
+        '--bootstrap',
+        '--master',
+        `localhost:${a.dbPort}`,
+        '--pg-rootdir',
+        b.dbDir,
+        '--port',
+        String(b.dbPort),
+      ]),
+    );
+    trackPg(b.dbDir);
+    expectOk(await ktadmin(a.confdir, ['enable-synchronous-replication']));
+    await fixture.cluster.startServer('a');
+    await fixture.cluster.startServer('b');
+    await waitFor('restored active writable', () => isWritable(a.url), 30_000);
+    await expectEveryVersion(a.url);
+    await expectEveryVersion(b.url);
+    expect((await putDepositRaw(a.url, client, 'after-restore', 'ok')).status).toBe(201);
+  });
+});
+
+function expectOk(r: { code: number | null; stderr: string }): void {
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+}
+
+function trackPg(dbDir: string): void {
+  const pid = readPostmasterPid(dbDir);
+  if (pid) trackPid(pid);
+}

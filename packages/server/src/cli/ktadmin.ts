@@ -12,6 +12,7 @@ import {
   rejoinNode,
 } from '../node/failover';
 import { bootstrapActiveOnExistingData, holdsCluster, restoreFromPassive } from '../node/existing-data';
+import { restoreBackup } from '../backup/restore-backup';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
 import { initConfdir } from '../confdir/init-confdir';
 import {
@@ -265,29 +266,83 @@ program
 program
   .command('restore')
   .description(
-    'make this node the active again from the passive\'s data (the seed\'s "restore active from passive", as one command)',
+    'restore this node from a ktbackup file (--from), or make it the active again from the passive\'s data (--from-passive, the seed\'s "restore active from passive" as one command)',
   )
-  .requiredOption(
-    '--from-passive <host[:port]>',
-    "the passive's PostgreSQL, HOST[:PORT] (default port 11381)",
+  .option('--from <file>', 'a ktbackup file (kts_bak_….tar.gpg or .tar)')
+  .option('--from-passive <host[:port]>', "the passive's PostgreSQL, HOST[:PORT] (default port 11381)")
+  .option(
+    '--pg-rootdir <dir>',
+    'PostgreSQL data directory to create (with --from: default the one in the backup)',
   )
-  .requiredOption('--pg-rootdir <dir>', 'PostgreSQL data directory to create for this node')
-  .option('--port <port>', 'PostgreSQL port of this node (default from keytrustee.conf, 11381)', parsePort)
-  .option('--force', 'the data directory is not empty: keep it aside and restore over it')
+  .option(
+    '--port <port>',
+    'PostgreSQL port of this node (default from the backup / keytrustee.conf, 11381)',
+    parsePort,
+  )
+  .option(
+    '--key <file>',
+    "with --from: armored private key to decrypt with (default: this account's GnuPG keyring)",
+  )
+  .option('--passphrase-file <file>', 'with --from: file holding the private key passphrase')
+  .option(
+    '--slave <host[:port]>',
+    "with --from: prepare replication for this passive (default: the one in the backup's configuration)",
+  )
+  .option(
+    '--force',
+    'the node is not empty or running: keep its confdir and data aside and restore over them',
+  )
   .action(
-    async (o: { fromPassive: string; pgRootdir: string; port?: number; force?: boolean }, cmd: Command) => {
+    async (
+      o: {
+        from?: string;
+        fromPassive?: string;
+        pgRootdir?: string;
+        port?: number;
+        key?: string;
+        passphraseFile?: string;
+        slave?: string;
+        force?: boolean;
+      },
+      cmd: Command,
+    ) => {
       const confdir = confdirOf(cmd);
-      const r = await restoreFromPassive({
+      if (!!o.from === !!o.fromPassive)
+        throw usage('give exactly one of --from FILE, --from-passive HOST[:PORT]');
+      if (o.fromPassive) {
+        if (!o.pgRootdir) throw usage('--from-passive needs --pg-rootdir DIR');
+        if (o.key || o.passphraseFile || o.slave)
+          throw usage('--key, --passphrase-file and --slave go with --from');
+        const r = await restoreFromPassive({
+          confdir,
+          passive: o.fromPassive,
+          pgRootdir: resolve(o.pgRootdir),
+          port: o.port,
+          force: o.force,
+          onStep: say,
+        });
+        say(`this node is the active again (port ${r.inst.port}), restored in ${r.elapsedMs} ms`);
+        say(
+          `start (or restart) keytrusteed --confdir ${confdir}; writes resume when the passive streams synchronously`,
+        );
+        return;
+      }
+      const r = await restoreBackup({
         confdir,
-        passive: o.fromPassive,
-        pgRootdir: resolve(o.pgRootdir),
+        from: resolve(o.from!),
+        pgRootdir: o.pgRootdir ? resolve(o.pgRootdir) : undefined,
         port: o.port,
+        keyFile: o.key,
+        passphraseFile: o.passphraseFile,
+        slave: o.slave,
         force: o.force,
         onStep: say,
       });
-      say(`this node is the active again (port ${r.inst.port}), restored in ${r.elapsedMs} ms`);
       say(
-        `start (or restart) keytrusteed --confdir ${confdir}; writes resume when the passive streams synchronously`,
+        `restored ${r.counts.deposits} deposit versions, ${r.counts.clients} clients, ${r.counts.orgs} orgs from the backup of ${r.manifest.host} (${r.manifest.createdAt}) in ${(r.elapsedMs / 1000).toFixed(1)} s; PostgreSQL runs on port ${r.inst.port}`,
+      );
+      say(
+        `next: keytrusteed --confdir ${confdir}; then rebuild the passive from this node (ktadmin db --bootstrap --master THIS_HOST --pg-rootdir DB --replace on it) and run ktadmin enable-synchronous-replication here`,
       );
     },
   );

@@ -66,7 +66,7 @@ const program = new Command('ktbackup')
         return;
       }
       process.stdout.write(
-        `backup written: ${r.path} (${(r.bytes / 1048576).toFixed(2)} MiB, ${r.manifest.deposits} deposits, ${r.manifest.clients} clients, ${r.manifest.orgs} orgs; ` +
+        `backup written: ${r.path} (${(r.bytes / 1048576).toFixed(2)} MiB, ${r.manifest.deposits} deposit versions, ${r.manifest.clients} clients, ${r.manifest.orgs} orgs; ` +
           `${r.encrypted ? `encrypted to ${r.recipientFingerprint}` : 'CLEARTEXT'}; taken on the ${r.manifest.role}, WAL ${r.manifest.walLsn}) in ${(r.elapsedMs / 1000).toFixed(1)} s\n`,
       );
       if (r.rolled.length)
