@@ -25,7 +25,7 @@ import { Client } from 'pg';
 import { pack as tarPack } from 'tar-stream';
 import { DB_NAME, DB_SUPERUSER, findPgBinDir, socketDirFor } from '@trustee/replicator';
 import { loadKeytrusteeConf } from '../config';
-import { VERSION } from '../server';
+import { VERSION } from '../package-info';
 import { addConfdir, addFile } from './archive-entries';
 import { backupBaseName, backupsToRoll } from './backup-name';
 import { openpgp, type PublicKey } from './openpgp';
@@ -60,6 +60,8 @@ export interface CreateBackupOptions {
   output?: string;
   /** Recipient name, e-mail, fingerprint, or an armored public key file (`--gpg-recipient`). */
   gpgRecipient?: string;
+  /** GnuPG home to look the recipient up in; default GNUPGHOME or ~/.gnupg. */
+  gnupgHome?: string;
   /** Write an unencrypted tarball (`--cleartext`); never the default. */
   cleartext?: boolean;
   /** Keep only the newest N backups of this host in `output` afterwards (`--roll`). */
@@ -120,7 +122,20 @@ function dumpDatabase(
   return new Promise((resolve, reject) => {
     const child = spawn(
       bin,
-      ['-h', socketDir, '-p', String(port), '-U', DB_SUPERUSER, '--no-password', '-f', file, DB_NAME],
+      // Job bookkeeping (graphile_worker) is not customer data and is recreated on first run.
+      [
+        '-h',
+        socketDir,
+        '-p',
+        String(port),
+        '-U',
+        DB_SUPERUSER,
+        '--no-password',
+        '--exclude-schema=graphile_worker',
+        '-f',
+        file,
+        DB_NAME,
+      ],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' },
@@ -191,7 +206,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     );
   }
   const key: PublicKey | undefined = opts.gpgRecipient
-    ? await resolveRecipientKey(opts.gpgRecipient)
+    ? await resolveRecipientKey(opts.gpgRecipient, { gnupgHome: opts.gnupgHome })
     : undefined;
   const conf = loadKeytrusteeConf(opts.confdir);
   if (!conf.DB_ROOTDIR)

@@ -26,10 +26,11 @@ export class BackupError extends Error {
 }
 
 /** Exports the recipient's public key from the GnuPG keyring (armored), or undefined when gpg has none. */
-function exportFromKeyring(recipient: string): string | undefined {
+function exportFromKeyring(recipient: string, gnupgHome?: string): string | undefined {
   const r = spawnSync('gpg', ['--batch', '--armor', '--export', '--', recipient], {
     encoding: 'utf8',
     timeout: 30_000,
+    ...(gnupgHome ? { env: { ...process.env, GNUPGHOME: gnupgHome } } : {}),
   });
   if (r.error) {
     throw new BackupError(
@@ -40,12 +41,18 @@ function exportFromKeyring(recipient: string): string | undefined {
   return r.stdout.includes('BEGIN PGP PUBLIC KEY BLOCK') ? r.stdout : undefined;
 }
 
-/** Resolves `--gpg-recipient` to exactly one OpenPGP public key that can encrypt. */
-export async function resolveRecipientKey(recipient: string): Promise<PublicKey> {
+/**
+ * Resolves `--gpg-recipient` to exactly one OpenPGP public key that can encrypt. `gnupgHome`
+ * names the keyring (keytrustee.conf BACKUP_GNUPGHOME); default GNUPGHOME or ~/.gnupg.
+ */
+export async function resolveRecipientKey(
+  recipient: string,
+  opts: { gnupgHome?: string } = {},
+): Promise<PublicKey> {
   const fromFile = existsSync(recipient) ? readFileSync(recipient, 'utf8') : undefined;
-  const armored = fromFile ?? exportFromKeyring(recipient);
+  const armored = fromFile ?? exportFromKeyring(recipient, opts.gnupgHome);
   if (!armored) {
-    const home = process.env.GNUPGHOME ?? '~/.gnupg';
+    const home = opts.gnupgHome ?? process.env.GNUPGHOME ?? '~/.gnupg';
     throw new BackupError(
       'RECIPIENT_NOT_FOUND',
       `no public key for "${recipient}" in the GnuPG keyring of this account (${home}); import it first: gpg --import /path/to/recipient.pub`,

@@ -34,7 +34,7 @@ import {
   nodeInstance,
   replicationPassword,
 } from '../node/bootstrap-db';
-import { MIGRATIONS_DIR } from '../server';
+import { MIGRATIONS_DIR } from '../package-info';
 import type { BackupManifest } from './create-backup';
 import { decryptBackup, readBackupArchive, writeConfdir, type DecryptOptions } from './read-archive';
 import { BackupError } from './recipient-key';

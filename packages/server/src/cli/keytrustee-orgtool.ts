@@ -1,4 +1,4 @@
-import { VERSION } from '../server';
+import { VERSION } from '../package-info';
 import { Command } from 'commander';
 import { addOrg, listOrgs, parseContacts, setAuthSecret, setClientState } from '../orgs/orgs';
 import { openNodeServices } from '../node/node-services';

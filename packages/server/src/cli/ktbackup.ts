@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { createBackup } from '../backup/create-backup';
-import { VERSION } from '../server';
+import { VERSION } from '../package-info';
 import { defaultConfdir, parsePort, runProgram, UsageError } from './common';
 
 function parseRoll(value: string): number {

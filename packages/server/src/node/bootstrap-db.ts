@@ -24,7 +24,7 @@ import { confPaths } from '../confdir/paths';
 import { readSecretFile } from '../confdir/secret-files';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
 import { keyFingerprint } from '../crypto/fingerprint';
-import { MIGRATIONS_DIR } from '../server';
+import { MIGRATIONS_DIR } from '../package-info';
 
 export interface DbOptions {
   confdir: string;
@@ -33,6 +33,9 @@ export interface DbOptions {
   listenAddresses?: string;
   onStep?: (message: string) => void;
 }
+
+/** Longest a replay conflict may hold up the passive's replay (max_standby_streaming_delay). */
+export const STANDBY_CONFLICT_DELAY = '1s';
 
 /** The PostgreSQL instance of this node, from flags or keytrustee.conf. */
 export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInstance {
@@ -46,10 +49,15 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
     listenAddresses: opts.listenAddresses ?? (conf.DB_LISTEN_ADDRESSES as string | undefined) ?? '127.0.0.1',
   });
   if (opts.prepareTls) inst.extraSettings = prepareDbTls(opts.confdir, conf, inst);
-  // Per-node cap on WAL a slot may hold for an absent passive (PostgreSQL's default here: 4GB).
-  if (conf.MAX_SLOT_WAL_KEEP_SIZE) {
-    inst.extraSettings = { ...inst.extraSettings, max_slot_wal_keep_size: conf.MAX_SLOT_WAL_KEEP_SIZE };
-  }
+  inst.extraSettings = {
+    ...inst.extraSettings,
+    // A replay conflict on the passive (e.g. a lock needed while a backup's pg_dump holds one)
+    // may stall replay, and every remote_apply commit with it, for at most this long; then the
+    // conflicting query (the dump) is cancelled. Below COMMIT_WAIT_MS, so writes never end in doubt.
+    max_standby_streaming_delay: STANDBY_CONFLICT_DELAY,
+    // Per-node cap on WAL a slot may hold for an absent passive (PostgreSQL's default here: 4GB).
+    ...(conf.MAX_SLOT_WAL_KEEP_SIZE ? { max_slot_wal_keep_size: conf.MAX_SLOT_WAL_KEEP_SIZE } : {}),
+  };
   return inst;
 }
 

@@ -6,7 +6,7 @@ import type { Db } from '../db/pool';
 import type { WritePathOptions } from '../db/write-path';
 import { createFileMasterKey } from '../keys/file-master-key';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
-import { connectNodeDb } from '../server';
+import { connectNodeDb } from '../db/node-db';
 import { NodeState } from './node-state';
 
 export interface NodeServices {

@@ -3,7 +3,7 @@ import { loadKeytrusteeConf } from '../config';
 import { confPaths } from '../confdir/paths';
 import { readSecretFile } from '../confdir/secret-files';
 import { keyFingerprint } from '../crypto/fingerprint';
-import { connectNodeDb } from '../server';
+import { connectNodeDb } from '../db/node-db';
 import type { DecidedRole, PeerObservation, WriteMode } from './decide';
 import { readHaState, type HaState } from './ha-state-file';
 import { NodeState, type NodeSnapshot } from './node-state';
