@@ -65,6 +65,13 @@ export const keytrusteeConfSchema = z
       .string()
       .regex(/^\d+(kB|MB|GB|TB)$/, 'a size such as 512MB or 4GB')
       .optional(),
+    /**
+     * Change journal directory (absolute; may be off-box, e.g. a mount): while this node is the
+     * active, every committed change of orgs, clients and deposits is appended there, encrypted
+     * with a key derived from the master key, for `ktadmin restore --from BACKUP --journal DIR`.
+     * Default: unset (no journal).
+     */
+    JOURNAL_DIR: z.string().startsWith('/', 'an absolute path').optional(),
     /** Redis for shared rate limits (optional; in-memory otherwise). */
     REDIS_URL: z.string().optional(),
   })

@@ -17,6 +17,29 @@ export { assertSecretFileMode, InsecureFileError } from './confdir/secret-files'
 export { keyFingerprint, FINGERPRINT_RE } from './crypto/fingerprint';
 export { AppError, HTTP_STATUS, toAppError, type ErrorCode } from './errors';
 export { createLogger, type Logger } from './logger';
+export { readJournal, type ReadJournalOptions, type TruncatedTail } from './journal/read-journal';
+export { replayJournal, type ReplayOptions, type ReplayResult } from './journal/replay-journal';
+export { deriveJournalKey } from './journal/derive-journal-key';
+export {
+  journalNeedsFreshBackup,
+  recordJournalBackup,
+  readGapState,
+  type BackupPosition,
+  type GapState,
+} from './journal/journal-gap';
+export { JournalError, type JournalErrorCode } from './journal/journal-error';
+export {
+  createJournalConsumer,
+  type JournalConsumer,
+  type JournalConsumerOptions,
+} from './journal/journal-consumer';
+export type {
+  JournalRecord,
+  JournalTransaction,
+  JournalGap,
+  JournalChange,
+  JournalPosition,
+} from './journal/journal-record';
 export {
   setupLocalCluster,
   stopLocalDatabases,

@@ -13,6 +13,7 @@ import { assertSecretFileMode, readSecretFile } from './confdir/secret-files';
 import type { ServerContext } from './context';
 import { keyFingerprint } from './crypto/fingerprint';
 import { createDb, type Db } from './db/pool';
+import { startNodeJournal } from './journal/run-journal-while-active';
 import { createFileMasterKey } from './keys/file-master-key';
 import { createLogger, type Logger } from './logger';
 import { createMetrics } from './metrics';
@@ -204,6 +205,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     });
     const port = (server.address() as AddressInfo).port;
     log.info({ port, role: ns.current().role, fingerprint: identity.fingerprint }, 'keytrusteed listening');
+    // Change journal (JOURNAL_DIR): streams from the logical slot while this node decides it is active.
+    const journal = startNodeJournal({
+      conf,
+      confdir: opts.confdir,
+      log,
+      registry: metrics.registry,
+      isActive: () => ns.decide().role === 'active',
+    });
     return {
       server,
       port,
@@ -211,6 +220,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       conf,
       async close() {
         clearInterval(metricsTimer);
+        await journal?.close();
         ns.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
