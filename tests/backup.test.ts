@@ -5,7 +5,7 @@
  * the passive.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findPgBinDir, readPostmasterPid, socketDirFor } from '@trustee/replicator';
 import { BINS, runCli } from './helpers/cli';
@@ -14,7 +14,14 @@ import { useTestCluster } from './helpers/cluster';
 import { getDepositRaw, isWritable, putDepositRaw, valueOf } from './helpers/deposit-requests';
 import { freePort } from './helpers/ports';
 import { trackPid, waitFor, waitForExit } from './helpers/processes';
-import { spawnNodeServer, updateKeytrusteeConf, waitForHealth } from '@trustee/server';
+import {
+  confPaths,
+  deriveJournalKey,
+  readJournal,
+  spawnNodeServer,
+  updateKeytrusteeConf,
+  waitForHealth,
+} from '@trustee/server';
 import { makeTempDir, removeDir } from './helpers/temp-dir';
 
 describe('ktbackup (issue #9)', () => {
@@ -159,6 +166,70 @@ describe('ktbackup (issue #9)', () => {
     ]);
   });
 
+  it('writes keep succeeding, none in doubt, while backups run on the passive under write load', async () => {
+    const { a, b } = fixture.cluster;
+    const q = (dbDir: string, port: number, sql: string) =>
+      execFileSync(
+        join(findPgBinDir(), 'psql'),
+        [
+          '-X',
+          '-At',
+          '-h',
+          socketDirFor(dbDir),
+          '-p',
+          String(port),
+          '-U',
+          'keytrustee',
+          '-d',
+          'keytrustee',
+          '-c',
+          sql,
+        ],
+        {
+          encoding: 'utf8',
+        },
+      ).trim();
+    // The settings that keep a dump on the passive from stalling replay (and every commit with it).
+    expect(q(b.dbDir, b.dbPort, 'show max_standby_streaming_delay')).toBe('1s');
+    expect(q(b.dbDir, b.dbPort, 'show hot_standby_feedback')).toBe('on');
+    expect(
+      q(
+        a.dbDir,
+        a.dbPort,
+        "select count(*) from pg_class where relname in ('orgs','clients','deposits','write_barrier','cluster_identity') and 'vacuum_truncate=false' = any(reloptions)",
+      ),
+    ).toBe('5');
+    const statuses = new Map<number, number>();
+    let stop = false;
+    const writer = async (w: number) => {
+      for (let i = 0; i < 60 && !stop; i++) {
+        const r = await putDepositRaw(a.url, client, `load-${w}-${i}`, `v-${w}-${i}`);
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        // Keep the tables churning (updates leave dead rows for vacuum on the active).
+        if (i % 10 === 0) q(a.dbDir, a.dbPort, 'vacuum deposits');
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    const backups: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const r = await ktbackup([
+        '-c',
+        b.confdir,
+        '--gpg-recipient=john.doe@example.com',
+        '-q',
+        `--output=${join(out, 'under-load')}`,
+      ]);
+      backups.push(r.code ?? -1);
+    }
+    stop = true;
+    await Promise.all(writers);
+    expect(backups).toEqual([0, 0, 0]);
+    expect([...statuses.keys()]).toEqual([201]);
+    console.log(
+      `writes during 3 passive backups: ${statuses.get(201)} acknowledged, none refused or in doubt`,
+    );
+  });
+
   it('runs on the passive too, and the dump there holds the same deposits', async () => {
     const fp = gpg(['--with-colons', '--list-keys', 'john.doe@example.com'])
       .stdout.split('\n')
@@ -200,6 +271,8 @@ describe('restoring from a ktbackup file (issue #9)', () => {
   const ktadmin = (confdir: string, args: string[], extraEnv: Record<string, string> = env()) =>
     runCli(BINS.ktadmin, ['--confdir', confdir, ...args], { env: extraEnv, timeoutMs: 120_000 });
   const versions = new Map<string, string[]>();
+  const afterBackup = new Map<string, string[]>();
+  let journalDir: string;
 
   beforeAll(async () => {
     gnupg = makeTempDir('trustee-gnupg-');
@@ -208,6 +281,12 @@ describe('restoring from a ktbackup file (issue #9)', () => {
       gpg(['--quick-gen-key', 'Restore Admin <restore@example.com>', 'default', 'default', 'never']).status,
     ).toBe(0);
     const { a } = fixture.cluster;
+    // The change journal runs on the active from before the writes.
+    journalDir = join(work, 'journal');
+    updateKeytrusteeConf(a.confdir, { JOURNAL_DIR: journalDir });
+    await fixture.cluster.killServer('a', 'SIGTERM');
+    await fixture.cluster.startServer('a');
+    await waitFor('the journal starts', () => existsSync(join(journalDir, 'journal.json')), 30_000);
     client = await registerTestClient(a.url, fixture.cluster.org, fixture.cluster.authCode);
     for (let i = 0; i < 4; i++) {
       for (let v = 1; v <= 2; v++) {
@@ -226,14 +305,32 @@ describe('restoring from a ktbackup file (issue #9)', () => {
     );
     expect(r.code).toBe(0);
     backupFile = r.stdout.trim();
+    // Writes acknowledged after the backup: only the journal holds them.
+    for (let i = 0; i < 3; i++) {
+      const value = `after-backup-${i}`;
+      expect((await putDepositRaw(a.url, client, `after-backup-${i}`, value)).status).toBe(201);
+      afterBackup.set(`after-backup-${i}`, [value]);
+    }
+    const key = deriveJournalKey(confPaths(a.confdir).masterKey);
+    await waitFor(
+      'the journal holds the writes made after the backup',
+      async () => {
+        let found = 0;
+        for await (const rec of readJournal(journalDir, key)) {
+          if (rec.type === 'tx' && JSON.stringify(rec.changes).includes('after-backup-2')) found++;
+        }
+        return found > 0;
+      },
+      20_000,
+    );
   });
   afterAll(() => {
     removeDir(gnupg);
     removeDir(work);
   });
 
-  async function expectEveryVersion(url: string): Promise<void> {
-    for (const [name, values] of versions) {
+  async function expectEveryVersion(url: string, extra = new Map<string, string[]>()): Promise<void> {
+    for (const [name, values] of [...versions, ...extra]) {
       for (let v = 1; v <= values.length; v++) {
         const r = await getDepositRaw(url, client, name, v);
         expect({ url, name, v, status: r.status }).toEqual({ url, name, v, status: 200 });
@@ -266,12 +363,16 @@ describe('restoring from a ktbackup file (issue #9)', () => {
       dbDir,
       '--port',
       String(port),
+      '--journal',
+      journalDir,
     ];
     try {
       const r = await ktadmin(confdir, args, noKeyring);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/restored 8 deposit versions, 1 clients?, 1 orgs?/);
+      expect(r.stdout).toMatch(/change journal replayed: [1-9]\d* transactions after the backup/);
+      expect(r.stdout).toMatch(/JOURNAL_DIR removed from keytrustee.conf/);
       trackPg(dbDir);
       const again = await ktadmin(confdir, args, noKeyring);
       expect(again.code).toBe(1);
@@ -295,7 +396,8 @@ describe('restoring from a ktbackup file (issue #9)', () => {
       trackPid(server.pid!);
       try {
         await waitForHealth(url, 20_000);
-        await expectEveryVersion(url);
+        // Backup + journal: the writes acknowledged after the backup are back too.
+        await expectEveryVersion(url, afterBackup);
       } finally {
         server.kill('SIGKILL');
         await waitForExit(server.pid!, 10_000);

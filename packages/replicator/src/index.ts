@@ -93,3 +93,4 @@ export {
 export { promoteStandby, readTimeline, type PromoteResult } from './postgres/promote';
 export { rewindFrom, isRewindImpossible, type RewindOptions } from './postgres/rewind';
 export { readControlData, parseControlData, isRecoveryState, type ControlData } from './postgres/controldata';
+export { TIMELINE_SQL_EXPRESSION } from './postgres/timeline';

@@ -4,6 +4,7 @@
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-REPLICATION-VIEW
  */
 import type { Client } from 'pg';
+import { TIMELINE_SQL_EXPRESSION } from './postgres/timeline';
 
 /** pg_stat_replication.state */
 export type StandbyState = 'startup' | 'catchup' | 'streaming' | 'backup' | 'stopping';
@@ -102,13 +103,10 @@ interface WalReceiverRow {
   last_msg_receipt_time: Date | null;
 }
 
-// pg_current_wal_lsn() fails during recovery, hence the CASE; a standby's timeline is the newest it
-// has WAL or a timeline history file for (its last restartpoint may predate a timeline switch); float8 so node-postgres returns numbers.
+// pg_current_wal_lsn() fails during recovery, hence the CASE; float8 so node-postgres returns numbers.
 const NODE_SQL = `
 select pg_is_in_recovery() as in_recovery,
-       case when pg_is_in_recovery()
-            then greatest((select timeline_id from pg_control_checkpoint()), (select received_tli from pg_stat_wal_receiver), (select max(('x' || substr(name, 1, 8))::bit(32)::int) from pg_ls_waldir() where name ~ '^[0-9A-F]{8}'))
-            else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end as timeline,
+       ${TIMELINE_SQL_EXPRESSION} as timeline,
        current_setting('synchronous_standby_names') as sync_standby_names,
        case when pg_is_in_recovery() then null else pg_current_wal_lsn()::text end as current_lsn,
        pg_last_wal_receive_lsn()::text as receive_lsn,

@@ -7,6 +7,7 @@
 import { ReplicatorError } from '../errors';
 import { connectLocal } from './database';
 import type { PgInstance } from './instance';
+import { TIMELINE_SQL_EXPRESSION } from './timeline';
 
 export interface PromoteResult {
   /** Timeline before the promotion (the passive's). */
@@ -17,11 +18,7 @@ export interface PromoteResult {
   elapsedMs: number;
 }
 
-// On a standby the last restartpoint may still be on the previous timeline: take the newest
-// timeline it has WAL or a history file for (pg_wal names start with the timeline), or streams.
-const TIMELINE_SQL = `select pg_is_in_recovery() as in_recovery,
-  case when pg_is_in_recovery() then greatest((select timeline_id from pg_control_checkpoint()), (select received_tli from pg_stat_wal_receiver), (select max(('x' || substr(name, 1, 8))::bit(32)::int) from pg_ls_waldir() where name ~ '^[0-9A-F]{8}'))
-       else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end as timeline`;
+const TIMELINE_SQL = `select pg_is_in_recovery() as in_recovery, ${TIMELINE_SQL_EXPRESSION} as timeline`;
 
 /** Reads whether the instance is in recovery and its timeline. */
 export async function readTimeline(inst: PgInstance): Promise<{ inRecovery: boolean; timeline: number }> {

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import {
   closeSync,
+  existsSync,
   fsyncSync,
   writeSync,
   mkdirSync,
@@ -23,8 +24,15 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { pack as tarPack } from 'tar-stream';
-import { DB_NAME, DB_SUPERUSER, findPgBinDir, socketDirFor } from '@trustee/replicator';
+import {
+  DB_NAME,
+  DB_SUPERUSER,
+  findPgBinDir,
+  socketDirFor,
+  TIMELINE_SQL_EXPRESSION,
+} from '@trustee/replicator';
 import { loadKeytrusteeConf } from '../config';
+import { recordJournalBackup } from '../journal/journal-gap';
 import { VERSION } from '../package-info';
 import { addConfdir, addFile } from './archive-entries';
 import { backupBaseName, backupsToRoll } from './backup-name';
@@ -90,6 +98,9 @@ async function describeDatabase(socketDir: string, port: number) {
     database: DB_NAME,
     connectionTimeoutMillis: 5000,
   });
+  // PostgreSQL dying mid-query also emits 'error' on the client; unhandled, that killed
+  // keytrusteed when a scheduled backup was running. The query in flight fails on its own.
+  c.on('error', () => undefined);
   await c.connect();
   try {
     const { rows } = await c.query<{
@@ -101,7 +112,7 @@ async function describeDatabase(socketDir: string, port: number) {
       orgs: string;
     }>(`select pg_is_in_recovery() as in_recovery,
               (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn,
-              (select timeline_id from pg_control_checkpoint()) as timeline,
+              ${TIMELINE_SQL_EXPRESSION} as timeline,
               (select count(*) from deposits) as deposits,
               (select count(*) from clients) as clients,
               (select count(*) from orgs) as orgs`);
@@ -229,6 +240,12 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     say(
       `node is ${db.in_recovery ? 'passive' : 'active'} (timeline ${db.timeline}, WAL ${db.lsn}); dumping the database…`,
     );
+    if (conf.JOURNAL_DIR && !db.in_recovery) {
+      // A commit below this WAL position may still wait for the passive, invisible to the dump's
+      // snapshot, and the journal replay starts at this position: wait out the commit bound so
+      // every such commit is visible (committed or cancelled into doubt) before the dump begins.
+      await new Promise((r) => setTimeout(r, conf.COMMIT_WAIT_MS + 200));
+    }
     const sqlTmp = join(work, `${base}.sql`);
     await dumpDatabase(socketDir, port, sqlTmp, say);
     const sqlAs = join(dirname(opts.confdir), `${base}.sql`);
@@ -289,6 +306,14 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       fsyncSync(dirFd);
     } finally {
       closeSync(dirFd);
+    }
+    // The change journal now has a backup covering everything before walLsn (clears its gap flag).
+    if (conf.JOURNAL_DIR && existsSync(conf.JOURNAL_DIR)) {
+      recordJournalBackup(conf.JOURNAL_DIR, {
+        lsn: manifest.walLsn,
+        timeline: manifest.timeline,
+        file: finalPath,
+      });
     }
     const rolled = opts.roll ? backupsToRoll(readdirSync(output), conf.HOST, opts.roll) : [];
     for (const f of rolled) {

@@ -25,7 +25,9 @@ import {
   DB_SUPERUSER,
   type PgInstance,
 } from '@trustee/replicator';
-import { CONF_FILE } from '../confdir/paths';
+import { CONF_FILE, confPaths } from '../confdir/paths';
+import { deriveJournalKey } from '../journal/derive-journal-key';
+import { replayJournal, type ReplayResult } from '../journal/replay-journal';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
 import {
   addStandbyOnActive,
@@ -52,6 +54,10 @@ export interface RestoreOptions extends DecryptOptions {
   force?: boolean;
   /** Prepare replication for this passive (HOST[:PORT]); default REPLICATION_SLAVE of the backup's conf. */
   slave?: string;
+  /** Change journal to replay after the dump: every write acknowledged after the backup comes back. */
+  journal?: string;
+  /** Replay across a recorded journal gap (the gap's writes are lost); default refuse (JOURNAL_GAP). */
+  allowGap?: boolean;
   onStep?: (message: string) => void;
 }
 
@@ -60,6 +66,8 @@ export interface RestoreResult {
   inst: PgInstance;
   keptAside: string[];
   counts: { deposits: number; clients: number; orgs: number };
+  /** What the journal replay applied, when --journal was given. */
+  journal?: ReplayResult;
   elapsedMs: number;
 }
 
@@ -195,9 +203,45 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
           `restored rows differ from the manifest: deposits ${counts.deposits}/${manifest.deposits}, clients ${counts.clients}/${manifest.clients}, orgs ${counts.orgs}/${manifest.orgs}`,
         );
       }
+      let journal: ReplayResult | undefined;
+      if (opts.journal) {
+        step(
+          `replaying the change journal ${opts.journal} from ${manifest.walLsn} (timeline ${manifest.timeline})…`,
+        );
+        const jc = await connectLocal(inst);
+        try {
+          journal = await replayJournal(
+            jc,
+            opts.journal,
+            deriveJournalKey(confPaths(opts.confdir).masterKey),
+            {
+              fromLsn: manifest.walLsn,
+              fromTimeline: manifest.timeline,
+              allowGap: opts.allowGap,
+            },
+          );
+        } finally {
+          await jc.end();
+        }
+        step(
+          `journal: ${journal.applied} transactions (${journal.changes} row changes) applied, ${journal.skipped} already in the backup, ${journal.duplicates} duplicates` +
+            (journal.gapsCrossed.length
+              ? `; CROSSED ${journal.gapsCrossed.length} gap(s): their writes are missing`
+              : '') +
+            (journal.truncatedTails.length ? `; ${journal.truncatedTails.length} torn tail(s) ignored` : ''),
+        );
+      }
+      // The journal directory belongs to the lost cluster (it records that cluster's identity):
+      // this node starts a new one once an operator names it.
+      if (backupConf.JOURNAL_DIR) {
+        updateKeytrusteeConf(opts.confdir, { JOURNAL_DIR: undefined });
+        step(
+          `JOURNAL_DIR removed from keytrustee.conf: point it at a new, empty directory for this restored cluster`,
+        );
+      }
       const slave = opts.slave ?? (backupConf.REPLICATION_SLAVE as string | undefined);
       if (slave) await addStandbyOnActive({ confdir: opts.confdir, slave, onStep: step });
-      return { manifest, inst, keptAside, counts, elapsedMs: Date.now() - t0 };
+      return { manifest, inst, keptAside, counts, journal, elapsedMs: Date.now() - t0 };
     } catch (e) {
       await stopPostgres(inst).catch(() => undefined);
       throw e;

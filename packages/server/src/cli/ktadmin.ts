@@ -1,4 +1,4 @@
-import { VERSION } from '../server';
+import { VERSION } from '../package-info';
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -289,12 +289,19 @@ program
     "with --from: prepare replication for this passive (default: the one in the backup's configuration)",
   )
   .option(
+    '--journal <dir>',
+    'with --from: replay this change journal after the backup (writes acknowledged since it)',
+  )
+  .option('--allow-gap', 'with --journal: replay across a recorded gap (the writes inside it are lost)')
+  .option(
     '--force',
     'the node is not empty or running: keep its confdir and data aside and restore over them',
   )
   .action(
     async (
       o: {
+        journal?: string;
+        allowGap?: boolean;
         from?: string;
         fromPassive?: string;
         pgRootdir?: string;
@@ -311,8 +318,8 @@ program
         throw usage('give exactly one of --from FILE, --from-passive HOST[:PORT]');
       if (o.fromPassive) {
         if (!o.pgRootdir) throw usage('--from-passive needs --pg-rootdir DIR');
-        if (o.key || o.passphraseFile || o.slave)
-          throw usage('--key, --passphrase-file and --slave go with --from');
+        if (o.key || o.passphraseFile || o.slave || o.journal)
+          throw usage('--key, --passphrase-file, --slave and --journal go with --from');
         const r = await restoreFromPassive({
           confdir,
           passive: o.fromPassive,
@@ -335,9 +342,15 @@ program
         keyFile: o.key,
         passphraseFile: o.passphraseFile,
         slave: o.slave,
+        journal: o.journal ? resolve(o.journal) : undefined,
+        allowGap: o.allowGap,
         force: o.force,
         onStep: say,
       });
+      if (r.journal)
+        say(
+          `change journal replayed: ${r.journal.applied} transactions after the backup (${r.journal.changes} row changes)`,
+        );
       say(
         `restored ${r.counts.deposits} deposit versions, ${r.counts.clients} clients, ${r.counts.orgs} orgs from the backup of ${r.manifest.host} (${r.manifest.createdAt}) in ${(r.elapsedMs / 1000).toFixed(1)} s; PostgreSQL runs on port ${r.inst.port}`,
       );
