@@ -74,6 +74,25 @@ export const keytrusteeConfSchema = z
     JOURNAL_DIR: z.string().startsWith('/', 'an absolute path').optional(),
     /** Redis for shared rate limits (optional; in-memory otherwise). */
     REDIS_URL: z.string().optional(),
+    /**
+     * Scheduled backups (graphile-worker, on the active only): crontab time spec, five fields
+     * `minute hour day-of-month month day-of-week`, in UTC; default hourly `0 * * * *`.
+     */
+    BACKUP_SCHEDULE: z
+      .string()
+      .regex(/^\s*[0-9*/,-]+(\s+[0-9*/,-]+){4}\s*$/, 'a crontab time spec such as "0 * * * *"')
+      .default('0 * * * *'),
+    /** Scheduled backups of this host kept in BACKUP_DIR after each run (ktbackup --roll); default 10. */
+    BACKUP_KEEP: z.number().int().min(1).max(9999).default(10),
+    /** Absolute directory for scheduled backups; default `<confdir parent>/backups`. Not inside the confdir. */
+    BACKUP_DIR: z.string().startsWith('/', 'an absolute path').optional(),
+    /**
+     * Recipient of scheduled backups: name, e-mail or fingerprint in the service account's GnuPG
+     * keyring, or an armored public key file. Scheduled backups are OFF while unset (never cleartext).
+     */
+    BACKUP_GPG_RECIPIENT: z.string().min(1).optional(),
+    /** GnuPG home holding BACKUP_GPG_RECIPIENT (optional; default GNUPGHOME or ~/.gnupg). */
+    BACKUP_GNUPGHOME: z.string().startsWith('/', 'an absolute path').optional(),
   })
   .passthrough();
 

@@ -62,3 +62,6 @@ export {
 export { openNodeServices, type NodeServices } from './node/node-services';
 export { addOrg, listOrgs, setAuthSecret, setClientState, type OrgListing } from './orgs/orgs';
 export { readNodeStatus, formatNodeStatus, type NodeStatus } from './node/node-status';
+export { createJobRunner, type JobRunner, type JobRunnerOptions } from './jobs/job-runner';
+export { enqueueBackupNow, BackupNowError, type BackupNowResult } from './jobs/backup-now';
+export { backupSettings, buildBackupCrontab, type BackupSettings } from './jobs/backup-schedule';

@@ -98,6 +98,28 @@ export function createMetrics() {
     registers: [registry],
   });
 
+  const backupLastSuccess = new Gauge({
+    name: 'trustee_backup_last_success_timestamp_seconds',
+    help: 'When the newest backup of this host in BACKUP_DIR was written (scheduled run, or the newest file at start); 0: none',
+    registers: [registry],
+  });
+  const backupFailures = new Counter({
+    name: 'trustee_backup_failures_total',
+    help: 'Scheduled backup runs (attempts) that failed on this node; the reason is in the log',
+    registers: [registry],
+  });
+  const backupDuration = new Gauge({
+    name: 'trustee_backup_duration_seconds',
+    help: 'Duration of the last scheduled backup run on this node (successful or not)',
+    registers: [registry],
+  });
+  const jobRunnerActive = new Gauge({
+    name: 'trustee_job_runner_active',
+    help: '1 while this node runs the background job runner (graphile-worker; only on the active)',
+    registers: [registry],
+  });
+  jobRunnerActive.set(0);
+
   /** Gauges from the node's one decision and its snapshot. */
   function observeNode(ns: NodeState): void {
     const s = ns.current();
@@ -120,7 +142,19 @@ export function createMetrics() {
     identityMismatch.set(s.identityMatches === false ? 1 : 0);
   }
 
-  return { registry, requests, latency, errors, writeRefusals, singleNodeWrites, observeNode };
+  return {
+    registry,
+    requests,
+    latency,
+    errors,
+    writeRefusals,
+    singleNodeWrites,
+    observeNode,
+    backupLastSuccess,
+    backupFailures,
+    backupDuration,
+    jobRunnerActive,
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -19,6 +19,7 @@ import { createLogger, type Logger } from './logger';
 import { createMetrics } from './metrics';
 import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
+import { createJobRunner } from './jobs/job-runner';
 
 export const MIGRATIONS_DIR = join(__dirname, '..', 'migrations');
 export const VERSION: string = (
@@ -182,6 +183,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const metricsTimer = setInterval(() => metrics.observeNode(ns), 1000);
     metricsTimer.unref();
     metrics.observeNode(ns);
+    // Background jobs (scheduled backups) run only while this node decides it is the active.
+    const jobs = createJobRunner({
+      confdir: opts.confdir,
+      conf,
+      log: log.child({ component: 'jobs' }),
+      metrics,
+      isActive: () => ns.decide().role === 'active',
+    });
 
     const app = createApp(ctx);
     const server = createServer(
@@ -213,6 +222,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       registry: metrics.registry,
       isActive: () => ns.decide().role === 'active',
     });
+    jobs.start();
     return {
       server,
       port,
@@ -222,6 +232,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         clearInterval(metricsTimer);
         await journal?.close();
         ns.stop();
+        await jobs.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

@@ -25,6 +25,7 @@ import {
   parseHostPort,
 } from '../node/bootstrap-db';
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
+import { enqueueBackupNow } from '../jobs/backup-now';
 import { defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
@@ -391,6 +392,28 @@ program
     );
     say('Never do this on both sides of a network partition: it would create two histories.');
     say(`switch off early with: ktadmin --confdir ${confdir} allow-single-node-writes --off`);
+  });
+
+program
+  .command('backup-now')
+  .description(
+    "on the active: queue a scheduled backup to run now (the active's job runner writes it to BACKUP_DIR)",
+  )
+  .action(async (_o: unknown, cmd: Command) => {
+    const r = await enqueueBackupNow(confdirOf(cmd));
+    say(
+      `backup queued (job ${r.jobId}): the active's job runner takes it next, after any backup in progress`,
+    );
+    say(
+      `it will appear as ${r.dir}/${r.filePattern}, encrypted to ${r.recipient} (the newest ${r.keep} are kept)`,
+    );
+    say(
+      'progress: keytrusteed log ("backup started" / "backup written"), metric trustee_backup_last_success_timestamp_seconds',
+    );
+    if (!r.runnerConnected)
+      say(
+        'note: no job runner is connected here yet (keytrusteed stopped or starting); it runs once keytrusteed runs',
+      );
   });
 
 program
