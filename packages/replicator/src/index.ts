@@ -1,6 +1,12 @@
 export { ReplicatorError, type ReplicatorErrorCode } from './errors';
 export { findPgBinDir, missingBinaries, REQUIRED_PG_BINARIES } from './postgres/binaries';
-export { ensurePgOsUser, DEFAULT_PG_OS_USER, type RunAs } from './postgres/os-user';
+export {
+  ensurePgOsUser,
+  DEFAULT_PG_OS_USER,
+  SERVICE_ACCOUNT_SHELL,
+  serviceAccountHome,
+  type RunAs,
+} from './postgres/os-user';
 export {
   createPgInstance,
   localConnection,
@@ -29,8 +35,13 @@ export {
   quoteConfValue,
   productSettings,
   socketDirFor,
+  socketSettings,
+  socketPermissionsFor,
+  renderSocketDirectories,
+  LIBPQ_DEFAULT_SOCKET_DIR,
   DEFAULT_MAX_SLOT_WAL_KEEP_SIZE,
   type HbaRule,
+  type SocketAccess,
 } from './postgres/settings';
 export { parseLsn, formatLsn, compareLsn, lsnDiffBytes } from './postgres/lsn';
 export {

@@ -1,8 +1,15 @@
 import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { findPgBinDir } from './binaries';
-import { socketDirFor } from './settings';
-import { ensurePgOsUser, type RunAs } from './os-user';
+import { LIBPQ_DEFAULT_SOCKET_DIR, socketDirFor, socketPermissionsFor, type SocketAccess } from './settings';
+import {
+  currentAccount,
+  dataDirOwner,
+  ensurePgOsUser,
+  ensureSharedSocketAccess,
+  type RunAs,
+} from './os-user';
+import { findSetpriv } from './run';
 
 /** Name of the PostgreSQL superuser and database Trustee creates (as in the original product). */
 export const DB_SUPERUSER = 'keytrustee';
@@ -26,6 +33,13 @@ export interface PgInstance {
   extraSettings?: Record<string, string | number>;
   /** The unprivileged OS account PostgreSQL runs as when we are root. */
   runAs?: RunAs;
+  /**
+   * Second socket directory (libpq's default, so `psql -p PORT` needs no -h), socket group and
+   * mode, passed at every start. Without it: only the private socket, mode 0700.
+   */
+  sockets?: SocketAccess;
+  /** Why there is no socket in libpq's default directory (one line for the operator), if there is none. */
+  sharedSocketNote?: string;
 }
 
 export interface PgInstanceOptions {
@@ -34,7 +48,10 @@ export interface PgInstanceOptions {
   listenAddresses?: string;
   extraSettings?: Record<string, string | number>;
   binDir?: string;
+  /** OS account for PostgreSQL when root; default the owner of an existing data dir, else `keytrustee`. */
   osUser?: string;
+  /** Directory for a second socket; default /var/run/postgresql, `null` for none. */
+  sharedSocketDir?: string | null;
 }
 
 /** Creates the socket directory (beside the data dir) owned by the PostgreSQL user, 0700. */
@@ -54,14 +71,30 @@ export function createPgInstance(opts: PgInstanceOptions): PgInstance {
 }
 
 function createPgInstanceOnly(opts: PgInstanceOptions): PgInstance {
-  return {
+  const runAs = ensurePgOsUser(opts.osUser ?? dataDirOwner(opts.dataDir));
+  const inst: PgInstance = {
     binDir: opts.binDir ?? findPgBinDir(),
     dataDir: opts.dataDir,
     port: opts.port ?? DEFAULT_DB_PORT,
     listenAddresses: opts.listenAddresses ?? '127.0.0.1',
     extraSettings: opts.extraSettings,
-    runAs: ensurePgOsUser(opts.osUser),
+    runAs,
   };
+  const account = runAs ?? currentAccount();
+  if (!account) return inst;
+  inst.sockets = { group: account.group, permissions: socketPermissionsFor(account) };
+  const sharedDir = opts.sharedSocketDir === undefined ? LIBPQ_DEFAULT_SOCKET_DIR : opts.sharedSocketDir;
+  if (sharedDir === null) return inst;
+  const shared = ensureSharedSocketAccess(account, sharedDir, {
+    asRoot: runAs !== undefined,
+    // Without root nothing switches accounts, so the process keeps its groups.
+    canKeepGroups: runAs === undefined || findSetpriv() !== undefined,
+  });
+  if (runAs) inst.runAs = shared.account;
+  if (shared.dir) inst.sockets.sharedDir = shared.dir;
+  else
+    inst.sharedSocketNote = `no database socket in ${sharedDir} (use psql -h ${socketDirFor(inst.dataDir)}): ${shared.note}`;
+  return inst;
 }
 
 /** node-postgres connection settings for the local superuser over the unix socket in the data dir. */

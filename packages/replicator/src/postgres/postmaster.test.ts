@@ -19,7 +19,18 @@ const inst = (extra?: Record<string, string | number>): PgInstance => ({
 describe('startOptions', () => {
   it('passes the per-node settings on the command line, each as one shell word', () => {
     expect(startOptions(inst())).toBe(
-      "-c 'port=11381' -c 'listen_addresses=127.0.0.1' -c 'unix_socket_directories=/var/lib/keytrustee/db.sock'",
+      "-c 'port=11381' -c 'listen_addresses=127.0.0.1' -c 'unix_socket_directories=/var/lib/keytrustee/db.sock' -c 'unix_socket_permissions=0700'",
+    );
+  });
+
+  it('adds the second socket directory, its group and mode for the service account', () => {
+    const out = startOptions({
+      ...inst(),
+      sockets: { sharedDir: '/var/run/postgresql', group: 'keytrustee', permissions: 0o770 },
+    });
+    expect(out).toBe(
+      "-c 'port=11381' -c 'listen_addresses=127.0.0.1' -c 'unix_socket_directories=/var/lib/keytrustee/db.sock,/var/run/postgresql'" +
+        " -c 'unix_socket_group=keytrustee' -c 'unix_socket_permissions=0770'",
     );
   });
 

@@ -118,11 +118,14 @@ async function answers(inst: PgInstance, timeoutMs: number): Promise<boolean> {
   );
 }
 
-/** Command-line settings: per-node values must not come from a postgresql.conf copied by basebackup/rewind. */
-/** pg_ctl hands `-o` to a shell: quote every `-c name=value` as one word. */
+/**
+ * Command-line settings: per-node values (port, addresses, sockets, TLS files) must not come from
+ * a postgresql.conf copied by basebackup/rewind. pg_ctl hands `-o` to a shell: quote every
+ * `-c name=value` as one word.
+ */
 export function startOptions(inst: PgInstance): string {
   const settings = {
-    ...nodeSettings(inst.port, inst.listenAddresses, inst.dataDir),
+    ...nodeSettings(inst.port, inst.listenAddresses, inst.dataDir, inst.sockets),
     ...(inst.extraSettings ?? {}),
   };
   return Object.entries(settings)

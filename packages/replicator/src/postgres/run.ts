@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { ReplicatorError } from '../errors';
 import type { RunAs } from './os-user';
 
@@ -24,12 +25,41 @@ export function pgEnv(runAs: RunAs | undefined, extra: Record<string, string> = 
   };
 }
 
+let setprivPath: string | null | undefined;
+
+/** util-linux `setpriv`, when installed (Debian: always). */
+export function findSetpriv(): string | undefined {
+  if (setprivPath === undefined)
+    setprivPath = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? null;
+  return setprivPath ?? undefined;
+}
+
+/**
+ * Command and spawn options that run `bin` as `runAs`. Node's `uid`/`gid` options drop every
+ * supplementary group (libuv calls setgroups(0)), so an account with more groups — the service
+ * account in group `postgres`, whose postmaster keeps a socket in /var/run/postgresql — is
+ * switched to with `setpriv --init-groups` instead.
+ */
+export function asAccount(
+  bin: string,
+  args: string[],
+  runAs: RunAs | undefined,
+): { file: string; args: string[]; uid?: number; gid?: number } {
+  const setpriv = runAs && runAs.groups.length > 1 ? findSetpriv() : undefined;
+  if (!runAs || !setpriv) return { file: bin, args, uid: runAs?.uid, gid: runAs?.gid };
+  return {
+    file: setpriv,
+    args: [`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--init-groups', '--', bin, ...args],
+  };
+}
+
 /** Runs a PostgreSQL tool (as the unprivileged user when root) and resolves with its output, or rejects with stderr. */
 export function runPgTool(bin: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, {
-      uid: opts.runAs?.uid,
-      gid: opts.runAs?.gid,
+    const cmd = asAccount(bin, args, opts.runAs);
+    const child = spawn(cmd.file, cmd.args, {
+      uid: cmd.uid,
+      gid: cmd.gid,
       env: pgEnv(opts.runAs, opts.env),
       cwd: '/tmp',
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -46,13 +46,56 @@ export function socketDirFor(dataDir: string): string {
   return `${dataDir.replace(/\/+$/, '')}.sock`;
 }
 
+/** libpq's default socket directory on Debian/Ubuntu: `psql -p 11381` without -h looks there. */
+export const LIBPQ_DEFAULT_SOCKET_DIR = '/var/run/postgresql';
+
+/**
+ * Who may reach the database sockets. pg_hba trusts local connections, so whoever can connect
+ * to a socket is the superuser: the sockets belong to the service account's group and have no
+ * permissions for others.
+ */
+export interface SocketAccess {
+  /** A second directory for a socket (libpq's default), when PostgreSQL can create files there. */
+  sharedDir?: string;
+  /** `unix_socket_group`: the service account's primary group. */
+  group?: string;
+  /** `unix_socket_permissions`; default 0700 (owner only). */
+  permissions?: number;
+}
+
+/**
+ * Socket mode for the service account: 0770 when its primary group is its own (named as the
+ * account, as `useradd --user-group` makes it), so root can grant an operator access by adding
+ * them to that group; 0700 when the group is shared (e.g. `users`), which would otherwise let
+ * every member in as the superuser.
+ */
+export function socketPermissionsFor(account: { user: string; group: string }): number {
+  return account.group === account.user ? 0o770 : 0o700;
+}
+
+/** `unix_socket_directories`: comma-separated; a name with a comma, blank or quote is double-quoted. */
+export function renderSocketDirectories(dirs: string[]): string {
+  return dirs.map((d) => (/[,\s"]/.test(d) ? `"${d.replace(/"/g, '""')}"` : d)).join(',');
+}
+
+/** The socket settings of a node: its own directory first (pg_ctl -w checks the first one). */
+export function socketSettings(dataDir: string, access: SocketAccess = {}): Record<string, string> {
+  const dirs = [socketDirFor(dataDir), ...(access.sharedDir ? [access.sharedDir] : [])];
+  return {
+    unix_socket_directories: renderSocketDirectories(dirs),
+    ...(access.group ? { unix_socket_group: access.group } : {}),
+    unix_socket_permissions: `0${(access.permissions ?? 0o700).toString(8)}`,
+  };
+}
+
 /** Per-node settings; also passed on the command line at start because pg_rewind/basebackup copy postgresql.conf. */
 export function nodeSettings(
   port: number,
   listenAddresses: string,
   dataDir: string,
+  sockets?: SocketAccess,
 ): Record<string, string | number> {
-  return { port, listen_addresses: listenAddresses, unix_socket_directories: socketDirFor(dataDir) };
+  return { port, listen_addresses: listenAddresses, ...socketSettings(dataDir, sockets) };
 }
 
 /**
@@ -79,8 +122,9 @@ export interface HbaRule {
 }
 
 /**
- * Base pg_hba rules: the unix socket lives in the 0700 data directory, so only the PostgreSQL
- * OS user (and root) can reach it — trust there is equivalent to peer; TCP needs a password.
+ * Base pg_hba rules: the unix sockets are reachable only by root and the service account's group
+ * (private 0700 directory; in /var/run/postgresql a socket of mode 0770 or 0700 owned by that
+ * group, see socketSettings) — trust there is equivalent to peer; TCP needs a password.
  */
 export function baseHbaRules(): HbaRule[] {
   return [

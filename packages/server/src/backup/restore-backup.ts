@@ -29,6 +29,7 @@ import { CONF_FILE, confPaths } from '../confdir/paths';
 import { deriveJournalKey } from '../journal/derive-journal-key';
 import { replayJournal, type ReplayResult } from '../journal/replay-journal';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
+import { giveConfdirToServiceAccount } from '../confdir/service-account';
 import {
   addStandbyOnActive,
   isEmptyDir,
@@ -159,6 +160,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     step(`restoring ${contents.files.size} configuration files into ${opts.confdir}…`);
     writeConfdir(opts.confdir, contents);
     updateKeytrusteeConf(opts.confdir, { DB_ROOTDIR: dataDir, DB_PORT: port, REPLICATION_MASTER: undefined });
+    giveConfdirToServiceAccount(opts.confdir);
     const inst = nodeInstance({ confdir: opts.confdir, prepareTls: true });
     step(`creating PostgreSQL in ${dataDir} (port ${port})…`);
     await initDataDir(inst);

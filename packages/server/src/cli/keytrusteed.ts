@@ -1,5 +1,5 @@
 import { VERSION } from '../server';
-import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { pidFilePath } from '../confdir/paths';
 import { createLogger } from '../logger';
@@ -15,7 +15,14 @@ const program = new Command('keytrusteed')
     const log = createLogger({ name: 'keytrusteed' });
     const pidFile = pidFilePath(o.confdir);
     const running = await startServer({ confdir: o.confdir, port: o.port, log });
-    writeFileSync(pidFile, `${process.pid}\n`);
+    // The pid file's directory belongs to the service account: never write through a link in it.
+    const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
+    const fd = openSync(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
+    try {
+      writeFileSync(fd, `${process.pid}\n`);
+    } finally {
+      closeSync(fd);
+    }
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;

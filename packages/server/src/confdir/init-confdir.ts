@@ -1,5 +1,15 @@
 import { HA_STATE_FILE } from '../node/ha-state-file';
-import { existsSync, mkdirSync, readdirSync, copyFileSync, chmodSync, statSync, readFileSync } from 'node:fs';
+import {
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  copyFileSync,
+  chmodSync,
+  statSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createIdentityCaCert, createNodeTlsCert, generateRsaKeyPem } from '../crypto/certificates';
@@ -7,6 +17,7 @@ import { keyFingerprint } from '../crypto/fingerprint';
 import { writeNewMasterKey } from '../keys/file-master-key';
 import { CONF_FILE, confPaths } from './paths';
 import { writePublicFile, writeSecretFile } from './secret-files';
+import { giveConfdirToServiceAccount } from './service-account';
 import { randomBytes } from 'node:crypto';
 
 export interface InitOptions {
@@ -37,12 +48,14 @@ export class InitError extends Error {
  * the master key, the replication secret, and this node's TLS key + self-signed certificate.
  * A confdir already holding an identity is refused unless `force`; a copied confdir (the
  * passive after rsync --exclude .ssl) keeps its identity and only gets its own .ssl/.
+ * Run as root, the tree (and the parents it created, e.g. /var/lib/keytrustee) then belongs to
+ * the service account, so `sudo -u keytrustee ktbackup` can read it and write beside it.
  */
 export async function initConfdir(opts: InitOptions): Promise<InitResult> {
   const step = opts.onStep ?? (() => undefined);
   const p = confPaths(opts.confdir);
   const host = opts.host ?? hostname();
-  mkdirSync(opts.confdir, { recursive: true, mode: 0o700 });
+  const firstCreated = mkdirSync(opts.confdir, { recursive: true, mode: 0o700 });
   chmodSync(opts.confdir, 0o700);
   const created: string[] = [];
 
@@ -109,6 +122,8 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
   }
   writePublicFile(p.conf, JSON.stringify(conf, null, 2) + '\n');
   created.push(join(opts.confdir, CONF_FILE));
+  const account = giveConfdirToServiceAccount(opts.confdir, firstCreated);
+  if (account) step(`${opts.confdir} belongs to the service account ${account.user}`);
   return { fingerprint: keyFingerprint(readFileSync(p.identityKey)), confdir: opts.confdir, host, created };
 }
 
@@ -146,7 +161,9 @@ function copyClusterFiles(from: string, to: string, force: boolean): void {
     if (f === '.ssl' || f === HA_STATE_FILE || f.endsWith('.pid')) continue;
     const s = join(from, f);
     if (!statSync(s).isFile()) continue;
-    copyFileSync(s, join(to, f));
+    // Replace, never write through: a link planted in the confdir must not redirect root's copy.
+    rmSync(join(to, f), { force: true });
+    copyFileSync(s, join(to, f), constants.COPYFILE_EXCL);
     chmodSync(join(to, f), statSync(s).mode & 0o777);
   }
 }

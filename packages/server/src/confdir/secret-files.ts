@@ -7,6 +7,7 @@ import {
   statSync,
   writeFileSync,
   chmodSync,
+  chownSync,
 } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
@@ -36,16 +37,28 @@ export function readSecretFile(file: string): Buffer {
   }
 }
 
-/** Writes a file created 0600 from the start (temp + rename), never briefly readable by others. */
-export function writeSecretFile(file: string, data: string | Buffer): void {
+/**
+ * Writes `file` with `mode` from the start via a new temp file and a rename: never briefly
+ * readable by others, and never written through a link planted in a directory the service
+ * account owns. As root, the file gets the directory's owner (the confdir stays the account's).
+ */
+function replaceFile(file: string, data: string | Buffer, mode: number): void {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
-  chmodSync(tmp, 0o600);
+  writeFileSync(tmp, data, { mode, flag: 'wx' });
+  chmodSync(tmp, mode);
+  if (process.getuid?.() === 0) {
+    const dir = statSync(dirname(file));
+    if (dir.uid !== 0) chownSync(tmp, dir.uid, dir.gid);
+  }
   renameSync(tmp, file);
 }
 
-/** Writes a public file (certificates, conf) with mode 0644. */
+/** Writes a file created 0600 from the start (temp + rename), never briefly readable by others. */
+export function writeSecretFile(file: string, data: string | Buffer): void {
+  replaceFile(file, data, 0o600);
+}
+
+/** Writes a public file (certificates, conf) with mode 0644 (temp + rename). */
 export function writePublicFile(file: string, data: string | Buffer): void {
-  writeFileSync(file, data, { mode: 0o644 });
-  chmodSync(file, 0o644);
+  replaceFile(file, data, 0o644);
 }

@@ -99,6 +99,7 @@ export async function bootstrapActiveDb(opts: DbOptions & { pgRootdir: string })
   step(`initializing PostgreSQL data directory ${inst.dataDir} (port ${inst.port})…`);
   await initDataDir(inst);
   step('starting PostgreSQL…');
+  if (inst.sharedSocketNote) step(inst.sharedSocketNote);
   await startPostgres(inst);
   try {
     await ensureDatabase(inst);
@@ -216,6 +217,7 @@ export async function bootstrapPassiveDb(
   });
   addPeerHbaRules(inst, primaryHost);
   step(`base backup done in ${((Date.now() - t0) / 1000).toFixed(1)} s; starting the passive…`);
+  if (inst.sharedSocketNote) step(inst.sharedSocketNote);
   await startPostgres(inst);
   updateKeytrusteeConf(opts.confdir, {
     DB_ROOTDIR: inst.dataDir,
