@@ -1,18 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
 import type { PoolClient } from 'pg';
-import { DB_NAME, DB_SUPERUSER, runMigrations, socketDirFor } from '@trustee/replicator';
+import { runMigrations } from '@trustee/replicator';
 import { createApp } from './app';
 import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from './config';
 import { confPaths } from './confdir/paths';
 import { assertSecretFileMode, readSecretFile } from './confdir/secret-files';
 import type { ServerContext } from './context';
 import { keyFingerprint } from './crypto/fingerprint';
-import { createDb, type Db } from './db/pool';
+import { connectNodeDb, StartupError } from './db/node-db';
+import { MIGRATIONS_DIR, VERSION } from './package-info';
 import { startNodeJournal } from './journal/run-journal-while-active';
 import { createFileMasterKey } from './keys/file-master-key';
 import { createLogger, type Logger } from './logger';
@@ -20,15 +20,10 @@ import { createMetrics } from './metrics';
 import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
 import { createJobRunner } from './jobs/job-runner';
+import { enqueueBackupNow } from './jobs/backup-now';
 
-export const MIGRATIONS_DIR = join(__dirname, '..', 'migrations');
-export const VERSION: string = (
-  JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
-).version;
-
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
+export { MIGRATIONS_DIR, VERSION } from './package-info';
+export { connectNodeDb, StartupError } from './db/node-db';
 
 export interface StartOptions {
   confdir: string;
@@ -75,19 +70,6 @@ function tlsPassphrase(confdir: string, conf: KeytrusteeConf): string | undefine
   if (!conf.SSL_PRIVATE_KEY_PASSWORD_SCRIPT) return undefined;
   const script = resolveConfPath(confdir, conf.SSL_PRIVATE_KEY_PASSWORD_SCRIPT);
   return execFileSync(script, [], { encoding: 'utf8', timeout: 10_000 }).replace(/\r?\n$/, '');
-}
-
-/** Connects to the local PostgreSQL of this node (unix socket in its data dir). */
-export function connectNodeDb(conf: KeytrusteeConf, confdir: string, opts: { max?: number } = {}): Db {
-  if (!conf.DB_ROOTDIR) {
-    throw new StartupError(
-      `keytrustee.conf in ${confdir} names no database; run \`ktadmin --confdir ${confdir} db --bootstrap --pg-rootdir DIR\` first`,
-    );
-  }
-  return createDb(
-    { host: socketDirFor(conf.DB_ROOTDIR), port: conf.DB_PORT, user: DB_SUPERUSER, database: DB_NAME },
-    opts,
-  );
 }
 
 /** Records the identity on a fresh active (it then replicates to the passive for the identity check). */
@@ -221,6 +203,18 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       log,
       registry: metrics.registry,
       isActive: () => ns.decide().role === 'active',
+      // A gap (e.g. after a promotion) means backup + journal no longer covers every write:
+      // queue a fresh backup at once (needs scheduled backups configured; else the log says so).
+      onGap: () => {
+        enqueueBackupNow(opts.confdir).then(
+          (r) => log.warn({ jobId: r.jobId }, 'journal gap: fresh backup queued'),
+          (e: Error) =>
+            log.error(
+              { err: e.message },
+              'journal gap: could not queue a fresh backup; take one now with ktbackup',
+            ),
+        );
+      },
     });
     jobs.start();
     return {

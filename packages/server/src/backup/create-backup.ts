@@ -87,6 +87,8 @@ export interface BackupResult {
   recipientFingerprint?: string;
   manifest: BackupManifest;
   rolled: string[];
+  /** Things an operator should know although the backup succeeded. */
+  warnings: string[];
   elapsedMs: number;
 }
 
@@ -308,12 +310,20 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       closeSync(dirFd);
     }
     // The change journal now has a backup covering everything before walLsn (clears its gap flag).
+    const warnings: string[] = [];
     if (conf.JOURNAL_DIR && existsSync(conf.JOURNAL_DIR)) {
-      recordJournalBackup(conf.JOURNAL_DIR, {
-        lsn: manifest.walLsn,
-        timeline: manifest.timeline,
-        file: finalPath,
-      });
+      try {
+        recordJournalBackup(conf.JOURNAL_DIR, {
+          lsn: manifest.walLsn,
+          timeline: manifest.timeline,
+          file: finalPath,
+        });
+      } catch (e) {
+        // The backup itself is complete; only the journal's gap flag stays up until one is recorded.
+        warnings.push(
+          `backup written, but ${conf.JOURNAL_DIR} could not record it (${(e as Error).message}); run ktbackup as root or the journal's owner to clear trustee_journal_gap`,
+        );
+      }
     }
     const rolled = opts.roll ? backupsToRoll(readdirSync(output), conf.HOST, opts.roll) : [];
     for (const f of rolled) {
@@ -327,6 +337,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       recipientFingerprint: key?.getFingerprint().toUpperCase(),
       manifest,
       rolled,
+      warnings,
       elapsedMs: Date.now() - t0,
     };
   } finally {

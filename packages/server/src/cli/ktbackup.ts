@@ -61,6 +61,7 @@ const program = new Command('ktbackup')
         roll: o.roll,
         onProgress: o.verbose || (!o.quiet && process.stderr.isTTY) ? say : undefined,
       });
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       if (o.quiet) {
         process.stdout.write(`${r.path}\n`);
         return;

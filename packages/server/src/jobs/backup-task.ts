@@ -7,6 +7,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Task } from 'graphile-worker';
+import { ensurePgOsUser } from '@trustee/replicator';
 import { createBackup } from '../backup/create-backup';
 import { backupBaseName, hostTag, parseBackupName } from '../backup/backup-name';
 import type { Logger } from '../logger';
@@ -54,7 +55,7 @@ export function createBackupTask(opts: BackupTaskOptions): Task {
           now: await unusedBackupTime(settings.dir, opts.host),
           output: settings.dir,
           gpgRecipient: settings.recipient,
-          gnupgHome: settings.gnupgHome,
+          gnupgHome: settings.gnupgHome ?? serviceAccountKeyring(),
           roll: keep,
         });
         metrics.backupDuration.set(r.elapsedMs / 1000);
@@ -132,4 +133,15 @@ export function newestBackupTime(dir: string, host: string): number | undefined 
     }
   }
   return newest;
+}
+
+/**
+ * Where the seed imports the recipient's key (`sudo -u keytrustee gpg --import KEY`): the service
+ * account's keyring, used when BACKUP_GNUPGHOME is unset (keytrusteed runs as root, whose own
+ * keyring would not have the key).
+ */
+function serviceAccountKeyring(): string | undefined {
+  const account = ensurePgOsUser();
+  const dir = account ? join(account.home, '.gnupg') : undefined;
+  return dir && existsSync(dir) ? dir : undefined;
 }
