@@ -7,9 +7,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findPgBinDir, readPostmasterPid, socketDirFor } from '@trustee/replicator';
+import { readPostmasterPid } from '@trustee/replicator';
 import { BINS, runCli } from './helpers/cli';
 import { registerTestClient, type TestClient } from './helpers/clients';
+import { psqlAt } from './helpers/psql';
 import { useTestCluster } from './helpers/cluster';
 import { getDepositRaw, isWritable, putDepositRaw, valueOf } from './helpers/deposit-requests';
 import { freePort } from './helpers/ports';
@@ -169,26 +170,7 @@ describe('ktbackup (issue #9)', () => {
   it('writes keep succeeding, none in doubt, while backups run on the passive under write load', async () => {
     const { a, b } = fixture.cluster;
     const q = (dbDir: string, port: number, sql: string) =>
-      execFileSync(
-        join(findPgBinDir(), 'psql'),
-        [
-          '-X',
-          '-At',
-          '-h',
-          socketDirFor(dbDir),
-          '-p',
-          String(port),
-          '-U',
-          'keytrustee',
-          '-d',
-          'keytrustee',
-          '-c',
-          sql,
-        ],
-        {
-          encoding: 'utf8',
-        },
-      ).trim();
+      psqlAt({ dbDir, dbPort: port }, ['-At', '-d', 'keytrustee', '-c', sql]).trim();
     // The settings that keep a dump on the passive from stalling replay (and every commit with it).
     expect(q(b.dbDir, b.dbPort, 'show max_standby_streaming_delay')).toBe('1s');
     expect(q(b.dbDir, b.dbPort, 'show hot_standby_feedback')).toBe('on');
@@ -444,25 +426,7 @@ describe('restoring from a ktbackup file (issue #9)', () => {
       ]),
     );
     trackPg(a.dbDir);
-    const psql = (args: string[]) =>
-      execFileSync(
-        join(findPgBinDir(), 'psql'),
-        [
-          '-X',
-          '-v',
-          'ON_ERROR_STOP=1',
-          '-h',
-          socketDirFor(a.dbDir),
-          '-p',
-          String(a.dbPort),
-          '-U',
-          'keytrustee',
-          ...args,
-        ],
-        {
-          encoding: 'utf8',
-        },
-      );
+    const psql = (args: string[]) => psqlAt(a, args);
     psql(['-d', 'postgres', '-c', 'drop database keytrustee']);
     psql(['-d', 'postgres', '-c', 'create database keytrustee']);
     psql(['-d', 'keytrustee', '-q', '-f', join(a.confdir, '..', sql)]);

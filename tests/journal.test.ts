@@ -22,6 +22,7 @@ import {
   type JournalTransaction,
 } from '@trustee/server';
 import { BINS, runCli } from './helpers/cli';
+import { psqlAt } from './helpers/psql';
 import { registerTestClient, type TestClient } from './helpers/clients';
 import { startTestCluster, type TestCluster } from './helpers/cluster';
 import { putDepositRaw } from './helpers/deposit-requests';
@@ -112,26 +113,7 @@ describe('change journal (issue 9, part 4)', () => {
   async function restoredDump(db: string): Promise<void> {
     await sql((c) => c.query(`create database ${db}`));
     const a = cluster.node('a');
-    execFileSync(
-      join(findPgBinDir(), 'psql'),
-      [
-        '-X',
-        '-q',
-        '-v',
-        'ON_ERROR_STOP=1',
-        '-h',
-        socketDirFor(a.dbDir),
-        '-p',
-        String(a.dbPort),
-        '-U',
-        'keytrustee',
-        '-d',
-        db,
-        '-f',
-        dumpFile,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    psqlAt(a, ['-q', '-d', db, '-f', dumpFile]);
   }
 
   const TABLES = [

@@ -1,0 +1,27 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { DB_SUPERUSER, findPgBinDir, socketDirFor } from '@trustee/replicator';
+
+/**
+ * Runs the real `psql` as the superuser against a node's PostgreSQL (its private socket beside
+ * the data directory), stopping at the first error; returns stdout. `args` names the database
+ * and what to run (`-d`, `-c`, `-f`, …).
+ */
+export function psqlAt(node: { dbDir: string; dbPort: number }, args: string[]): string {
+  return execFileSync(
+    join(findPgBinDir(), 'psql'),
+    [
+      '-X',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      socketDirFor(node.dbDir),
+      '-p',
+      String(node.dbPort),
+      '-U',
+      DB_SUPERUSER,
+      ...args,
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 },
+  );
+}
