@@ -14,7 +14,7 @@ import {
 import { bootstrapActiveOnExistingData, holdsCluster, restoreFromPassive } from '../node/existing-data';
 import { restoreBackup } from '../backup/restore-backup';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
-import { initConfdir } from '../confdir/init-confdir';
+import { initConfdir, KEY_LOSS_CONSEQUENCE } from '../confdir/init-confdir';
 import {
   addStandbyOnActive,
   bootstrapActiveDb,
@@ -76,7 +76,10 @@ program
     '--from-peer-confdir <dir>',
     "copy the active's confdir (without .ssl/) first, like the rsync of the HA set-up",
   )
-  .option('--force', 'replace an existing identity (clients registered so far stop validating)')
+  .option(
+    '--force',
+    `replace the keys of an initialized confdir whose keytrustee.conf names no database holding a cluster (${KEY_LOSS_CONSEQUENCE}); the old keys are moved to retired-<time>/`,
+  )
   .action(
     async (
       o: { host?: string; port: number; peer?: string[]; fromPeerConfdir?: string; force?: boolean },
@@ -89,6 +92,7 @@ program
         port: o.port,
         peers: o.peer,
         force: o.force,
+        protectDatabase: true,
         fromPeerConfdir: o.fromPeerConfdir,
         onStep: say,
       });
