@@ -34,9 +34,8 @@ export interface InitOptions {
   /**
    * With `force`: refuse (KEYS_IN_USE) when keytrustee.conf names a data directory holding a
    * PostgreSQL cluster, running or not, since its deposits are sealed with the keys `force`
-   * would replace. `ktadmin init` always sets it; default false only so fixtures can fake a
-   * missed rsync on a passive (tests/cluster-identity.test.ts). The old keys are kept in
-   * `retired-<time>/` either way.
+   * would replace. Default true; only a test fixture faking a missed rsync on a passive turns it
+   * off (tests/cluster-identity.test.ts). The old keys are kept in `retired-<time>/` either way.
    */
   protectDatabase?: boolean;
   /** Copy the cluster files (everything but .ssl/) from the active's confdir, like the seed's rsync. */
@@ -199,7 +198,7 @@ async function assertMayInit(opts: InitOptions): Promise<void> {
   }
   // A peer copy brings the peer's identity (or fails): it never generates keys here.
   const regenerates = !opts.fromPeerConfdir && (!hasIdentity || (opts.force && !copied));
-  if (regenerates && opts.protectDatabase && clusterKeyFiles(p).some((f) => existsSync(f))) {
+  if (regenerates && (opts.protectDatabase ?? true) && clusterKeyFiles(p).some((f) => existsSync(f))) {
     await assertNoDatabaseOnKeys(opts.confdir);
   }
 }
