@@ -1,3 +1,4 @@
+import type { DenyListWatcher } from './auth/deny-list-watcher';
 import type { Db } from './db/pool';
 import type { WritePathOptions } from './db/write-path';
 import type { KeyHierarchy } from './keys/key-hierarchy';
@@ -14,6 +15,8 @@ export interface ServerContext {
   write: WritePathOptions;
   identity: Identity;
   nodeState: NodeState;
+  /** This node's deny list (clients revoked while the replicated state could not be written). */
+  denyList?: DenyListWatcher;
   metrics: Metrics;
   limits: RateLimits;
   log: Logger;

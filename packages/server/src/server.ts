@@ -10,6 +10,7 @@ import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from './conf
 import { confPaths } from './confdir/paths';
 import { assertSecretFileMode, readSecretFile } from './confdir/secret-files';
 import type { ServerContext } from './context';
+import { DenyListWatcher } from './auth/deny-list-watcher';
 import { keyFingerprint } from './crypto/fingerprint';
 import { connectNodeDb, StartupError } from './db/node-db';
 import { MIGRATIONS_DIR, VERSION } from './package-info';
@@ -102,6 +103,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     log.warn({ err: e.message }, 'redis error; rate limits fall back to allowing'),
   );
   let nodeState: NodeState | undefined;
+  let denyList: DenyListWatcher | undefined;
   try {
     const peerUrl = conf.PEERS[0];
     nodeState = new NodeState({
@@ -134,11 +136,19 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     }
     const ns = nodeState;
     await ns.start();
+    // Clients revoked on this node while the replicated state could not be written (issue 10).
+    denyList = new DenyListWatcher({
+      confdir: opts.confdir,
+      pool: db.control,
+      log: log.child({ component: 'deny-list' }),
+    });
+    denyList.start();
     const ctx: ServerContext = {
       db,
       keys,
       identity,
       nodeState: ns,
+      denyList,
       metrics,
       limits: createRateLimits({
         perSecond: conf.RATE_LIMIT_PER_SECOND,
@@ -226,6 +236,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         clearInterval(metricsTimer);
         await journal?.close();
         ns.stop();
+        denyList?.stop();
         await jobs.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -237,6 +248,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     };
   } catch (e) {
     nodeState?.stop();
+    denyList?.stop();
     redis?.disconnect();
     await db.close();
     throw e;

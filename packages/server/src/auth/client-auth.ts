@@ -34,9 +34,10 @@ export function authenticatedClient(req: Request): AuthenticatedClient {
 }
 
 /**
- * mTLS authentication: the certificate must chain to the cluster CA (TLS verified it), and its
- * key's fingerprint must be an active client in the local database — checked on every request,
- * so enable/disable-client takes effect on the next request on both nodes.
+ * mTLS authentication: the certificate must chain to the cluster CA (TLS verified it), its
+ * key's fingerprint must not be in this node's deny list, and it must be an active client in the
+ * local database — checked on every request, so enable/disable-client takes effect on the next
+ * request on both nodes.
  */
 export function requireClient(ctx: ServerContext): RequestHandler {
   return async (req, _res, next) => {
@@ -49,6 +50,10 @@ export function requireClient(ctx: ServerContext): RequestHandler {
           'UNAUTHENTICATED',
           'a client certificate issued by this cluster is required (register first)',
         );
+      }
+      // Revoked on this node while the replicated state could not be written (deny-list.ts).
+      if (ctx.denyList?.isDenied(fp)) {
+        throw new AppError('CLIENT_DISABLED', 'this client has been disabled');
       }
       const row = await withClient(ctx.db.pool, (c) => selectClient(c, fp)).catch((e: unknown) => {
         throw toAppError(e);

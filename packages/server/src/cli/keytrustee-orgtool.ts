@@ -1,6 +1,7 @@
 import { VERSION } from '../package-info';
 import { Command } from 'commander';
-import { addOrg, listOrgs, parseContacts, setAuthSecret, setClientState } from '../orgs/orgs';
+import { addOrg, listOrgs, parseContacts, setAuthSecret } from '../orgs/orgs';
+import { enableClient, revokeClient, type RevocationOutcome } from '../orgs/revoke-client';
 import { openNodeServices } from '../node/node-services';
 import { defaultConfdir, runProgram } from './common';
 import { FINGERPRINT_RE } from '../crypto/fingerprint';
@@ -27,6 +28,34 @@ function checkFingerprint(fp: string): string {
     );
   }
   return fp;
+}
+
+/** What disable-client did, and which path it took (issue 10, finding 2). */
+function describeRevocation(fp: string, o: RevocationOutcome): string {
+  switch (o.path) {
+    case 'already-disabled':
+      return `client ${fp} is already disabled; nothing to do`;
+    case 'write':
+      if (o.writeMode === 'sync')
+        return `client ${fp} disabled on both nodes; each refuses it from its next request`;
+      if (o.writeMode === 'single-node')
+        return `client ${fp} disabled on this node now (single-node writes are on); the passive applies it when it returns`;
+      return `client ${fp} disabled`;
+    case 'local-commit':
+      return (
+        `client ${fp} disabled on this node now; the passive applies it when it returns ` +
+        (o.unconfirmed
+          ? '(committed on this node; the passive did not confirm it in time)'
+          : '(committed on this node alone: the passive is not streaming, and a revocation is the one write that does not wait for it)')
+      );
+    case 'deny-list':
+      return [
+        `client ${fp} denied on this node ${o.added ? 'now' : `already, since ${o.entry.since}`}: this passive cannot write ` +
+          `(its active is unreachable), so the client is listed in ${o.file} and this node refuses it within 1 s.`,
+        `The active does not know: when it is back, run \`keytrustee-orgtool disable-client --fingerprint ${fp}\` there;` +
+          ' this node drops the entry by itself once the replicated state says disabled.',
+      ].join('\n');
+  }
 }
 
 const program = new Command('keytrustee-orgtool')
@@ -67,20 +96,29 @@ program
 
 program
   .command('enable-client')
-  .description('activate a client that awaits approval (or re-enable a disabled one)')
+  .description(
+    'activate a client that awaits approval (or re-enable a disabled one); a write on both nodes, refused while one is down',
+  )
   .requiredOption('--fingerprint <fp>', 'client fingerprint, e.g. 4096R/...')
   .action(async (o: { fingerprint: string }, cmd: Command) => {
-    await withServices(cmd, (s) => setClientState(s, checkFingerprint(o.fingerprint), 'active'));
-    process.stdout.write(`client ${o.fingerprint} enabled\n`);
+    const dropped = await withServices(cmd, (s) => enableClient(s, checkFingerprint(o.fingerprint)));
+    process.stdout.write(
+      `client ${o.fingerprint} enabled${dropped ? " (and removed from this node's deny list)" : ''}\n`,
+    );
   });
 
 program
   .command('disable-client')
-  .description('disable a client: both nodes refuse it from its next request')
+  .description(
+    'disable a client: both nodes refuse it from its next request. Works with a node down: on the ' +
+      'active it commits locally (the passive applies it when it returns), on a passive whose active ' +
+      "is unreachable it goes into this node's deny list",
+  )
   .requiredOption('--fingerprint <fp>', 'client fingerprint')
   .action(async (o: { fingerprint: string }, cmd: Command) => {
-    await withServices(cmd, (s) => setClientState(s, checkFingerprint(o.fingerprint), 'disabled'));
-    process.stdout.write(`client ${o.fingerprint} disabled\n`);
+    const fp = checkFingerprint(o.fingerprint);
+    const outcome = await withServices(cmd, (s) => revokeClient(s, fp));
+    process.stdout.write(`${describeRevocation(fp, outcome)}\n`);
   });
 
 void runProgram(program);

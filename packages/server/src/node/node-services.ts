@@ -10,16 +10,20 @@ import { connectNodeDb } from '../db/node-db';
 import { NodeState } from './node-state';
 
 export interface NodeServices {
+  confdir: string;
   conf: KeytrusteeConf;
   db: Db;
   keys: KeyHierarchy;
   write: WritePathOptions;
+  /** The node's state as the server decides it (polled once at open; `poll()` refreshes it). */
+  state: NodeState;
   close(): Promise<void>;
 }
 
 /**
  * Database services for admin tools running next to a node: the same write path and write
- * gate as the server (org changes are writes: refused when the passive is down).
+ * gate as the server (org changes are writes: refused when the passive is down; only
+ * `disable-client` may proceed without it, see orgs/revoke-client.ts).
  */
 export async function openNodeServices(confdir: string): Promise<NodeServices> {
   const conf = loadKeytrusteeConf(confdir);
@@ -36,6 +40,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
   await state.probePeerOnce();
   await state.poll();
   return {
+    confdir,
     conf,
     db,
     keys,
@@ -49,6 +54,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
         return state.writeMode();
       },
     },
+    state,
     close: () => db.close(),
   };
 }

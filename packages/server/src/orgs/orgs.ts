@@ -146,8 +146,9 @@ export async function listOrgs(svc: OrgServices): Promise<Record<string, OrgList
   return out;
 }
 
+/** Sets a client's state with the normal write (both nodes; refused during an outage). */
 export async function setClientState(
-  svc: OrgServices,
+  svc: Pick<OrgServices, 'write'>,
   fingerprint: string,
   state: ClientState,
 ): Promise<void> {

@@ -43,6 +43,15 @@ export async function updateClientState(
   return rowCount ?? 0;
 }
 
+/** Those of `fingerprints` whose client is disabled (read on either node: the replicated state). */
+export async function selectDisabledFingerprints(c: ClientBase, fingerprints: string[]): Promise<string[]> {
+  const { rows } = await c.query<{ fingerprint: string }>(
+    `select fingerprint from clients where fingerprint = any($1::text[]) and state = 'disabled'`,
+    [fingerprints],
+  );
+  return rows.map((r) => r.fingerprint);
+}
+
 export async function selectClientsOfOrg(c: ClientBase, orgId: string): Promise<ClientRow[]> {
   const { rows } = await c.query<ClientRow>(
     `select c.fingerprint, c.org_id, o.name as org_name, c.name, c.state, c.certificate
