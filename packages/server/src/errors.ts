@@ -64,6 +64,12 @@ export const SQLSTATE = {
   ADMIN_SHUTDOWN: '57P01',
   /** query_canceled. */
   QUERY_CANCELED: '57014',
+  /**
+   * warning: what a COMMIT reports when its wait for the synchronous standby was cancelled
+   * ("canceling wait for synchronous replication …; already committed locally"). Matched by
+   * code, never by the severity word, which the server translates (lc_messages).
+   */
+  WARNING: '01000',
 } as const;
 
 const UNAVAILABLE_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'ETIMEDOUT', 'EPIPE']);

@@ -95,15 +95,25 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
   // PostgreSQL reports a commit whose wait for the standby was cut short (by us or anyone) as a
   // success plus a WARNING notice: that notice, never the COMMIT status, is the truth (DESIGN.md).
   let warned = false;
-  const onNotice = (n: { severity?: string; code?: string }) => {
-    if (n.severity === 'WARNING' || n.code === SQLSTATE.ADMIN_SHUTDOWN) warned = true;
+  let rolledBack = false;
+  const onNotice = (n: { code?: string }) => {
+    if (n.code === SQLSTATE.WARNING || n.code === SQLSTATE.ADMIN_SHUTDOWN) warned = true;
   };
   client.on('notice', onNotice);
   const timer = setTimeout(() => {
     cancel = opts.db.control.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
   }, opts.commitWaitMs);
   try {
-    await client.query('commit');
+    const done = await client.query('commit');
+    // COMMIT of a transaction an earlier (caught) error aborted answers ROLLBACK without an
+    // error: nothing was stored, and success must not be reported.
+    if (done.command !== 'COMMIT') {
+      opts.log?.error(
+        { command: done.command },
+        'write transaction was aborted before COMMIT; nothing stored',
+      );
+      rolledBack = true;
+    }
   } catch (e) {
     const code = (e as { code?: string }).code;
     // Integrity or serialization failures are raised before the commit record: nothing committed.
@@ -122,6 +132,13 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
     client.off('notice', onNotice);
     // Never release the client while our cancel may still land on its next statement.
     if (cancel) await cancel;
+  }
+  if (rolledBack) {
+    throw new AppError(
+      'UNAVAILABLE',
+      'the database rolled this write back (an earlier statement in it failed); nothing was stored',
+      { retryAfterSec: 1 },
+    );
   }
   if (warned && !cancel) {
     throw new AppError(

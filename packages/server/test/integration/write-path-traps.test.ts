@@ -1,0 +1,79 @@
+/**
+ * Issue 10, finding 7 (write-path traps), on a real PostgreSQL: a COMMIT of a transaction that an
+ * earlier, caught error aborted answers ROLLBACK without an error — it must not be reported as a
+ * stored write; and a commit whose wait for the synchronous standby is cancelled is recognised by
+ * its SQLSTATE (01000), not by the (translatable) severity word.
+ */
+import { Client } from 'pg';
+import { socketDirFor } from '@trustee/replicator';
+import { runWrite } from '../../src/db/write-path';
+import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+
+describe('write path traps (issue 10, finding 7)', () => {
+  let node: SingleNode;
+  const superuser = async <T>(fn: (c: Client) => Promise<T>): Promise<T> => {
+    const c = new Client({
+      host: socketDirFor(node.dbDir),
+      port: node.dbPort,
+      user: 'keytrustee',
+      database: 'keytrustee',
+    });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  const barrierAt = () =>
+    superuser(async (c) =>
+      (await c.query<{ at: Date }>('select at from write_barrier where id = 1')).rows[0].at.getTime(),
+    );
+
+  beforeAll(async () => {
+    node = await startSingleNode();
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  it('reports a transaction aborted by a caught error as not stored, and stores nothing', async () => {
+    const before = await barrierAt();
+    await expect(
+      runWrite(node.server.ctx.write, async (c) => {
+        await c.query("update write_barrier set at = now() + interval '1 hour' where id = 1");
+        // A statement fails and the caller swallows the error: PostgreSQL aborts the transaction.
+        await c.query('select 1 / 0').catch(() => undefined);
+      }),
+    ).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/rolled this write back/),
+    });
+    expect(await barrierAt()).toBe(before);
+    // The pooled connection is healthy afterwards: a normal write still commits.
+    await runWrite(node.server.ctx.write, (c) =>
+      c.query("update write_barrier set at = now() + interval '2 hours' where id = 1"),
+    );
+    expect(await barrierAt()).toBeGreaterThan(before);
+  });
+
+  it('answers WRITE_IN_DOUBT when the wait for a synchronous standby is cancelled (SQLSTATE 01000)', async () => {
+    // A standby that never comes: every commit waits for it until the write path cancels the wait.
+    await superuser(async (c) => {
+      await c.query(`alter system set synchronous_standby_names = 'nobody_here'`);
+      await c.query('select pg_reload_conf()');
+    });
+    try {
+      await expect(
+        runWrite({ ...node.server.ctx.write, commitWaitMs: 300 }, (c) =>
+          c.query("update write_barrier set at = now() + interval '3 hours' where id = 1"),
+        ),
+      ).rejects.toMatchObject({ code: 'WRITE_IN_DOUBT' });
+    } finally {
+      await superuser(async (c) => {
+        await c.query('alter system reset synchronous_standby_names');
+        await c.query('select pg_reload_conf()');
+      });
+    }
+  });
+});
