@@ -120,6 +120,13 @@ export function createMetrics() {
   });
   jobRunnerActive.set(0);
 
+  const rateLimitStoreErrors = new Counter({
+    name: 'trustee_rate_limit_store_errors_total',
+    help: 'Rate-limit store (Redis) failures by limiter: registration refuses (fail closed), requests are let through (fail open)',
+    labelNames: ['limiter'] as const,
+    registers: [registry],
+  });
+
   /** Gauges from the node's one decision and its snapshot. */
   function observeNode(ns: NodeState): void {
     const s = ns.current();
@@ -154,6 +161,7 @@ export function createMetrics() {
     backupFailures,
     backupDuration,
     jobRunnerActive,
+    rateLimitStoreErrors,
   };
 }
 

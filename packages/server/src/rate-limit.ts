@@ -39,15 +39,44 @@ export function createRateLimits(opts: {
   };
 }
 
+/** A gate that opens at most once per `ms` (to keep a log line from repeating per request). */
+export function everyMs(ms: number, now: () => number = Date.now): { due(): boolean } {
+  let last = -Infinity;
+  return {
+    due() {
+      const t = now();
+      if (t - last < ms) return false;
+      last = t;
+      return true;
+    },
+  };
+}
+
 function retryAfter(res: RateLimiterRes): number {
   return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
 }
 
+export interface ConsumeOptions {
+  /**
+   * When the counter store (Redis) fails: false (default) lets the request through rather than
+   * lock every client out; true refuses it (UNAVAILABLE) — for registration, whose lockout is a
+   * brute-force guard that must not vanish when Redis does.
+   */
+  failClosed?: boolean;
+  /** Called with the store's error (log it, count it); never with a limit hit. */
+  onStoreError?: (e: Error) => void;
+}
+
 /**
- * Consumes one point. A limit hit rejects with a RateLimiterRes; a Redis failure rejects with
- * an Error — then we let the request through rather than lock every client out.
+ * Consumes one point. A limit hit rejects with a RateLimiterRes (→ RATE_LIMITED); a Redis
+ * failure rejects with an Error (→ let through, or UNAVAILABLE when `failClosed`).
  */
-export async function consumeOrThrow(limiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+export async function consumeOrThrow(
+  limiter: RateLimiterAbstract,
+  key: string,
+  what: string,
+  opts: ConsumeOptions = {},
+): Promise<void> {
   try {
     await limiter.consume(key);
   } catch (e) {
@@ -55,6 +84,14 @@ export async function consumeOrThrow(limiter: RateLimiterAbstract, key: string, 
       throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(e)} s`, {
         retryAfterSec: retryAfter(e),
       });
+    }
+    opts.onStoreError?.(e as Error);
+    if (opts.failClosed) {
+      throw new AppError(
+        'UNAVAILABLE',
+        `${what} cannot be counted now (the shared rate-limit store does not answer); retry shortly`,
+        { retryAfterSec: 5 },
+      );
     }
   }
 }

@@ -5,7 +5,10 @@ import { withClient } from '../db/pool';
 import { selectClient } from '../db/sql/clients';
 import { AppError, toAppError } from '../errors';
 import { keyFingerprint } from '../crypto/fingerprint';
-import { consumeOrThrow } from '../rate-limit';
+import { consumeOrThrow, everyMs } from '../rate-limit';
+
+/** One log line per 10 s about a failing rate-limit store, not one per request. */
+const storeWarning = everyMs(10_000);
 import type { ServerContext } from '../context';
 
 export interface AuthenticatedClient {
@@ -64,7 +67,18 @@ export function requireClient(ctx: ServerContext): RequestHandler {
         throw new AppError('CLIENT_PENDING', 'this client awaits approval by its organization administrator');
       }
       if (row.state === 'disabled') throw new AppError('CLIENT_DISABLED', 'this client has been disabled');
-      await consumeOrThrow(ctx.limits.requests, fp, 'requests from this client');
+      // Fail open: a Redis outage must not lock every client out of its keys (counted and logged).
+      await consumeOrThrow(ctx.limits.requests, fp, 'requests from this client', {
+        onStoreError: (e) => {
+          ctx.metrics.rateLimitStoreErrors.inc({ limiter: 'requests' });
+          if (storeWarning.due()) {
+            ctx.log.warn(
+              { err: e.message },
+              'rate-limit store unreachable: requests let through (fail open)',
+            );
+          }
+        },
+      });
       (req as Request & { trusteeClient?: AuthenticatedClient }).trusteeClient = {
         fingerprint: fp,
         org: row.org_name,

@@ -4,7 +4,10 @@ import type { ServerContext } from '../context';
 import { AppError } from '../errors';
 import { AuthCodeRejected, registerClient } from '../orgs/register-client';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { consumeOrThrow } from '../rate-limit';
+import { consumeOrThrow, everyMs } from '../rate-limit';
+
+/** One log line per 10 s about a failing rate-limit store, not one per attempt. */
+const storeError = everyMs(10_000);
 import { methodNotAllowed } from './error-handler';
 
 const registerSchema = z
@@ -44,7 +47,18 @@ export function registerRouter(ctx: ServerContext): Router {
         [ctx.limits.registrationFailuresByAddress, address],
       ];
       for (const [limiter, key] of counters) {
-        await consumeOrThrow(limiter, key, 'failed registrations from this address');
+        // Fail closed: without its counters the lockout would let unlimited auth-code guesses through.
+        await consumeOrThrow(limiter, key, 'failed registrations from this address', {
+          failClosed: true,
+          onStoreError: (e) => {
+            ctx.metrics.rateLimitStoreErrors.inc({ limiter: 'registration' });
+            if (storeError.due())
+              ctx.log.error(
+                { err: e.message },
+                'rate-limit store unreachable: registrations refused (fail closed)',
+              );
+          },
+        });
       }
       const giveBack = () =>
         Promise.all(counters.map(([limiter, key]) => limiter.reward(key, 1).catch(() => undefined)));
