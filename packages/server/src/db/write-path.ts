@@ -41,7 +41,11 @@ const PASSIVE_UNAVAILABLE_MESSAGE =
  * Idempotency-Key resolves it.
  */
 export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const singleNode = opts.gate() === 'single-node';
+  // The gate says how this write commits: 'sync' (the passive must confirm), 'single-node'
+  // (operator's degraded mode), 'standalone' (no pair); older callers return nothing.
+  const mode = opts.gate();
+  const singleNode = mode === 'single-node';
+  const checkStandby = mode === 'sync' || (!mode && !!opts.requireSyncStandby);
   let client: PoolClient;
   try {
     client = await opts.db.pool.connect();
@@ -62,7 +66,7 @@ export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) =>
       await client.query('rollback').catch((err: Error) => (broken = err));
       throw e;
     }
-    if (opts.requireSyncStandby && !singleNode && !(await syncStandbyStreaming(client))) {
+    if (checkStandby && !(await syncStandbyStreaming(client))) {
       await client.query('rollback').catch((err: Error) => (broken = err));
       opts.onStandbyMissing?.();
       throw new AppError('PASSIVE_UNAVAILABLE', PASSIVE_UNAVAILABLE_MESSAGE, { retryAfterSec: 1 });

@@ -31,6 +31,8 @@ export interface NodeSnapshot {
   timeline: number | null;
   /** Replication slots invalidated by max_slot_wal_keep_size. */
   lostSlots: string[];
+  /** synchronous_standby_names ('' = commits never wait for a standby). */
+  syncStandbyNames: string;
   /** The replicated cluster identity matches this node's confdir (null: not recorded yet). */
   identityMatches: boolean | null;
   error?: string;
@@ -51,7 +53,8 @@ export async function readNodeSnapshot(pool: Pool, identityFingerprint: string):
   const c = await pool.connect();
   let failure: Error | undefined;
   try {
-    const summary = summarizeReplication(await readReplicationState(c));
+    const state = await readReplicationState(c);
+    const summary = summarizeReplication(state);
     const { rows } = await c.query<{ identity: string | null }>(
       'select (select fingerprint from cluster_identity where id = 1) as identity',
     );
@@ -70,6 +73,7 @@ export async function readNodeSnapshot(pool: Pool, identityFingerprint: string):
       inRecovery: summary.role === 'passive',
       timeline: summary.timeline,
       lostSlots: summary.lostSlots,
+      syncStandbyNames: state.syncStandbyNames,
       identityMatches: identity === null ? null : identity === identityFingerprint,
     };
   } catch (e) {
@@ -113,6 +117,7 @@ export class NodeState {
     inRecovery: false,
     timeline: null,
     lostSlots: [],
+    syncStandbyNames: '',
     identityMatches: null,
   };
   private timer?: NodeJS.Timeout;
@@ -199,7 +204,9 @@ export class NodeState {
     const s = this.snapshot;
     const d = decideNode({
       now: this.now(),
-      twoNode: this.opts.requireSyncStandby,
+      // Strict whenever anything says this is a pair: PEERS configured, or PostgreSQL itself
+      // waiting for a synchronous standby (a commit would otherwise block until WRITE_IN_DOUBT).
+      twoNode: this.opts.requireSyncStandby || s.syncStandbyNames.trim() !== '',
       db: {
         up: s.dbUp,
         inRecovery: s.inRecovery,

@@ -7,7 +7,9 @@
 import { Client } from 'pg';
 import { socketDirFor } from '@trustee/replicator';
 import { runWrite } from '../../src/db/write-path';
+import { registerTestClient } from '../../../../tests/helpers/clients';
 import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { addOrgCli, expectError, orgtool, putDeposit } from '../support/api';
 
 describe('write path traps (issue 10, finding 7)', () => {
   let node: SingleNode;
@@ -75,5 +77,33 @@ describe('write path traps (issue 10, finding 7)', () => {
         await c.query('select pg_reload_conf()');
       });
     }
+  });
+
+  it('a node without PEERS whose PostgreSQL waits for a synchronous standby refuses writes (PASSIVE_UNAVAILABLE), nothing written', async () => {
+    await addOrgCli(node, 'traps');
+    expect((await orgtool(node, 'set-auth', '-n', 'traps', '-s', '')).code).toBe(0);
+    const client = await registerTestClient(node.url, 'traps');
+    await superuser(async (c) => {
+      await c.query(`alter system set synchronous_standby_names = 'nobody_here'`);
+      await c.query('select pg_reload_conf()');
+    });
+    try {
+      await node.server.ctx.nodeState.poll();
+      expect(node.server.ctx.nodeState.decide()).toMatchObject({ writable: false, role: 'active' });
+      const res = await putDeposit(node, client, 'never-written', 'x');
+      expectError(res, 503, 'PASSIVE_UNAVAILABLE');
+    } finally {
+      await superuser(async (c) => {
+        await c.query('alter system reset synchronous_standby_names');
+        await c.query('select pg_reload_conf()');
+      });
+    }
+    await node.server.ctx.nodeState.poll();
+    expect((await putDeposit(node, client, 'written-after', 'y')).status).toBe(201);
+    const rows = await superuser(
+      async (c) =>
+        (await c.query("select name from deposits where name in ('never-written', 'written-after')")).rows,
+    );
+    expect(rows).toEqual([{ name: 'written-after' }]);
   });
 });
