@@ -70,6 +70,8 @@ export const SQLSTATE = {
    * code, never by the severity word, which the server translates (lc_messages).
    */
   WARNING: '01000',
+  /** lock_not_available: lock_timeout expired (nothing written; retry). */
+  LOCK_NOT_AVAILABLE: '55P03',
 } as const;
 
 const UNAVAILABLE_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'ETIMEDOUT', 'EPIPE']);
@@ -93,6 +95,16 @@ export function toAppError(e: unknown): AppError {
       cause: e,
       retryAfterSec: 1,
     });
+  }
+  if (code === SQLSTATE.LOCK_NOT_AVAILABLE) {
+    return new AppError(
+      'UNAVAILABLE',
+      'the write waited too long for a lock held by another write; nothing was stored, retry',
+      {
+        cause: e,
+        retryAfterSec: 1,
+      },
+    );
   }
   if (
     e instanceof Error &&

@@ -29,6 +29,9 @@ export interface WritePathOptions {
   log?: Logger;
 }
 
+/** Longest a write waits for a lock (advisory name lock, row lock) before giving up, ms. */
+export const LOCK_TIMEOUT_MS = 3000;
+
 const PASSIVE_UNAVAILABLE_MESSAGE =
   'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)';
 
@@ -56,8 +59,10 @@ export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) =>
   try {
     await client.query('begin');
     // Single-node mode (an explicit, expiring operator decision): commit without the passive.
+    // One round trip: the commit mode, and a bound on every lock wait in the transaction (the
+    // per-name advisory lock, row locks): a write stuck behind another gives up with nothing written.
     await client.query(
-      singleNode ? 'set local synchronous_commit = local' : 'set local synchronous_commit = remote_apply',
+      `set local synchronous_commit = ${singleNode ? 'local' : 'remote_apply'}; set local lock_timeout = ${LOCK_TIMEOUT_MS}`,
     );
     let result: T;
     try {

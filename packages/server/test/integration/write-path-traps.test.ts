@@ -106,4 +106,34 @@ describe('write path traps (issue 10, finding 7)', () => {
     );
     expect(rows).toEqual([{ name: 'written-after' }]);
   });
+
+  it('bounds the wait for a lock another write holds: UNAVAILABLE, nothing written, then the write works (issue 10, finding 1/6)', async () => {
+    await addOrgCli(node, 'locks');
+    expect((await orgtool(node, 'set-auth', '-n', 'locks', '-s', '')).code).toBe(0);
+    const client = await registerTestClient(node.url, 'locks');
+    const holder = new Client({
+      host: socketDirFor(node.dbDir),
+      port: node.dbPort,
+      user: 'keytrustee',
+      database: 'keytrustee',
+    });
+    await holder.connect();
+    try {
+      // The per-name lock a PUT takes (pg_advisory_xact_lock on owner/name), held elsewhere.
+      await holder.query('select pg_advisory_lock(hashtextextended($1::text, 0))', [
+        `${client.fingerprint}/contended`,
+      ]);
+      const res = await putDeposit(node, client, 'contended', 'x');
+      expectError(res, 503, 'UNAVAILABLE');
+      expect(res.json.error.message).toMatch(/waited too long for a lock/);
+      await holder.query('select pg_advisory_unlock_all()');
+      expect((await putDeposit(node, client, 'contended', 'y')).status).toBe(201);
+      const rows = await superuser(
+        async (c) => (await c.query("select version from deposits where name = 'contended'")).rows,
+      );
+      expect(rows).toEqual([{ version: 1 }]);
+    } finally {
+      await holder.end();
+    }
+  });
 });
