@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CONF_FILE, confPaths } from './confdir/paths';
+import { parseCipherList } from './tls/cipher-list';
+import { parseListenAddress } from './tls/listen-address';
+import { DEFAULT_TLS_MIN_VERSION, parseTlsMinVersion } from './tls/tls-version';
 
 /** Environment variables the server reads (all in one place, one product prefix). */
 export const ENV = {
@@ -29,12 +32,70 @@ export const keytrusteeConfSchema = z
     /** Per-node TLS certificate / key (PEM paths; relative paths are resolved in the confdir). */
     SSL_CERTIFICATE: z.string().default('.ssl/ssl-cert-keytrustee.pem'),
     SSL_PRIVATE_KEY: z.string().default('.ssl/ssl-cert-keytrustee-pk.pem'),
-    /** Script printing the TLS private key's passphrase on stdout (optional). */
-    SSL_PRIVATE_KEY_PASSWORD_SCRIPT: z.string().optional(),
-    /** Lowest TLS version accepted; default TLSv1.2. */
-    TLS_MIN_VERSION: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-    /** OpenSSL cipher list for TLS ≤ 1.2 (optional; Node's secure default otherwise). */
-    TLS_CIPHERS: z.string().optional(),
+    /**
+     * Command printing the TLS private key's passphrase on stdout, with arguments (the seed's
+     * `/bin/echo -n password`): run without a shell, split on whitespace ('…' and "…" quote), one
+     * trailing newline stripped; never logged. Optional; required for an encrypted key.
+     */
+    SSL_PRIVATE_KEY_PASSWORD_SCRIPT: z.string().min(1).optional(),
+    /**
+     * Lowest TLS version offered: the seed's `tlsv1`, `tlsv1.1`, `tlsv1.2`, or `tlsv1.3`, any case
+     * (parsed to Node's `TLSv1.2` form). Default tlsv1.2 (the original defaulted to tlsv1). TLS
+     * 1.0/1.1 are offered only as far as OpenSSL allows; the start log says what is offered.
+     */
+    TLS_MIN_VERSION: z
+      .string()
+      .transform((v, ctx) => {
+        const version = parseTlsMinVersion(v);
+        if (version) return version;
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${v}" is not one of tlsv1, tlsv1.1, tlsv1.2, tlsv1.3`,
+        });
+        return z.NEVER;
+      })
+      .default(DEFAULT_TLS_MIN_VERSION),
+    /**
+     * OpenSSL cipher list (see man ciphers) separated by `:`, `,` or spaces, e.g. the seed's
+     * `AES256:CAMELLIA256-SHA`; normalised to colons. It sets the TLS ≤ 1.2 ciphers (TLS 1.3 keeps
+     * its AEAD suites unless `TLS_*` suites are listed). Default (empty): ECDHE with AES-GCM or
+     * ChaCha20-Poly1305 only (Mozilla intermediate, no CBC).
+     */
+    TLS_CIPHERS: z
+      .string()
+      .transform((v, ctx) => {
+        try {
+          return parseCipherList(v);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: (e as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+    /**
+     * true: `/metrics` on the API port answers only a client certificate issued by the cluster CA
+     * (401 otherwise). Default false: anyone reaching the port may scrape.
+     */
+    METRICS_REQUIRE_CLIENT_CERT: z.boolean().default(false),
+    /**
+     * `HOST:PORT` (or a bare port: 127.0.0.1) where `/metrics` is served over plain HTTP, e.g.
+     * `127.0.0.1:9371`. When set, the API port no longer serves `/metrics` unless
+     * METRICS_REQUIRE_CLIENT_CERT is true. Default: unset.
+     */
+    METRICS_LISTEN: z
+      .string()
+      .refine(
+        (v) => {
+          try {
+            parseListenAddress(v);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { message: 'HOST:PORT such as 127.0.0.1:9371' },
+      )
+      .optional(),
     /** PostgreSQL port; default 11381. */
     DB_PORT: z.number().int().min(1).max(65535).default(11381),
     /** PostgreSQL data directory (holds the unix socket); set by `ktadmin db --bootstrap`. */

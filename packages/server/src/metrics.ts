@@ -127,6 +127,18 @@ export function createMetrics() {
     registers: [registry],
   });
 
+  const tlsCertificateExpiry = new Gauge({
+    name: 'trustee_tls_certificate_expiry_timestamp_seconds',
+    help: "notAfter of the TLS certificate this node serves on its API port (its own, not the chain's), Unix seconds",
+    registers: [registry],
+  });
+  const tlsReloads = new Counter({
+    name: 'trustee_tls_reloads_total',
+    help: 'TLS certificate reloads (SIGHUP) by result: ok (served to new connections) or failed (the previous one kept; the reason is in the log)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+
   /** Gauges from the node's one decision and its snapshot. */
   function observeNode(ns: NodeState): void {
     const s = ns.current();
@@ -162,6 +174,8 @@ export function createMetrics() {
     backupDuration,
     jobRunnerActive,
     rateLimitStoreErrors,
+    tlsCertificateExpiry,
+    tlsReloads,
   };
 }
 

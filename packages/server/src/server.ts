@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
 import type { PoolClient } from 'pg';
 import { runMigrations } from '@trustee/replicator';
@@ -22,6 +21,10 @@ import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
 import { createJobRunner } from './jobs/job-runner';
 import { enqueueBackupNow } from './jobs/backup-now';
+import { parseListenAddress } from './tls/listen-address';
+import { apiMetricsAccess, guardApiMetrics, startMetricsListener } from './tls/metrics-access';
+import { createTlsReloader, logNodeTls, prepareNodeTls, type TlsReloadResult } from './tls/node-tls';
+import { certificateExpirySeconds } from './tls/server-tls';
 
 export { MIGRATIONS_DIR, VERSION } from './package-info';
 export { connectNodeDb, StartupError } from './db/node-db';
@@ -43,6 +46,10 @@ export interface RunningServer {
   port: number;
   ctx: ServerContext;
   conf: KeytrusteeConf;
+  /** METRICS_LISTEN's bound address (plain HTTP /metrics), when configured. */
+  metricsAddress?: AddressInfo;
+  /** SIGHUP: re-reads the TLS keys of keytrustee.conf and the .ssl/ files; keeps the old ones if the new are unusable. */
+  reloadTls(): Promise<TlsReloadResult>;
   close(): Promise<void>;
 }
 
@@ -67,12 +74,6 @@ export function checkSecretFiles(confdir: string, conf: KeytrusteeConf): void {
   }
 }
 
-function tlsPassphrase(confdir: string, conf: KeytrusteeConf): string | undefined {
-  if (!conf.SSL_PRIVATE_KEY_PASSWORD_SCRIPT) return undefined;
-  const script = resolveConfPath(confdir, conf.SSL_PRIVATE_KEY_PASSWORD_SCRIPT);
-  return execFileSync(script, [], { encoding: 'utf8', timeout: 10_000 }).replace(/\r?\n$/, '');
-}
-
 /** Records the identity on a fresh active (it then replicates to the passive for the identity check). */
 async function recordIdentity(client: PoolClient, fingerprint: string): Promise<void> {
   await client.query(
@@ -92,9 +93,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     certPem: readFileSync(p.identityCert, 'utf8'),
     fingerprint: keyFingerprint(identityKey),
   };
+  // TLS first: a key that cannot be opened or a cipher list OpenSSL rejects stops the start here.
+  const tlsSource = { confdir: opts.confdir, clientCaPem: identity.certPem };
+  const nodeTls = await prepareNodeTls({ ...tlsSource, settings: conf });
+  logNodeTls(log, nodeTls, 'TLS ready');
   const keys = createFileMasterKey(p.masterKey);
   const db = connectNodeDb(conf, opts.confdir);
   const metrics = createMetrics();
+  metrics.tlsCertificateExpiry.set(certificateExpirySeconds(nodeTls.certificate));
   const redisUrl = conf.REDIS_URL;
   const redis = redisUrl
     ? new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
@@ -187,24 +193,39 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const app = createApp(ctx);
     const server = createServer(
       {
-        key: readSecretFile(resolveConfPath(opts.confdir, conf.SSL_PRIVATE_KEY)),
-        cert: readFileSync(resolveConfPath(opts.confdir, conf.SSL_CERTIFICATE)),
-        passphrase: tlsPassphrase(opts.confdir, conf),
-        ca: identity.certPem,
+        // key, served chain (+ .ssl/ssl-cert-keytrustee-ca.pem), passphrase, client CA, floor, ciphers
+        ...nodeTls.options,
         requestCert: true,
         // Registration and health are anonymous; authenticated routes check `socket.authorized`.
         rejectUnauthorized: false,
-        minVersion: conf.TLS_MIN_VERSION,
-        ...(conf.TLS_CIPHERS ? { ciphers: conf.TLS_CIPHERS } : {}),
       },
-      app,
+      guardApiMetrics(app, apiMetricsAccess(conf)),
     );
+    const tlsReloader = createTlsReloader({
+      ...tlsSource,
+      server,
+      initial: nodeTls,
+      readSettings: () => loadKeytrusteeConf(opts.confdir),
+      log: log.child({ component: 'tls' }),
+      metrics,
+    });
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port ?? conf.PORT, opts.listenAddress ?? conf.LISTEN_ADDRESS, () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
+    const metricsListener = conf.METRICS_LISTEN
+      ? await startMetricsListener({
+          listen: parseListenAddress(conf.METRICS_LISTEN),
+          registry: metrics.registry,
+          beforeScrape: () => metrics.observeNode(ns),
+          log,
+        }).catch((e: Error) => {
+          server.close();
+          throw new StartupError(`METRICS_LISTEN ${conf.METRICS_LISTEN}: ${e.message}`);
+        })
+      : undefined;
     log.info({ port, role: ns.current().role, fingerprint: identity.fingerprint }, 'keytrusteed listening');
     // Change journal (JOURNAL_DIR): streams from the logical slot while this node decides it is active.
     const journal = startNodeJournal({
@@ -232,8 +253,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       port,
       ctx,
       conf,
+      metricsAddress: metricsListener?.address,
+      reloadTls: () => tlsReloader.reload(),
       async close() {
         clearInterval(metricsTimer);
+        await metricsListener?.close();
         await journal?.close();
         ns.stop();
         denyList?.stop();

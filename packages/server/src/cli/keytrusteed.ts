@@ -3,18 +3,27 @@ import { closeSync, constants, existsSync, openSync, readFileSync, unlinkSync, w
 import { Command } from 'commander';
 import { pidFilePath } from '../confdir/paths';
 import { createLogger } from '../logger';
-import { startServer } from '../server';
+import { startServer, type RunningServer } from '../server';
 import { defaultConfdir, parsePort, runProgram } from './common';
 
 const program = new Command('keytrusteed')
   .version(VERSION, '--version', 'print the version')
-  .description('Run the Trustee HTTPS server (foreground). Writes DIR/../keytrusteed.pid')
+  .description(
+    'Run the Trustee HTTPS server (foreground). Writes DIR/../keytrusteed.pid. SIGHUP reloads the TLS certificate and key',
+  )
   .option('--confdir <dir>', 'configuration directory', defaultConfdir())
   .option('--port <port>', 'override the HTTPS port of keytrustee.conf', parsePort)
   .action(async (o: { confdir: string; port?: number }) => {
     const log = createLogger({ name: 'keytrusteed' });
     const pidFile = pidFilePath(o.confdir);
+    // SIGHUP reloads the TLS certificate; until the server runs it must not end the process.
+    const started: { running?: RunningServer } = {};
+    process.on('SIGHUP', () => {
+      if (started.running) void started.running.reloadTls();
+      else log.warn({ signal: 'SIGHUP' }, 'SIGHUP before the server started: nothing to reload');
+    });
     const running = await startServer({ confdir: o.confdir, port: o.port, log });
+    started.running = running;
     // The pid file's directory belongs to the service account: never write through a link in it.
     const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
     const fd = openSync(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
