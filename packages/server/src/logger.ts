@@ -23,6 +23,8 @@ export function createLogger(
           '*.value',
           '*.privateKey',
           '*.SSL_PRIVATE_KEY_PASSWORD',
+          '*.SSL_PRIVATE_KEY_PASSWORD_SCRIPT',
+          '*.passphrase',
         ],
         censor: '[redacted]',
       },

@@ -134,6 +134,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         if (applied.length) log.info({ applied }, 'schema migrated');
         // Same session as the migrations (synchronous_commit = local): never waits for a passive.
         await recordIdentity(client, identity.fingerprint);
+        // The session setting would outlive this use: a pooled connection must not keep
+        // committing locally for whatever borrows it next (writes also set it per transaction).
+        await client.query('reset synchronous_commit');
       } finally {
         client.release();
       }
