@@ -8,6 +8,7 @@ import { Client } from 'pg';
 import { socketDirFor } from '@trustee/replicator';
 import { runWrite } from '../../src/db/write-path';
 import { registerTestClient } from '../../../../tests/helpers/clients';
+import { waitFor } from '../../../../tests/helpers/processes';
 import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
 import { addOrgCli, expectError, orgtool, putDeposit } from '../support/api';
 
@@ -65,10 +66,18 @@ describe('write path traps (issue 10, finding 7)', () => {
       await c.query(`alter system set synchronous_standby_names = 'nobody_here'`);
       await c.query('select pg_reload_conf()');
     });
+    const pool = node.server.ctx.db.pool;
+    const poolSees = async (v: string) =>
+      (await pool.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]
+        .v === v;
     try {
+      // pg_reload_conf() signals the backends; each applies it before its next command.
+      await waitFor('the pool sees the standby setting', () => poolSees('nobody_here'));
+      // The gate is bypassed (it would refuse at once): this is about the commit wait itself.
       await expect(
-        runWrite({ ...node.server.ctx.write, commitWaitMs: 300 }, (c) =>
-          c.query("update write_barrier set at = now() + interval '3 hours' where id = 1"),
+        runWrite(
+          { ...node.server.ctx.write, gate: () => undefined, requireSyncStandby: false, commitWaitMs: 300 },
+          (c) => c.query("update write_barrier set at = now() + interval '3 hours' where id = 1"),
         ),
       ).rejects.toMatchObject({ code: 'WRITE_IN_DOUBT' });
     } finally {
@@ -76,6 +85,7 @@ describe('write path traps (issue 10, finding 7)', () => {
         await c.query('alter system reset synchronous_standby_names');
         await c.query('select pg_reload_conf()');
       });
+      await waitFor('the pool sees the setting reset', () => poolSees(''));
     }
   });
 
@@ -88,7 +98,11 @@ describe('write path traps (issue 10, finding 7)', () => {
       await c.query('select pg_reload_conf()');
     });
     try {
-      await node.server.ctx.nodeState.poll();
+      // pg_reload_conf() signals the backends; each applies it before its next command.
+      await waitFor('the node sees the synchronous standby setting', async () => {
+        await node.server.ctx.nodeState.poll();
+        return !node.server.ctx.nodeState.decide().writable;
+      });
       expect(node.server.ctx.nodeState.decide()).toMatchObject({ writable: false, role: 'active' });
       const res = await putDeposit(node, client, 'never-written', 'x');
       expectError(res, 503, 'PASSIVE_UNAVAILABLE');
@@ -98,7 +112,10 @@ describe('write path traps (issue 10, finding 7)', () => {
         await c.query('select pg_reload_conf()');
       });
     }
-    await node.server.ctx.nodeState.poll();
+    await waitFor('writable again', async () => {
+      await node.server.ctx.nodeState.poll();
+      return node.server.ctx.nodeState.decide().writable;
+    });
     expect((await putDeposit(node, client, 'written-after', 'y')).status).toBe(201);
     const rows = await superuser(
       async (c) =>
