@@ -1,7 +1,7 @@
-import { socketDirFor } from '@trustee/replicator';
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { useTestCluster } from './helpers/cluster';
+import { withSuperuser } from './helpers/psql';
 import { getDepositRaw, putDepositRaw } from './helpers/deposit-requests';
 import { waitFor } from './helpers/processes';
 
@@ -13,21 +13,8 @@ import { waitFor } from './helpers/processes';
 describe('idempotent retry racing an unconfirmed first attempt', () => {
   const fixture = useTestCluster({ withClient: true });
 
-  async function onPassive<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-    const b = fixture.cluster.node('b');
-    const c = new Client({
-      host: socketDirFor(b.dbDir),
-      port: b.dbPort,
-      user: 'keytrustee',
-      database: 'keytrustee',
-    });
-    await c.connect();
-    try {
-      return await fn(c);
-    } finally {
-      await c.end();
-    }
-  }
+  const onPassive = <T>(fn: (c: Client) => Promise<T>): Promise<T> =>
+    withSuperuser(fixture.cluster.node('b'), fn);
 
   it('answers the concurrent retry WRITE_IN_DOUBT while the passive has not applied the write, then 201 once it has', async () => {
     const { cluster, client } = fixture;

@@ -18,6 +18,7 @@ import { startTestCluster, type NodeName, type TestCluster } from './helpers/clu
 import { health, putDepositRaw } from './helpers/deposit-requests';
 import { httpsRequest } from './helpers/https-request';
 import { waitFor } from './helpers/processes';
+import { withSuperuser } from './helpers/psql';
 import { makeTempDir, removeDir } from './helpers/temp-dir';
 
 interface LogLine {
@@ -73,21 +74,8 @@ describe('scheduled backups on the active only (issue #9)', () => {
     await c.query('lock table deposits in access exclusive mode');
     return c;
   }
-  async function query<T>(n: NodeName, sql: string): Promise<T[]> {
-    const node = cluster.node(n);
-    const c = new Client({
-      host: socketDirFor(node.dbDir),
-      port: node.dbPort,
-      user: 'keytrustee',
-      database: 'keytrustee',
-    });
-    await c.connect();
-    try {
-      return (await c.query(sql)).rows as T[];
-    } finally {
-      await c.end();
-    }
-  }
+  const query = <T>(n: NodeName, sql: string): Promise<T[]> =>
+    withSuperuser(cluster.node(n), async (c) => (await c.query(sql)).rows as T[]);
   /** Decrypts a backup with the test keyring and lists its members. */
   function decryptAndList(file: string): string {
     const tar = join(work, 'check.tar');

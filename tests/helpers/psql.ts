@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { DB_SUPERUSER, findPgBinDir, socketDirFor } from '@trustee/replicator';
 
 /**
@@ -24,4 +25,19 @@ export function psqlAt(node: { dbDir: string; dbPort: number }, args: string[]):
     ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 },
   );
+}
+
+/** Runs `fn` with a superuser connection to a node's database (over its socket), always closed. */
+export async function withSuperuser<T>(
+  node: { dbDir: string; dbPort: number },
+  fn: (c: Client) => Promise<T>,
+  database = 'keytrustee',
+): Promise<T> {
+  const c = new Client({ host: socketDirFor(node.dbDir), port: node.dbPort, user: DB_SUPERUSER, database });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
 }

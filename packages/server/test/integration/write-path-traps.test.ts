@@ -9,25 +9,13 @@ import { socketDirFor } from '@trustee/replicator';
 import { runWrite } from '../../src/db/write-path';
 import { registerTestClient } from '../../../../tests/helpers/clients';
 import { waitFor } from '../../../../tests/helpers/processes';
+import { withSuperuser } from '../../../../tests/helpers/psql';
 import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
 import { addOrgCli, expectError, orgtool, putDeposit } from '../support/api';
 
 describe('write path traps (issue 10, finding 7)', () => {
   let node: SingleNode;
-  const superuser = async <T>(fn: (c: Client) => Promise<T>): Promise<T> => {
-    const c = new Client({
-      host: socketDirFor(node.dbDir),
-      port: node.dbPort,
-      user: 'keytrustee',
-      database: 'keytrustee',
-    });
-    await c.connect();
-    try {
-      return await fn(c);
-    } finally {
-      await c.end();
-    }
-  };
+  const superuser = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withSuperuser(node, fn);
   const barrierAt = () =>
     superuser(async (c) =>
       (await c.query<{ at: Date }>('select at from write_barrier where id = 1')).rows[0].at.getTime(),
