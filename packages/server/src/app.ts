@@ -1,4 +1,5 @@
 import express, { type Express } from 'express';
+import type { TLSSocket } from 'node:tls';
 import type { ServerContext } from './context';
 import { AppError } from './errors';
 import { depositsRouter } from './routes/deposits';
@@ -45,6 +46,17 @@ export function createApp(ctx: ServerContext): Express {
   // Every decision below reads the node state; refresh it first if the event loop starved the poll.
   app.use((_req, _res, next) => {
     ctx.nodeState.ensureFresh().then(() => next(), next);
+  });
+  // Deposit routes need a certificate of this cluster: without one, answer 401 before reading or
+  // parsing any body (an anonymous peer must not make the server buffer and parse megabytes).
+  app.use('/v1/deposits', (req, _res, next) => {
+    if ((req.socket as TLSSocket).authorized) return next();
+    next(
+      new AppError(
+        'UNAUTHENTICATED',
+        'a client certificate issued by this cluster is required (register first)',
+      ),
+    );
   });
   app.use(requireJson);
   app.use(express.json({ limit: bodyLimitBytes(ctx.maxValueBytes), strict: true, type: 'application/json' }));

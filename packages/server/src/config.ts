@@ -113,6 +113,14 @@ export const keytrusteeConfSchema = z
       .default(64 * 1024),
     /** Requests per second allowed per client; default 500. */
     RATE_LIMIT_PER_SECOND: z.number().int().min(1).default(500),
+    /** TLS handshake bound, ms; default 10000 (Node's default is 120 s). */
+    TLS_HANDSHAKE_TIMEOUT_MS: z.number().int().min(100).max(120_000).default(10_000),
+    /** Request headers bound, ms; default 10000. */
+    HEADERS_TIMEOUT_MS: z.number().int().min(100).max(120_000).default(10_000),
+    /** Whole-request bound (headers + body), ms; default 30000. */
+    REQUEST_TIMEOUT_MS: z.number().int().min(1000).max(600_000).default(30_000),
+    /** Open connections allowed per source address; default 256. */
+    MAX_CONNECTIONS_PER_SOURCE: z.number().int().min(1).max(100_000).default(256),
     /** Failed registration attempts allowed per org and address per 15 minutes; default 10. */
     REGISTRATION_FAILURES_PER_15_MIN: z.number().int().min(1).default(10),
     SMTP_URL: z.string().optional(),

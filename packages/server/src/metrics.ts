@@ -120,6 +120,11 @@ export function createMetrics() {
   });
   jobRunnerActive.set(0);
 
+  const connectionsRefused = new Counter({
+    name: 'trustee_connections_refused_total',
+    help: 'TCP connections closed at once because their source address held MAX_CONNECTIONS_PER_SOURCE already',
+    registers: [registry],
+  });
   const rateLimitStoreErrors = new Counter({
     name: 'trustee_rate_limit_store_errors_total',
     help: 'Rate-limit store (Redis) failures by limiter: registration refuses (fail closed), requests are let through (fail open)',
@@ -174,6 +179,7 @@ export function createMetrics() {
     backupDuration,
     jobRunnerActive,
     rateLimitStoreErrors,
+    connectionsRefused,
     tlsCertificateExpiry,
     tlsReloads,
   };

@@ -20,6 +20,8 @@ import { createMetrics } from './metrics';
 import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
 import { createJobRunner } from './jobs/job-runner';
+import { applyConnectionLimits } from './http/connection-limits';
+import { everyMs } from './rate-limit';
 import { enqueueBackupNow } from './jobs/backup-now';
 import { parseListenAddress } from './tls/listen-address';
 import { apiMetricsAccess, guardApiMetrics, startMetricsListener } from './tls/metrics-access';
@@ -81,6 +83,9 @@ async function recordIdentity(client: PoolClient, fingerprint: string): Promise<
     [fingerprint],
   );
 }
+
+/** One log line per 10 s about refused connections, not one per connection. */
+const connectionWarning = everyMs(10_000);
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const conf = loadKeytrusteeConf(opts.confdir);
@@ -201,6 +206,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         requestCert: true,
         // Registration and health are anonymous; authenticated routes check `socket.authorized`.
         rejectUnauthorized: false,
+        handshakeTimeout: conf.TLS_HANDSHAKE_TIMEOUT_MS,
       },
       guardApiMetrics(app, apiMetricsAccess(conf)),
     );
@@ -213,6 +219,20 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       metrics,
     });
     server.keepAliveTimeout = 65_000;
+    applyConnectionLimits(
+      server,
+      {
+        handshakeTimeoutMs: conf.TLS_HANDSHAKE_TIMEOUT_MS,
+        headersTimeoutMs: conf.HEADERS_TIMEOUT_MS,
+        requestTimeoutMs: conf.REQUEST_TIMEOUT_MS,
+        maxConnectionsPerSource: conf.MAX_CONNECTIONS_PER_SOURCE,
+      },
+      () => {
+        metrics.connectionsRefused.inc();
+        if (connectionWarning.due())
+          log.warn('connection refused: too many open connections from one source');
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port ?? conf.PORT, opts.listenAddress ?? conf.LISTEN_ADDRESS, () => resolve());
