@@ -111,6 +111,11 @@ export const keytrusteeConfSchema = z
       .min(1)
       .max(16 * 1024 * 1024)
       .default(64 * 1024),
+    /**
+     * Clients awaiting approval (registered without the auth code) allowed per organization;
+     * default 100. Beyond it, registrations without the code answer QUOTA_EXCEEDED.
+     */
+    MAX_PENDING_CLIENTS_PER_ORG: z.number().int().min(1).max(1_000_000).default(100),
     /** Requests per second allowed per client; default 500. */
     RATE_LIMIT_PER_SECOND: z.number().int().min(1).default(500),
     /** TLS handshake bound, ms; default 10000 (Node's default is 120 s). */

@@ -21,5 +21,7 @@ export interface ServerContext {
   limits: RateLimits;
   log: Logger;
   maxValueBytes: number;
+  /** Clients awaiting approval allowed per organization (MAX_PENDING_CLIENTS_PER_ORG). */
+  maxPendingClientsPerOrg: number;
   version: string;
 }

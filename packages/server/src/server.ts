@@ -171,6 +171,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }),
       log,
       maxValueBytes: conf.MAX_VALUE_BYTES,
+      maxPendingClientsPerOrg: conf.MAX_PENDING_CLIENTS_PER_ORG,
       version: VERSION,
       write: {
         db,

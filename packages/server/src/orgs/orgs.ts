@@ -21,6 +21,8 @@ const EMAIL_RE = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
 export interface OrgServices {
   write: WritePathOptions;
   keys: KeyHierarchy;
+  /** Clients awaiting approval allowed per org (registration); unset: no cap (admin tools). */
+  maxPendingPerOrg?: number;
 }
 
 function secretAad(orgName: string): Buffer {

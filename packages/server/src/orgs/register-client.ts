@@ -1,5 +1,5 @@
 import { withClient } from '../db/pool';
-import { insertClient, selectClient, type ClientState } from '../db/sql/clients';
+import { countPendingClients, insertClient, selectClient, type ClientState } from '../db/sql/clients';
 import { selectOrg } from '../db/sql/orgs';
 import { runWrite, runWriteBarrier, touchWriteBarrier } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
@@ -79,6 +79,24 @@ export async function registerClient(
       caCertificate: identity.certPem,
     };
   }
+  // Anonymous registrations without the code cannot pile up: a cap per org, checked before the
+  // (costly) signature and again under a per-org lock inside the write.
+  const cap = svc.maxPendingPerOrg;
+  const quotaExceeded = () =>
+    new AppError(
+      // A limit on anonymous registrations (QUOTA_EXCEEDED is for a client's own storage, issue 16).
+      'RATE_LIMITED',
+      `this organization has ${cap} clients awaiting approval already; an administrator must enable or disable some first`,
+      { retryAfterSec: 60 },
+    );
+  if (state === 'pending' && cap !== undefined) {
+    const waiting = await withClient(svc.write.db.pool, (c) => countPendingClients(c, org.id)).catch(
+      (e: unknown) => {
+        throw toAppError(e);
+      },
+    );
+    if (waiting >= cap) throw quotaExceeded();
+  }
   const certificate = issueClientCert({
     publicKeyPem,
     fingerprint,
@@ -93,6 +111,10 @@ export async function registerClient(
       // this COMMIT wait for the passive like the winner's.
       await touchWriteBarrier(c);
       return { state: raced.state, certificate: raced.certificate };
+    }
+    if (state === 'pending' && cap !== undefined) {
+      await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`pending/${org.id}`]);
+      if ((await countPendingClients(c, org.id)) >= cap) throw quotaExceeded();
     }
     await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
     return { state, certificate };

@@ -63,7 +63,11 @@ export function registerRouter(ctx: ServerContext): Router {
       const giveBack = () =>
         Promise.all(counters.map(([limiter, key]) => limiter.reward(key, 1).catch(() => undefined)));
       try {
-        const result = await registerClient({ write: ctx.write, keys: ctx.keys }, ctx.identity, parsed.data);
+        const result = await registerClient(
+          { write: ctx.write, keys: ctx.keys, maxPendingPerOrg: ctx.maxPendingClientsPerOrg },
+          ctx.identity,
+          parsed.data,
+        );
         await giveBack();
         ctx.log.info(
           { client: result.fingerprint, org: parsed.data.org, state: result.state },

@@ -60,3 +60,12 @@ export async function selectClientsOfOrg(c: ClientBase, orgId: string): Promise<
   );
   return rows;
 }
+
+/** Clients of an org still awaiting approval (the registration cap). */
+export async function countPendingClients(c: ClientBase, orgId: string): Promise<number> {
+  const { rows } = await c.query<{ n: number }>(
+    "select count(*)::int as n from clients where org_id = $1::bigint and state = 'pending'",
+    [orgId],
+  );
+  return rows[0].n;
+}
