@@ -24,6 +24,7 @@ export {
   reloadPostgres,
   waitReady,
   readPostmasterPid,
+  parsePostmasterPidFile,
 } from './postgres/postmaster';
 export { connectLocal, ensureDatabase, ensureRole } from './postgres/database';
 export { runMigrations, readMigrations, MIN_SERVER_VERSION_NUM, type Migration } from './postgres/migrate';

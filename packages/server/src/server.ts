@@ -179,11 +179,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         requireSyncStandby: ns.requireSyncStandby,
         onStandbyMissing: () => void ns.poll(),
         log,
-        gate: () => {
-          const refusal = ns.writeRefusal();
-          if (refusal) throw refusal;
-          return ns.writeMode();
-        },
+        gate: () => ns.admitWrite(),
         onSingleNodeWrite: () => metrics.singleNodeWrites.inc(),
       },
     };

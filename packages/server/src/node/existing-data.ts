@@ -13,6 +13,7 @@ import {
   isRecoveryState,
   promoteStandby,
   readControlData,
+  parsePostmasterPidFile,
   readPostmasterPid,
   readTimeline,
   setSyncStandby,
@@ -45,17 +46,17 @@ export function holdsCluster(dataDir: string): boolean {
   return existsSync(join(dataDir, 'PG_VERSION'));
 }
 
-/** A postmaster.pid copied from another host or directory names another data dir (line 2). */
+/**
+ * Removes a postmaster.pid that is not a live postmaster of this directory: one copied from
+ * another host or directory (line 2 names another data dir), or left by a crash. True if removed.
+ */
 function removeForeignPidFile(dataDir: string): boolean {
   const file = join(dataDir, 'postmaster.pid');
   if (!existsSync(file)) return false;
-  const lines = readFileSync(file, 'utf8').split('\n');
-  if (lines[1]?.trim() === dataDir && readPostmasterPid(dataDir)) return false;
-  if (lines[1]?.trim() !== dataDir || !readPostmasterPid(dataDir)) {
-    rmSync(file);
-    return true;
-  }
-  return false;
+  const ours = parsePostmasterPidFile(readFileSync(file, 'utf8'))?.dataDir === dataDir;
+  if (ours && readPostmasterPid(dataDir)) return false;
+  rmSync(file);
+  return true;
 }
 
 /** Copied files may belong to root (rsync/cp by an operator): PostgreSQL must own its data. */

@@ -5,7 +5,6 @@
  */
 import {
   bootstrapActiveReplication,
-  clearStandbyConfig,
   promoteStandby,
   readPostmasterPid,
   readTimeline,
@@ -334,5 +333,3 @@ export function disallowSingleNodeWrites(confdir: string): boolean {
   });
   return was;
 }
-
-export { clearStandbyConfig };

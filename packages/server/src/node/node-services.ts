@@ -48,11 +48,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
       db,
       commitWaitMs: conf.COMMIT_WAIT_MS,
       requireSyncStandby: conf.PEERS.length > 0,
-      gate: () => {
-        const refusal = state.writeRefusal();
-        if (refusal) throw refusal;
-        return state.writeMode();
-      },
+      gate: () => state.admitWrite(),
     },
     state,
     close: () => db.close(),

@@ -352,9 +352,14 @@ export class NodeState {
     return d.writeRefusal && this.toAppError(d.writeRefusal);
   }
 
-  /** How a write allowed now commits (null when refused). */
-  writeMode(): WriteMode | null {
-    return this.decide().writeMode;
+  /**
+   * The write path's gate (WriteGate): throws the refusal, or returns how the write commits —
+   * from one decision, so the refusal and the mode can never disagree.
+   */
+  admitWrite(): WriteMode | null {
+    const d = this.decide();
+    if (d.writeRefusal) throw this.toAppError(d.writeRefusal);
+    return d.writeMode;
   }
 
   private toAppError(r: Refusal): AppError {
