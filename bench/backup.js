@@ -11,7 +11,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const net = require('node:net');
+const { freePort, median } = require('./lib');
 const server = require('../packages/server/dist');
 const replicator = require('../packages/replicator/dist');
 
@@ -22,16 +22,6 @@ const argN = process.argv.indexOf('--deposits');
 const N = Math.min(1_000_000, Math.max(1000, argN > 0 ? Number(process.argv[argN + 1]) : 100_000));
 const say = (m) => process.stdout.write(`${m}\n`);
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function timed(bin, args, env = {}) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 << 20 });
@@ -40,8 +30,6 @@ function timed(bin, args, env = {}) {
     throw new Error(`${path.basename(bin)} ${args.slice(0, 3).join(' ')} failed: ${r.stderr || r.stdout}`);
   return { ms, out: r.stdout };
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   const t0 = Date.now();

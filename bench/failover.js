@@ -11,7 +11,7 @@ const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const net = require('node:net');
+const { freePort, median } = require('./lib');
 const https = require('node:https');
 const server = require('../packages/server/dist');
 const { readPostmasterPid } = require('../packages/replicator/dist');
@@ -22,16 +22,6 @@ const KEYTRUSTEED = path.join(ROOT, 'packages/server/dist/cli/keytrusteed.js');
 const cyclesArg = process.argv.indexOf('--cycles');
 const CYCLES = Math.min(10, Math.max(1, cyclesArg > 0 ? Number(process.argv[cyclesArg + 1]) : 3));
 const say = (m) => process.stdout.write(`${m}\n`);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function ktadmin(confdir, args) {
   const t0 = process.hrtime.bigint();
@@ -86,8 +76,6 @@ function killTree(pid) {
     }
   }
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   const t0 = Date.now();
