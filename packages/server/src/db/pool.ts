@@ -16,9 +16,18 @@ export interface Db {
   close(): Promise<void>;
 }
 
-export function createDb(target: DbTarget, opts: { max?: number } = {}): Db {
+/**
+ * `requestUser`: the role the request pool logs in as (keytrusteed: the least-privilege app role);
+ * the control pool keeps `target.user` (it cancels request backends and reads replication state).
+ */
+export function createDb(target: DbTarget, opts: { max?: number; requestUser?: string } = {}): Db {
   const common = { ...target, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 };
-  const pool = new Pool({ ...common, max: opts.max ?? 20, application_name: 'keytrusteed' });
+  const pool = new Pool({
+    ...common,
+    user: opts.requestUser ?? target.user,
+    max: opts.max ?? 20,
+    application_name: 'keytrusteed',
+  });
   // Control queries are tiny: a database that does not answer them within 2 s counts as down
   // (the state poll fails instead of hanging), and the broken connection is discarded.
   const control = new Pool({
