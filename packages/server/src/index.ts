@@ -2,6 +2,7 @@ export {
   startServer,
   checkSecretFiles,
   connectNodeDb,
+  DB_APP_ROLE,
   StartupError,
   MIGRATIONS_DIR,
   VERSION,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
-import type { PoolClient } from 'pg';
+import type { Client } from 'pg';
 import { runMigrations } from '@trustee/replicator';
 import { createApp } from './app';
 import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from './config';
@@ -11,7 +11,8 @@ import { assertSecretFileMode, readSecretFile } from './confdir/secret-files';
 import type { ServerContext } from './context';
 import { DenyListWatcher } from './auth/deny-list-watcher';
 import { keyFingerprint } from './crypto/fingerprint';
-import { connectNodeDb, StartupError } from './db/node-db';
+import { connectNodeDb, connectNodeOwner, DB_APP_ROLE, nodeDbTarget, StartupError } from './db/node-db';
+import { createRequestPool, type Db } from './db/pool';
 import { MIGRATIONS_DIR, VERSION } from './package-info';
 import { startNodeJournal } from './journal/run-journal-while-active';
 import { createFileMasterKey } from './keys/file-master-key';
@@ -29,7 +30,7 @@ import { createTlsReloader, logNodeTls, prepareNodeTls, type TlsReloadResult } f
 import { certificateExpirySeconds } from './tls/server-tls';
 
 export { MIGRATIONS_DIR, VERSION } from './package-info';
-export { connectNodeDb, StartupError } from './db/node-db';
+export { connectNodeDb, DB_APP_ROLE, StartupError } from './db/node-db';
 
 export interface StartOptions {
   confdir: string;
@@ -77,11 +78,18 @@ export function checkSecretFiles(confdir: string, conf: KeytrusteeConf): void {
 }
 
 /** Records the identity on a fresh active (it then replicates to the passive for the identity check). */
-async function recordIdentity(client: PoolClient, fingerprint: string): Promise<void> {
+async function recordIdentity(client: Client, fingerprint: string): Promise<void> {
   await client.query(
     'insert into cluster_identity (id, fingerprint) values (1, $1) on conflict (id) do nothing',
     [fingerprint],
   );
+}
+
+async function appRoleExists(db: Db): Promise<boolean> {
+  const { rows } = await db.control
+    .query<{ ok: boolean }>('select exists (select 1 from pg_roles where rolname = $1) as ok', [DB_APP_ROLE])
+    .catch(() => ({ rows: [{ ok: true }] }));
+  return rows[0]?.ok === true;
 }
 
 /** One log line per 10 s about refused connections, not one per connection. */
@@ -103,7 +111,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const nodeTls = await prepareNodeTls({ ...tlsSource, settings: conf });
   logNodeTls(log, nodeTls, 'TLS ready');
   const keys = createFileMasterKey(p.masterKey);
-  const db = connectNodeDb(conf, opts.confdir);
+  // Requests run as the least-privilege role; the control pool (state, cancels) as the owner.
+  const db = connectNodeDb(conf, opts.confdir, { requestUser: DB_APP_ROLE });
   const metrics = createMetrics();
   metrics.tlsCertificateExpiry.set(certificateExpirySeconds(nodeTls.certificate));
   const redisUrl = conf.REDIS_URL;
@@ -131,7 +140,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     await nodeState.probePeerOnce();
     const first = await nodeState.poll();
     if (first.dbUp && first.role === 'active' && nodeState.decide().role === 'active') {
-      const client = await db.pool.connect();
+      // Migrations are DDL: the owner role, on a connection of their own that no request reuses.
+      const client = await connectNodeOwner(conf, opts.confdir);
       try {
         // Schema changes are local (not waiting on the standby): they replicate like any WAL.
         await client.query('set synchronous_commit = local');
@@ -139,14 +149,20 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         if (applied.length) log.info({ applied }, 'schema migrated');
         // Same session as the migrations (synchronous_commit = local): never waits for a passive.
         await recordIdentity(client, identity.fingerprint);
-        // The session setting would outlive this use: a pooled connection must not keep
-        // committing locally for whatever borrows it next (writes also set it per transaction).
-        await client.query('reset synchronous_commit');
       } finally {
-        client.release();
+        await client.end().catch(() => undefined);
       }
     } else if (!first.dbUp) {
       log.warn({ error: first.error }, 'database not reachable at start; will keep polling');
+    }
+    if (first.dbUp && !(await appRoleExists(db))) {
+      // Only a passive whose active has not yet run migration 0004 (an upgrade in progress).
+      await db.pool.end();
+      db.pool = createRequestPool(nodeDbTarget(conf, opts.confdir));
+      log.warn(
+        { role: DB_APP_ROLE },
+        'the least-privilege database role does not exist yet (the active creates it when it migrates); serving requests as the owner role until the next restart',
+      );
     }
     const ns = nodeState;
     await ns.start();

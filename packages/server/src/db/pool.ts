@@ -22,12 +22,7 @@ export interface Db {
  */
 export function createDb(target: DbTarget, opts: { max?: number; requestUser?: string } = {}): Db {
   const common = { ...target, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 };
-  const pool = new Pool({
-    ...common,
-    user: opts.requestUser ?? target.user,
-    max: opts.max ?? 20,
-    application_name: 'keytrusteed',
-  });
+  const pool = createRequestPool(target, opts);
   // Control queries are tiny: a database that does not answer them within 2 s counts as down
   // (the state poll fails instead of hanging), and the broken connection is discarded.
   const control = new Pool({
@@ -37,20 +32,36 @@ export function createDb(target: DbTarget, opts: { max?: number; requestUser?: s
     query_timeout: 2000,
   });
   // A pooled idle client whose backend dies emits 'error' on the pool; without a listener that crashes the process.
-  pool.on('error', () => undefined);
   control.on('error', () => undefined);
   // pg-pool removes its idle listener while a client is checked out, and a pg Client emits 'error'
   // when its connection drops (even with a query in flight, which also gets the error): without a
   // listener of our own, a PostgreSQL crash during any request or state poll killed keytrusteed.
   // The query/commit still fails and the caller releases the client as broken.
-  for (const p of [pool, control]) p.on('connect', (client) => void client.on('error', () => undefined));
-  return {
+  control.on('connect', (client) => void client.on('error', () => undefined));
+  const db: Db = {
     pool,
     control,
     async close() {
-      await Promise.allSettled([pool.end(), control.end()]);
+      // db.pool, not the first pool: startup may swap the request pool's login role.
+      await Promise.allSettled([db.pool.end(), control.end()]);
     },
   };
+  return db;
+}
+
+/** The pool requests run on (login role `requestUser`, default the target's), with the same crash guards. */
+export function createRequestPool(target: DbTarget, opts: { max?: number; requestUser?: string } = {}): Pool {
+  const pool = new Pool({
+    ...target,
+    connectionTimeoutMillis: 3000,
+    idleTimeoutMillis: 30_000,
+    user: opts.requestUser ?? target.user,
+    max: opts.max ?? 20,
+    application_name: 'keytrusteed',
+  });
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => void client.on('error', () => undefined));
+  return pool;
 }
 
 /** Runs fn with a pooled client, always released; a client that saw a connection error is destroyed. */
