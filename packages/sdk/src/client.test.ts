@@ -14,8 +14,12 @@ import { useFakeNodes } from '../test/support/fake-nodes-fixture';
 import { selfSignedCert } from '../test/support/tls-fixture';
 
 /** Deposits stored by the fake cluster, shared by both fake nodes like the replicated database. */
-type Store = Map<string, { version: number; value: string; idempotencyKeys: Map<string, number> }>;
+type Store = Map<
+  string,
+  { version: number; value: string; idempotencyKeys: Map<string, number>; history?: Map<number, string> }
+>;
 
+/** Like the server: If-Match must name the current version (0 = absent), `?version=N` reads history. */
 function depositHandler(store: Store, req: RecordedRequest, res: ServerResponse): void {
   const url = new URL(req.url, 'https://x');
   const name = decodeURIComponent(url.pathname.slice('/v1/deposits/'.length));
@@ -23,10 +27,19 @@ function depositHandler(store: Store, req: RecordedRequest, res: ServerResponse)
     const entry = store.get(name) ?? { version: 0, value: '', idempotencyKeys: new Map<string, number>() };
     const key = String(req.headers['idempotency-key']);
     const replay = entry.idempotencyKeys.get(key);
+    const ifMatch = req.headers['if-match'];
+    if (replay === undefined && ifMatch !== undefined && Number(ifMatch) !== entry.version) {
+      sendJson(res, 409, {
+        error: { code: 'VERSION_CONFLICT', message: 'mismatch', currentVersion: entry.version },
+      });
+      return;
+    }
     if (replay === undefined) {
       entry.version += 1;
       entry.value = (JSON.parse(req.body) as { value: string }).value;
       entry.idempotencyKeys.set(key, entry.version);
+      entry.history ??= new Map();
+      entry.history.set(entry.version, entry.value);
       store.set(name, entry);
     }
     sendJson(res, 201, { name, version: replay ?? entry.version });
@@ -37,10 +50,17 @@ function depositHandler(store: Store, req: RecordedRequest, res: ServerResponse)
     sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no such deposit' } });
     return;
   }
+  const asked = url.searchParams.get('version');
+  const version = asked === null ? entry.version : Number(asked);
+  const value = asked === null ? entry.value : entry.history?.get(version);
+  if (value === undefined) {
+    sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no such version' } });
+    return;
+  }
   sendJson(res, 200, {
     name,
-    version: entry.version,
-    value: entry.value,
+    version,
+    value,
     metadata: null,
     createdAt: new Date(0).toISOString(),
   });
@@ -310,6 +330,55 @@ describe('TrusteeClient against local https nodes', () => {
     const after = await c.get('k');
     expect(after.text()).toBe('new');
     expect(after.source).toBe('server');
+  });
+
+  it('seals a put for the version it will be stored as, re-sealing after another writer came first', async () => {
+    const store: Store = new Map();
+    const active = await startNode('active', store);
+    const writer = client([active.url]);
+    const other = client([active.url]);
+    for (let i = 1; i <= 4; i++) expect((await other.put('shared', `other-${i}`)).version).toBe(i);
+    // `writer` has never seen `shared`: it guesses If-Match 0, is told 4, re-seals for 5.
+    const put = await writer.put('shared', 'mine');
+    expect(put.version).toBe(5);
+    const puts = active.requests.filter((r) => r.method === 'PUT' && r.url.endsWith('/shared'));
+    expect(puts.slice(-2).map((r) => r.headers['if-match'])).toEqual(['0', '4']);
+    expect((await writer.get('shared', { noCache: true })).text()).toBe('mine');
+    // A caller's own ifMatch is not second-guessed.
+    await expect(writer.put('shared', 'x', { ifMatch: 2 })).rejects.toMatchObject({
+      code: 'VERSION_CONFLICT',
+    });
+  });
+
+  it("detects a server answering an old version's ciphertext as the latest version", async () => {
+    const store: Store = new Map();
+    const active = await startNode('active', store);
+    const c = client([active.url], { cache: { maxEntries: 0 } });
+    await c.put('rolled', 'old key');
+    await c.put('rolled', 'new key');
+    const entry = store.get('rolled');
+    if (entry?.history === undefined) throw new Error('fake store lost the history');
+    // The rollback: version 2 is answered with version 1's ciphertext.
+    entry.value = entry.history.get(1) ?? '';
+    await expect(c.get('rolled')).rejects.toMatchObject({ code: 'DECRYPT_FAILED' });
+    expect((await c.get('rolled', { version: 1 })).text()).toBe('old key');
+  });
+
+  it('refuses an answer for another version than the one asked for', async () => {
+    const store: Store = new Map();
+    const active = await FakeNode.start(serverTls);
+    nodes.push(active);
+    active.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      // Whatever version is asked, this server answers the latest.
+      depositHandler(store, { ...req, url: req.url.replace(/\?version=\d+$/, '') }, res);
+    };
+    const c = client([active.url], { encryption: 'none' });
+    await c.put('k', 'one');
+    await c.put('k', 'two');
+    const e = await c.get('k', { version: 1 }).catch((x: unknown) => x as TrusteeError);
+    expect(e).toMatchObject({ code: 'PROTOCOL_ERROR' });
+    expect((e as TrusteeError).message).toContain('asked for k version 1, got version 2');
   });
 
   it('rejects an invalid name before any request', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { DepositCache, DEFAULT_CACHE, type CacheOptions } from './cache';
 import { callWithRetry, type Attempt, type CallContext } from './call-with-retry';
 import { defaultConfigPath, optionsFromConfig, readConfigFile } from './config-file';
@@ -36,6 +37,10 @@ import { parseDeposit, parseHealth, parseListPage, parsePutResult } from './wire
 export const DEFAULT_TIMEOUT_MS = 5 * SECOND;
 export const DEFAULT_DEADLINE_MS = 15 * SECOND;
 const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+/** Re-seals after a VERSION_CONFLICT on a version this client guessed (concurrent writers). */
+const MAX_SEAL_ROUNDS = 5;
+/** Names whose latest version this client remembers (the If-Match guess of a put). */
+const MAX_KNOWN_VERSIONS = 10_000;
 
 /** A deposit as read: plaintext bytes (decrypted unless stored raw) and where they came from. */
 export interface Deposit {
@@ -78,6 +83,7 @@ export class TrusteeClient {
   private readonly deadlineMs: number;
   private readonly retry: RetryOptions;
   private readonly callContext: CallContext;
+  private readonly knownVersions = new LRUCache<string, number>({ max: MAX_KNOWN_VERSIONS });
 
   constructor(options: TrusteeClientOptions) {
     this.logger = options.logger;
@@ -129,26 +135,76 @@ export class TrusteeClient {
     return registerClient(options);
   }
 
-  /** Stores a new version of `name`. Retries reuse one Idempotency-Key, so a write lands at most once. */
+  /**
+   * Stores a new version of `name`. Retries reuse one Idempotency-Key, so a write lands at most once.
+   *
+   * An encrypted value is bound to the version it will be stored as, so the put carries
+   * `If-Match: <latest>` (the caller's `ifMatch`, else the latest version this client knows, else
+   * 0). Without a caller `ifMatch`, a VERSION_CONFLICT (another writer came first) re-seals the
+   * value for the version the server named and tries again, at most a few times.
+   */
   async put(name: string, value: DepositValue, options: PutOptions = {}): Promise<PutResult> {
     assertValidName(name);
     const idempotencyKey = checkIdempotencyKey(options.idempotencyKey ?? randomUUID());
-    const stored = this.encodeValue(name, toBytes(value), options.raw === true);
-    const body = JSON.stringify({ value: stored.toString('base64'), metadata: options.metadata });
-    const headers: Record<string, string> = { 'idempotency-key': idempotencyKey };
-    if (options.ifMatch !== undefined) headers['if-match'] = String(options.ifMatch);
+    const plaintext = toBytes(value);
+    const sealed = options.raw !== true && this.encryption !== 'none';
+    if (sealed && this.dataKey === undefined) throw missingDataKey();
+    if (options.ifMatch !== undefined && (!Number.isSafeInteger(options.ifMatch) || options.ifMatch < 0)) {
+      throw new TrusteeError('INVALID_ARGUMENT', 'ifMatch must be a non-negative integer version');
+    }
+    let expected = options.ifMatch ?? (sealed ? (this.knownVersions.get(name) ?? 0) : undefined);
     try {
-      const wire = await this.call('put', 'write', options, async (a) => {
-        const res = await this.send(a, 'write', { method: 'PUT', path: depositPath(name), headers, body });
-        return parsePutResult(res.body, a.node.url);
-      });
-      return { name: wire.name, version: wire.version, idempotencyKey };
+      for (let round = 0; ; round += 1) {
+        try {
+          return await this.putOnce(name, plaintext, sealed, expected, idempotencyKey, options);
+        } catch (e) {
+          const current = conflictVersion(e);
+          // Only a guess of ours is corrected; a caller's ifMatch conflict is the caller's answer.
+          if (options.ifMatch !== undefined || !sealed || current === undefined || round >= MAX_SEAL_ROUNDS)
+            throw e;
+          expected = current;
+        }
+      }
     } catch (e) {
       throw withIdempotencyKey(e, idempotencyKey);
     } finally {
       // Even a failed put may have landed (WRITE_IN_DOUBT): never serve the old latest afterwards.
       this.cache.invalidateLatest(name);
     }
+  }
+
+  private async putOnce(
+    name: string,
+    plaintext: Buffer,
+    sealed: boolean,
+    ifMatch: number | undefined,
+    idempotencyKey: string,
+    options: PutOptions,
+  ): Promise<PutResult> {
+    const newVersion = ifMatch === undefined ? undefined : ifMatch + 1;
+    const stored =
+      sealed && this.dataKey !== undefined && newVersion !== undefined
+        ? encryptValue(this.dataKey, name, newVersion, plaintext)
+        : plaintext;
+    const body = JSON.stringify({ value: stored.toString('base64'), metadata: options.metadata });
+    const headers: Record<string, string> = { 'idempotency-key': idempotencyKey };
+    if (ifMatch !== undefined) headers['if-match'] = String(ifMatch);
+    const wire = await this.call('put', 'write', options, async (a) => {
+      const res = await this.send(a, 'write', { method: 'PUT', path: depositPath(name), headers, body });
+      const result = parsePutResult(res.body, a.node.url);
+      // The value is sealed for newVersion: a server storing it under another name or version
+      // would make it unreadable, so such an answer is a protocol error, not a success.
+      if (result.name !== name || (newVersion !== undefined && result.version !== newVersion)) {
+        throw new TrusteeError(
+          'PROTOCOL_ERROR',
+          `put ${name} expected version ${newVersion ?? 'any'}, the server answered ${result.name} version ${result.version}`,
+          { node: a.node.url },
+        );
+      }
+      return result;
+    });
+    this.knownVersions.set(name, wire.version);
+    return { name: wire.name, version: wire.version, idempotencyKey };
   }
 
   /** Reads the latest (or a given) version; decrypts envelopes. NOT_FOUND when deleted or unknown. */
@@ -171,6 +227,7 @@ export class TrusteeClient {
       return this.serveStale(name, version, e);
     }
     this.cache.finishRead(ticket, wire, version === undefined);
+    if (version === undefined) this.knownVersions.set(name, wire.version);
     return this.decodeDeposit(wire, 'server');
   }
 
@@ -270,7 +327,7 @@ export class TrusteeClient {
       depositPath(name) + (version === undefined ? '' : `?version=${encodeURIComponent(String(version))}`);
     return this.call('get', 'read', options, async (a) => {
       const res = await this.send(a, 'read', { method: 'GET', path });
-      return parseDeposit(res.body, name, a.node.url);
+      return parseDeposit(res.body, name, a.node.url, version);
     });
   }
 
@@ -356,15 +413,9 @@ export class TrusteeClient {
     return { ...base, reachable: true, httpStatus: res.status, latencyMs, health };
   }
 
-  private encodeValue(name: string, plaintext: Buffer, raw: boolean): Buffer {
-    if (raw || this.encryption === 'none') return plaintext;
-    if (this.dataKey === undefined) throw missingDataKey();
-    return encryptValue(this.dataKey, name, plaintext);
-  }
-
   private decodeDeposit(wire: DepositWire, source: Deposit['source']): Deposit {
     const stored = Buffer.from(wire.value, 'base64');
-    const { value, encrypted } = this.decodeValue(wire.name, stored);
+    const { value, encrypted } = this.decodeValue(wire.name, wire.version, stored);
     return {
       name: wire.name,
       version: wire.version,
@@ -377,11 +428,11 @@ export class TrusteeClient {
     };
   }
 
-  private decodeValue(name: string, stored: Buffer): { value: Buffer; encrypted: boolean } {
+  private decodeValue(name: string, version: number, stored: Buffer): { value: Buffer; encrypted: boolean } {
     if (this.encryption === 'none') return { value: stored, encrypted: false };
     if (isEnvelope(stored)) {
       if (this.dataKey === undefined) throw missingDataKey();
-      return { value: decryptValue(this.dataKey, name, stored), encrypted: true };
+      return { value: decryptValue(this.dataKey, name, version, stored), encrypted: true };
     }
     // A non-envelope value in envelope mode could be a substitution by whoever controls the
     // server, so it is refused unless the caller said raw deposits are expected.
@@ -432,6 +483,13 @@ function checkIdempotencyKey(key: string): string {
 
 function depositPath(name: string): string {
   return `/v1/deposits/${encodeURIComponent(name)}`;
+}
+
+/** The server's current version from a VERSION_CONFLICT answer, when it named one. */
+function conflictVersion(e: unknown): number | undefined {
+  if (!isTrusteeError(e) || e.code !== 'VERSION_CONFLICT') return undefined;
+  const v = e.details.currentVersion;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
 /** Attaches the write's key so the caller can retry a WRITE_IN_DOUBT with it later. */

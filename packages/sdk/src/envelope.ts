@@ -2,17 +2,25 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { TrusteeError } from './errors';
 
 /**
- * Envelope format v1 (all that the server ever stores when encryption is on):
+ * Envelope formats (all that the server ever stores when encryption is on):
  *
- *   magic 0x89 'T' 'K' 'E' (4 bytes) | version 0x01 | nonce (12) | AES-256-GCM ciphertext | tag (16)
+ *   magic 0x89 'T' 'K' 'E' (4 bytes) | format byte | nonce (12) | AES-256-GCM ciphertext | tag (16)
  *
  * The leading 0x89 is not valid ASCII/UTF-8 start text (PNG uses the same trick), so a raw deposit
- * is very unlikely to be mistaken for an envelope. The header and the deposit name are the GCM
- * additional data: swapping the ciphertext of one name under another, or editing the version
- * byte, fails authentication.
+ * is very unlikely to be mistaken for an envelope. The GCM additional data is the header plus:
+ *
+ * * format 2 (written now): the deposit name and the deposit version the value is stored as
+ *   (8-byte big-endian). A server that answers an old version's ciphertext labelled as another
+ *   version, or another name's, fails authentication.
+ * * format 1 (written by SDKs before version binding, still read): the name only. Such deposits
+ *   exist on running clusters and cannot be re-bound without rewriting them, so they stay
+ *   readable; `decryptValue` reports which format it read (`Deposit.envelopeFormat`).
  */
 export const ENVELOPE_MAGIC = Buffer.from([0x89, 0x54, 0x4b, 0x45]);
-export const ENVELOPE_VERSION = 1;
+/** The format written now (name and version bound). */
+export const ENVELOPE_VERSION = 2;
+/** The first format (name bound only); read, never written. */
+export const ENVELOPE_VERSION_NAME_ONLY = 1;
 const HEADER_LENGTH = ENVELOPE_MAGIC.length + 1;
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
@@ -20,12 +28,24 @@ export const DATA_KEY_LENGTH = 32;
 /** Bytes an envelope adds to the plaintext. */
 export const ENVELOPE_OVERHEAD = HEADER_LENGTH + NONCE_LENGTH + TAG_LENGTH;
 
-function header(): Buffer {
-  return Buffer.concat([ENVELOPE_MAGIC, Buffer.from([ENVELOPE_VERSION])]);
+function header(format: number): Buffer {
+  return Buffer.concat([ENVELOPE_MAGIC, Buffer.from([format])]);
 }
 
-function additionalData(name: string, head: Buffer): Buffer {
-  return Buffer.concat([head, Buffer.from(name, 'utf8')]);
+function additionalData(name: string, head: Buffer, version: number | undefined): Buffer {
+  const parts = [head, Buffer.from(name, 'utf8')];
+  if (version !== undefined) {
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64BE(BigInt(version));
+    parts.push(v);
+  }
+  return Buffer.concat(parts);
+}
+
+function assertVersion(version: number): void {
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new TrusteeError('INVALID_ARGUMENT', `deposit version must be a positive integer, got ${version}`);
+  }
 }
 
 function assertDataKey(dataKey: Uint8Array): void {
@@ -42,12 +62,22 @@ export function isEnvelope(stored: Uint8Array): boolean {
   return stored.length >= HEADER_LENGTH && ENVELOPE_MAGIC.equals(Buffer.from(stored.subarray(0, 4)));
 }
 
-export function encryptValue(dataKey: Uint8Array, name: string, plaintext: Uint8Array): Buffer {
+/**
+ * Seals `plaintext` for deposit `name` at `version` (the version the server will store it as:
+ * the put's If-Match + 1).
+ */
+export function encryptValue(
+  dataKey: Uint8Array,
+  name: string,
+  version: number,
+  plaintext: Uint8Array,
+): Buffer {
   assertDataKey(dataKey);
-  const head = header();
+  assertVersion(version);
+  const head = header(ENVELOPE_VERSION);
   const nonce = randomBytes(NONCE_LENGTH);
   const cipher = createCipheriv('aes-256-gcm', dataKey, nonce, { authTagLength: TAG_LENGTH });
-  cipher.setAAD(additionalData(name, head));
+  cipher.setAAD(additionalData(name, head, version));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   return Buffer.concat([head, nonce, body, cipher.getAuthTag()]);
 }
@@ -60,16 +90,32 @@ function decryptFailed(name: string, why: string, cause?: unknown): TrusteeError
   });
 }
 
-/** @throws TrusteeError DECRYPT_FAILED when the envelope is malformed, from another name/key, or tampered. */
-export function decryptValue(dataKey: Uint8Array, name: string, envelope: Uint8Array): Buffer {
+/** What `openEnvelope` found: the plaintext and the envelope format it was sealed in. */
+export interface OpenedEnvelope {
+  plaintext: Buffer;
+  /** 2 = name and version bound; 1 = name only (written by an older SDK). */
+  format: number;
+}
+
+/**
+ * Opens the envelope of deposit `name` as served at `version`.
+ * @throws TrusteeError DECRYPT_FAILED when the envelope is malformed, from another name, version
+ * or key, or tampered.
+ */
+export function openEnvelope(
+  dataKey: Uint8Array,
+  name: string,
+  version: number,
+  envelope: Uint8Array,
+): OpenedEnvelope {
   assertDataKey(dataKey);
   const data = Buffer.from(envelope);
   if (!isEnvelope(data)) throw decryptFailed(name, 'value is not an SDK envelope (stored raw?)');
-  const version = data[ENVELOPE_MAGIC.length];
-  if (version !== ENVELOPE_VERSION) {
+  const format = data[ENVELOPE_MAGIC.length];
+  if (format !== ENVELOPE_VERSION && format !== ENVELOPE_VERSION_NAME_ONLY) {
     throw decryptFailed(
       name,
-      `envelope version ${version} is not supported by this SDK (knows ${ENVELOPE_VERSION})`,
+      `envelope version ${format} is not supported by this SDK (knows ${ENVELOPE_VERSION_NAME_ONLY} and ${ENVELOPE_VERSION})`,
     );
   }
   if (data.length < ENVELOPE_OVERHEAD) throw decryptFailed(name, 'envelope is truncated');
@@ -79,10 +125,38 @@ export function decryptValue(dataKey: Uint8Array, name: string, envelope: Uint8A
   const tag = data.subarray(data.length - TAG_LENGTH);
   try {
     const decipher = createDecipheriv('aes-256-gcm', dataKey, nonce, { authTagLength: TAG_LENGTH });
-    decipher.setAAD(additionalData(name, head));
+    decipher.setAAD(additionalData(name, head, format === ENVELOPE_VERSION ? version : undefined));
     decipher.setAuthTag(tag);
-    return Buffer.concat([decipher.update(body), decipher.final()]);
+    return { plaintext: Buffer.concat([decipher.update(body), decipher.final()]), format };
   } catch (e) {
-    throw decryptFailed(name, 'authentication failed (wrong data key, wrong name, or tampered value)', e);
+    throw decryptFailed(
+      name,
+      `authentication failed for version ${version} (wrong data key, wrong name or version, or tampered value)`,
+      e,
+    );
   }
+}
+
+/** Like `openEnvelope`, returning the plaintext only. */
+export function decryptValue(
+  dataKey: Uint8Array,
+  name: string,
+  version: number,
+  envelope: Uint8Array,
+): Buffer {
+  return openEnvelope(dataKey, name, version, envelope).plaintext;
+}
+
+/**
+ * Seals in the old name-only format 1. Only for tests that prove old deposits stay readable.
+ * @internal
+ */
+export function encryptValueNameOnly(dataKey: Uint8Array, name: string, plaintext: Uint8Array): Buffer {
+  assertDataKey(dataKey);
+  const head = header(ENVELOPE_VERSION_NAME_ONLY);
+  const nonce = randomBytes(NONCE_LENGTH);
+  const cipher = createCipheriv('aes-256-gcm', dataKey, nonce, { authTagLength: TAG_LENGTH });
+  cipher.setAAD(additionalData(name, head, undefined));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([head, nonce, body, cipher.getAuthTag()]);
 }

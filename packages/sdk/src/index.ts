@@ -23,9 +23,12 @@ export { DEFAULT_BREAKER } from './endpoints';
 export {
   encryptValue,
   decryptValue,
+  openEnvelope,
   isEnvelope,
   ENVELOPE_MAGIC,
   ENVELOPE_VERSION,
+  ENVELOPE_VERSION_NAME_ONLY,
+  type OpenedEnvelope,
   ENVELOPE_OVERHEAD,
   DATA_KEY_LENGTH,
 } from './envelope';

@@ -36,12 +36,26 @@ export function parsePutResult(body: string, node: string): PutResultWire {
   return { name: o.name, version: o.version };
 }
 
-/** Also checks the server answered for the name asked (the envelope AAD would catch it too). */
-export function parseDeposit(body: string, expectedName: string, node: string): DepositWire {
+/**
+ * Also checks the server answered for the name and (when one was asked) the version asked; the
+ * envelope's additional data catches a relabelled value too, but raw values have none.
+ */
+export function parseDeposit(
+  body: string,
+  expectedName: string,
+  node: string,
+  expectedVersion?: number,
+): DepositWire {
   const o = parseObject(body, node, 'deposit');
   if (o.name !== expectedName) throw protocolError(node, `asked for ${expectedName}, got ${String(o.name)}`);
   if (!isVersion(o.version) || typeof o.value !== 'string' || typeof o.createdAt !== 'string') {
     throw protocolError(node, 'deposit lacks version/value/createdAt');
+  }
+  if (expectedVersion !== undefined && o.version !== expectedVersion) {
+    throw protocolError(
+      node,
+      `asked for ${expectedName} version ${expectedVersion}, got version ${o.version}`,
+    );
   }
   const metadata = typeof o.metadata === 'object' && o.metadata !== null ? (o.metadata as Json) : null;
   return { name: o.name, version: o.version, value: o.value, metadata, createdAt: o.createdAt };

@@ -137,4 +137,18 @@ describe('ktclient against a local https node', () => {
     expect(fs.statSync(out).mode & 0o777).toBe(0o600);
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
+
+  it('get refuses a value stored unencrypted unless --raw says it is expected', async () => {
+    expect((await run(['--config', configFile, 'put', 'plain', '--value', 'cleartext', '--raw'])).code).toBe(
+      0,
+    );
+    const refused = await run(['--config', configFile, 'get', 'plain']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('DECRYPT_FAILED');
+    expect(refused.stdout).toBe('');
+    const raw = await run(['--config', configFile, 'get', 'plain', '--raw']);
+    expect(raw.code).toBe(0);
+    expect(raw.stdout).toBe('cleartext');
+    expect(raw.stderr).toContain('stored unencrypted');
+  });
 });

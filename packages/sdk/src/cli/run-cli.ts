@@ -71,9 +71,14 @@ function buildProgram(io: CliIo): Command {
   });
   const configPath = (cmd: Command): string =>
     (cmd.optsWithGlobals() as GlobalOptions).config ?? defaultConfigPath(io.env);
-  const withClient = async (cmd: Command, fn: (client: TrusteeClient) => Promise<void>): Promise<void> => {
-    // The CLI also reads deposits stored with --raw, so non-envelope values are accepted (and flagged).
-    const client = TrusteeClient.fromConfigFile(configPath(cmd), { acceptUnencrypted: true });
+  const withClient = async (
+    cmd: Command,
+    fn: (client: TrusteeClient) => Promise<void>,
+    acceptUnencrypted = false,
+  ): Promise<void> => {
+    // A value that is not an envelope may have been substituted by whoever controls the server:
+    // only `get --raw` reads one (and says so on stderr).
+    const client = TrusteeClient.fromConfigFile(configPath(cmd), { acceptUnencrypted });
     try {
       await fn(client);
     } finally {
@@ -159,15 +164,25 @@ function buildProgram(io: CliIo): Command {
     .description('print the value of NAME (bytes as stored by put) to stdout or --output')
     .option('--version <n>', 'a specific version', parseVersion)
     .option('--output <file>', 'write the value to this file (created 0600) instead of stdout')
-    .action(async (name: string, opts: { version?: number; output?: string }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const deposit = await client.get(name, { version: opts.version });
-        if (!deposit.encrypted) io.stderr.write(`warning: ${name} is stored unencrypted\n`);
-        // Atomic and 0600 even when the file exists with a wider mode: it receives the plaintext.
-        if (opts.output !== undefined) writePrivateFile(opts.output, deposit.value);
-        printDeposit(out(cmd), deposit, opts.output !== undefined);
-      });
-    });
+    .option(
+      '--raw',
+      'also accept a value stored without client-side encryption (put --raw); without it such a value is refused (DECRYPT_FAILED)',
+    )
+    .action(
+      async (name: string, opts: { version?: number; output?: string; raw?: boolean }, cmd: Command) => {
+        await withClient(
+          cmd,
+          async (client) => {
+            const deposit = await client.get(name, { version: opts.version });
+            if (!deposit.encrypted) io.stderr.write(`warning: ${name} is stored unencrypted\n`);
+            // Atomic and 0600 even when the file exists with a wider mode: it receives the plaintext.
+            if (opts.output !== undefined) writePrivateFile(opts.output, deposit.value);
+            printDeposit(out(cmd), deposit, opts.output !== undefined);
+          },
+          opts.raw === true,
+        );
+      },
+    );
 
   program
     .command('list')
