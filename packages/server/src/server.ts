@@ -11,7 +11,14 @@ import { assertSecretFileMode, readSecretFile } from './confdir/secret-files';
 import type { ServerContext } from './context';
 import { DenyListWatcher } from './auth/deny-list-watcher';
 import { keyFingerprint } from './crypto/fingerprint';
-import { connectNodeDb, connectNodeOwner, DB_APP_ROLE, nodeDbTarget, StartupError } from './db/node-db';
+import {
+  connectNodeDb,
+  connectNodeOwner,
+  DB_APP_ROLE,
+  ensureAppRole,
+  nodeDbTarget,
+  StartupError,
+} from './db/node-db';
 import { createRequestPool, type Db } from './db/pool';
 import { MIGRATIONS_DIR, VERSION } from './package-info';
 import { startNodeJournal } from './journal/run-journal-while-active';
@@ -147,6 +154,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         await client.query('set synchronous_commit = local');
         const applied = await runMigrations(client, MIGRATIONS_DIR);
         if (applied.length) log.info({ applied }, 'schema migrated');
+        // A database loaded by hand from a dump (the seed's manual restore) has migration 0004
+        // recorded but not the role, which lives outside the database: make sure of it here.
+        await ensureAppRole(client);
         // Same session as the migrations (synchronous_commit = local): never waits for a passive.
         await recordIdentity(client, identity.fingerprint);
       } finally {

@@ -38,6 +38,7 @@ import {
   replicationPassword,
 } from '../node/bootstrap-db';
 import { MIGRATIONS_DIR } from '../package-info';
+import { ensureAppRole } from '../db/node-db';
 import type { BackupManifest } from './create-backup';
 import { decryptBackup, readBackupArchive, writeConfdir, type DecryptOptions } from './read-archive';
 import { BackupError } from './recipient-key';
@@ -174,6 +175,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
           password: replicationPassword(opts.confdir),
           replication: true,
         });
+        // …and so must the least-privilege request role its table grants name (issue 10, finding 8).
+        await ensureAppRole(admin);
       } finally {
         await admin.end();
       }
@@ -184,6 +187,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       try {
         await c.query('set synchronous_commit = local');
         await runMigrations(c, MIGRATIONS_DIR);
+        // Function privileges are per database: the grant made above was in `postgres`.
+        await ensureAppRole(c);
         const { rows } = await c.query<{ deposits: string; clients: string; orgs: string }>(
           'select (select count(*) from deposits) as deposits, (select count(*) from clients) as clients, (select count(*) from orgs) as orgs',
         );

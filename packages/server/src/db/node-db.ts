@@ -43,3 +43,19 @@ export async function connectNodeOwner(conf: KeytrusteeConf, confdir: string): P
   await client.connect();
   return client;
 }
+
+/**
+ * The app role's cluster-level part (the role, its pg_monitor membership, execute on
+ * pg_control_checkpoint()): what a pg_dump does not carry. Migration 0004 does the same on a
+ * live cluster; a restore runs this before loading a dump whose table grants name the role.
+ */
+export async function ensureAppRole(owner: Pick<Client, 'query'>): Promise<void> {
+  const { rowCount } = await owner.query('select 1 from pg_roles where rolname = $1', [DB_APP_ROLE]);
+  if (!rowCount) {
+    await owner.query(
+      `create role ${DB_APP_ROLE} login nosuperuser nocreatedb nocreaterole noreplication nobypassrls connection limit 64`,
+    );
+  }
+  await owner.query(`grant pg_monitor to ${DB_APP_ROLE}`);
+  await owner.query(`grant execute on function pg_control_checkpoint() to ${DB_APP_ROLE}`);
+}
