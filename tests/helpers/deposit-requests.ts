@@ -17,7 +17,7 @@ export async function putDepositRaw(
   creds: ClientCreds,
   name: string,
   value: string | Buffer,
-  opts: { idempotencyKey?: string; timeoutMs?: number } = {},
+  opts: { idempotencyKey?: string; timeoutMs?: number; localAddress?: string } = {},
 ): Promise<TimedResponse> {
   const started = Date.now();
   const res = await jsonRequest(
@@ -29,6 +29,7 @@ export async function putDepositRaw(
       cert: creds.cert,
       key: creds.key,
       timeoutMs: opts.timeoutMs ?? 15_000,
+      localAddress: opts.localAddress,
       headers: { 'idempotency-key': opts.idempotencyKey ?? randomUUID() },
     },
   );

@@ -15,6 +15,8 @@ export interface RawRequest {
   cert?: string;
   key?: string;
   timeoutMs?: number;
+  /** Source address (e.g. 127.0.0.2) to spread many connections over loopback addresses. */
+  localAddress?: string;
 }
 
 /** One raw HTTPS request (no retries, no SDK): tests use it to send exactly the bytes they mean. */
@@ -33,6 +35,7 @@ export function httpsRequest(baseUrl: string, r: RawRequest): Promise<RawRespons
         key: r.key,
         rejectUnauthorized: false,
         agent: false,
+        localAddress: r.localAddress,
         timeout: r.timeoutMs ?? 15_000,
       },
       (res) => {

@@ -1,7 +1,8 @@
 import type { PoolClient } from 'pg';
 import { AppError, SQLSTATE, toAppError } from '../errors';
 import type { Logger } from '../logger';
-import type { Db } from './pool';
+import { checkoutClient, requestAbandoned, type Db } from './pool';
+import { waitForStandbyReplay } from './wait-for-standby-replay';
 
 /**
  * Decides, before touching the database, whether this node may write now (throws an AppError if
@@ -32,6 +33,29 @@ export interface WritePathOptions {
 /** Longest a write waits for a lock (advisory name lock, row lock) before giving up, ms. */
 export const LOCK_TIMEOUT_MS = 3000;
 
+/**
+ * Longest any one statement of a write may run, ms: above LOCK_TIMEOUT_MS, so a lock wait ends as
+ * a lock timeout. The COMMIT's wait for the passive is bounded by commitWaitMs instead (NOTES.md:
+ * statement_timeout does not end it reliably).
+ */
+export const STATEMENT_TIMEOUT_MS = 5000;
+
+/**
+ * After cancelling a COMMIT's wait for the passive, how long the COMMIT may take to return before
+ * its backend is terminated (pg_terminate_backend), and again before the connection is dropped
+ * from this side, ms. The outcome stays WRITE_IN_DOUBT either way.
+ */
+export const CANCEL_GRACE_MS = 1000;
+
+/** Per-call controls of a write. */
+export interface WriteControl {
+  /**
+   * Aborts when the request's client has gone: work not yet started is skipped and a transaction
+   * not yet committed is rolled back. Once COMMIT is sent the write runs to its true outcome.
+   */
+  signal?: AbortSignal;
+}
+
 const PASSIVE_UNAVAILABLE_MESSAGE =
   'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)';
 
@@ -39,55 +63,70 @@ const PASSIVE_UNAVAILABLE_MESSAGE =
  * Runs `fn` in a transaction committed under `synchronous_commit = remote_apply`, so the write
  * is visible on the passive when we answer. The wait for the standby is bounded: statement_timeout
  * does not interrupt it (NOTES.md), so after `commitWaitMs` we cancel the backend from the control
- * pool. PostgreSQL then reports the COMMIT as *successful* with a warning: the row is committed
- * locally but unconfirmed on the passive — we answer WRITE_IN_DOUBT and a retry with the same
- * Idempotency-Key resolves it.
+ * pool, and terminate it if the cancel did not end the COMMIT. PostgreSQL then reports the COMMIT as
+ * *successful* with a warning: the row is committed locally but unconfirmed on the passive — we
+ * answer WRITE_IN_DOUBT and a retry with the same Idempotency-Key resolves it.
  */
-export async function runWrite<T>(opts: WritePathOptions, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+export async function runWrite<T>(
+  opts: WritePathOptions,
+  fn: (c: PoolClient) => Promise<T>,
+  ctl: WriteControl = {},
+): Promise<T> {
+  const { signal } = ctl;
   // The gate says how this write commits: 'sync' (the passive must confirm), 'single-node'
   // (operator's degraded mode), 'standalone' (no pair); older callers return nothing.
   const mode = opts.gate();
   const singleNode = mode === 'single-node';
   const checkStandby = mode === 'sync' || (!mode && !!opts.requireSyncStandby);
-  let client: PoolClient;
+  const client = await checkoutClient(opts.db.pool, signal);
+  const conn: { broken?: Error } = {};
   try {
-    client = await opts.db.pool.connect();
-  } catch (e) {
-    throw toAppError(e);
-  }
-  let broken: Error | undefined;
-  try {
+    if (signal?.aborted) throw requestAbandoned(signal);
     await client.query('begin');
     // Single-node mode (an explicit, expiring operator decision): commit without the passive.
-    // One round trip: the commit mode, and a bound on every lock wait in the transaction (the
-    // per-name advisory lock, row locks): a write stuck behind another gives up with nothing written.
+    // One round trip: the commit mode, a bound on every lock wait in the transaction (the
+    // per-name advisory lock, row locks) and on every statement: a write stuck behind another,
+    // or slow for any reason, gives up with nothing written.
     await client.query(
-      `set local synchronous_commit = ${singleNode ? 'local' : 'remote_apply'}; set local lock_timeout = ${LOCK_TIMEOUT_MS}`,
+      `set local synchronous_commit = ${singleNode ? 'local' : 'remote_apply'}; set local lock_timeout = ${LOCK_TIMEOUT_MS}; set local statement_timeout = ${STATEMENT_TIMEOUT_MS}`,
     );
     let result: T;
     try {
       result = await fn(client);
+      // The client has gone and nothing is committed yet: store nothing.
+      if (signal?.aborted) throw requestAbandoned(signal);
     } catch (e) {
-      await client.query('rollback').catch((err: Error) => (broken = err));
-      throw e;
+      await client.query('rollback').catch((err: Error) => (conn.broken = err));
+      throw statementError(e);
     }
     if (checkStandby && !(await syncStandbyStreaming(client))) {
-      await client.query('rollback').catch((err: Error) => (broken = err));
+      await client.query('rollback').catch((err: Error) => (conn.broken = err));
       opts.onStandbyMissing?.();
       throw new AppError('PASSIVE_UNAVAILABLE', PASSIVE_UNAVAILABLE_MESSAGE, { retryAfterSec: 1 });
     }
-    await commitBounded(opts, client);
+    // From here on the signal is ignored: the answer must say what really happened.
+    await commitBounded(opts, client, conn);
     if (singleNode) {
       opts.onSingleNodeWrite?.();
       opts.log?.warn('write committed on this node only (single-node writes allowed by the operator)');
     }
     return result;
   } catch (e) {
-    if (!(e instanceof AppError) && !(e as { code?: string }).code) broken = e as Error;
+    if (!(e instanceof AppError) && !(e as { code?: string }).code) conn.broken = e as Error;
     throw e instanceof AppError ? e : toAppError(e);
   } finally {
-    client.release(broken);
+    client.release(conn.broken);
   }
+}
+
+/** A statement of the write ran out of statement_timeout: say so (nothing was stored). */
+function statementError(e: unknown): unknown {
+  if ((e as { code?: string }).code !== SQLSTATE.QUERY_CANCELED) return e;
+  return new AppError(
+    'UNAVAILABLE',
+    `a statement of this write ran longer than ${STATEMENT_TIMEOUT_MS} ms; nothing was stored, retry`,
+    { cause: e, retryAfterSec: 1 },
+  );
 }
 
 /** A synchronous standby is connected and streaming right now (walsenders leave the view as they exit). */
@@ -98,9 +137,26 @@ async function syncStandbyStreaming(client: PoolClient): Promise<boolean> {
   return rows[0]?.ok === true;
 }
 
-async function commitBounded(opts: WritePathOptions, client: PoolClient): Promise<void> {
+function inDoubt(message: string, cause?: unknown): AppError {
+  return new AppError('WRITE_IN_DOUBT', message, { cause, retryAfterSec: 1 });
+}
+
+/**
+ * COMMIT with its wait for the passive bounded in three steps: pg_cancel_backend at commitWaitMs;
+ * pg_terminate_backend when the COMMIT still has not returned CANCEL_GRACE_MS later (a cancel that
+ * did not land); and after another CANCEL_GRACE_MS the connection is given up from this side.
+ * Whatever happened after the cancel, the outcome is WRITE_IN_DOUBT, and a connection we
+ * terminated or gave up is marked broken (`conn.broken`) so the pool discards it.
+ */
+async function commitBounded(
+  opts: WritePathOptions,
+  client: PoolClient,
+  conn: { broken?: Error },
+): Promise<void> {
   const pid = (client as unknown as { processID: number }).processID;
+  const control = opts.db.control;
   let cancel: Promise<unknown> | undefined;
+  let terminate: Promise<unknown> | undefined;
   // PostgreSQL reports a commit whose wait for the standby was cut short (by us or anyone) as a
   // success plus a WARNING notice: that notice, never the COMMIT status, is the truth (DESIGN.md).
   let warned = false;
@@ -109,11 +165,30 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
     if (n.code === SQLSTATE.WARNING || n.code === SQLSTATE.ADMIN_SHUTDOWN) warned = true;
   };
   client.on('notice', onNotice);
-  const timer = setTimeout(() => {
-    cancel = opts.db.control.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
-  }, opts.commitWaitMs);
+  const timers: NodeJS.Timeout[] = [];
+  let giveUp: (e: Error) => void = () => undefined;
+  const givenUp = new Promise<never>((_resolve, reject) => (giveUp = reject));
+  givenUp.catch(() => undefined);
+  timers.push(
+    setTimeout(() => {
+      cancel = control.query('select pg_cancel_backend($1)', [pid]).catch(() => undefined);
+    }, opts.commitWaitMs),
+    setTimeout(() => {
+      opts.log?.warn(
+        { graceMs: CANCEL_GRACE_MS },
+        'cancelled commit wait did not end; terminating its database backend',
+      );
+      terminate = control.query('select pg_terminate_backend($1)', [pid]).catch(() => undefined);
+    }, opts.commitWaitMs + CANCEL_GRACE_MS),
+    setTimeout(
+      () => giveUp(new Error('COMMIT did not return after cancel and terminate')),
+      opts.commitWaitMs + 2 * CANCEL_GRACE_MS,
+    ),
+  );
+  const commit = client.query('commit');
+  commit.catch(() => undefined);
   try {
-    const done = await client.query('commit');
+    const done = await Promise.race([commit, givenUp]);
     // COMMIT of a transaction an earlier (caught) error aborted answers ROLLBACK without an
     // error: nothing was stored, and success must not be reported.
     if (done.command !== 'COMMIT') {
@@ -127,20 +202,19 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
     const code = (e as { code?: string }).code;
     // Integrity or serialization failures are raised before the commit record: nothing committed.
     if (typeof code === 'string' && /^(23|40)/.test(code)) throw toAppError(e);
-    // Anything else (connection lost, backend terminated, cancel) leaves the outcome unknown.
-    throw new AppError(
-      'WRITE_IN_DOUBT',
-      'the commit outcome is unknown; retry with the same Idempotency-Key',
-      {
-        cause: e,
-        retryAfterSec: 1,
-      },
-    );
+    // Anything else (connection lost, backend terminated, given up) leaves the outcome unknown.
+    conn.broken ??= e as Error;
+    throw inDoubt('the commit outcome is unknown; retry with the same Idempotency-Key', e);
   } finally {
-    clearTimeout(timer);
+    for (const t of timers) clearTimeout(t);
     client.off('notice', onNotice);
-    // Never release the client while our cancel may still land on its next statement.
+    // Never release the client while our cancel may still land on its next statement; a
+    // backend we terminated is never reused.
     if (cancel) await cancel;
+    if (terminate) {
+      await terminate;
+      conn.broken ??= new Error('backend terminated after its commit wait was cancelled');
+    }
   }
   if (rolledBack) {
     throw new AppError(
@@ -150,10 +224,8 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
     );
   }
   if (warned && !cancel) {
-    throw new AppError(
-      'WRITE_IN_DOUBT',
+    throw inDoubt(
       'committed on the active but the wait for the passive was interrupted; retry with the same Idempotency-Key',
-      { retryAfterSec: 1 },
     );
   }
   if (cancel) {
@@ -161,23 +233,39 @@ async function commitBounded(opts: WritePathOptions, client: PoolClient): Promis
       { commitWaitMs: opts.commitWaitMs },
       'commit not confirmed by the passive in time; write in doubt',
     );
-    throw new AppError(
-      'WRITE_IN_DOUBT',
+    throw inDoubt(
       `committed on the active but not confirmed by the passive within ${opts.commitWaitMs} ms; retry with the same Idempotency-Key`,
-      { retryAfterSec: 1 },
     );
   }
 }
 
 /**
- * A tiny write whose confirmed commit proves every earlier commit reached the passive
- * (synchronous replication confirms in LSN order). Used before answering an idempotent replay.
+ * Before answering an idempotent replay: waits until the passive has applied every commit this
+ * node had flushed — so the earlier attempt (which may have ended WRITE_IN_DOUBT) is confirmed —
+ * without writing anything or holding a pooled connection (waitForStandbyReplay). Same refusals
+ * as a write (the gate); nothing to wait for in single-node or standalone mode; WRITE_IN_DOUBT
+ * after commitWaitMs, PASSIVE_UNAVAILABLE when no synchronous standby streams.
  */
-export async function runWriteBarrier(opts: WritePathOptions): Promise<void> {
-  await runWrite(opts, touchWriteBarrier);
+export async function runWriteBarrier(opts: WritePathOptions, ctl: WriteControl = {}): Promise<void> {
+  const { signal } = ctl;
+  if (signal?.aborted) throw requestAbandoned(signal);
+  const mode = opts.gate();
+  if (mode === 'single-node' || mode === 'standalone') return;
+  if (!mode && !opts.requireSyncStandby) return;
+  await waitForStandbyReplay(opts.db, {
+    timeoutMs: opts.commitWaitMs,
+    signal,
+    onStandbyMissing: opts.onStandbyMissing,
+  });
 }
 
-/** Inside a write transaction: gives it something to commit, so its COMMIT waits for the passive. */
+/**
+ * Inside a write transaction: gives it something to commit, so its COMMIT waits for the passive
+ * (and so confirms every earlier commit: synchronous replication confirms in LSN order). A
+ * transactional logical message writes WAL and takes a transaction id without touching any row,
+ * so concurrent barriers never wait for each other. Prefer ending the transaction and calling
+ * runWriteBarrier, which holds no connection while it waits.
+ */
 export async function touchWriteBarrier(c: PoolClient): Promise<void> {
-  await c.query('update write_barrier set at = now() where id = 1');
+  await c.query("select pg_logical_emit_message(true, 'trustee/write-barrier', '')");
 }

@@ -9,7 +9,7 @@ import {
   selectLatestDeposit,
   type DepositRow,
 } from '../db/sql/deposits';
-import { runWrite, runWriteBarrier, touchWriteBarrier, type WritePathOptions } from '../db/write-path';
+import { runWrite, runWriteBarrier, type WriteControl, type WritePathOptions } from '../db/write-path';
 import { AppError, SQLSTATE, toAppError } from '../errors';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
 import { encodeCursor, type ListParams } from './validate-deposit';
@@ -49,14 +49,21 @@ interface WriteRequest {
 }
 
 /**
- * A retry carrying a known Idempotency-Key gets the first result — after a write barrier
- * confirms the passive has it, since the first attempt may have ended WRITE_IN_DOUBT.
+ * A retry carrying a known Idempotency-Key gets the first result — once the passive has applied
+ * it, since the first attempt may have ended WRITE_IN_DOUBT. The wait (runWriteBarrier) writes
+ * nothing and holds no connection, so replays neither queue behind each other nor drain the pool.
  */
-async function replayIfKnown(svc: DepositServices, req: WriteRequest): Promise<WriteResult | undefined> {
+async function replayIfKnown(
+  svc: DepositServices,
+  req: WriteRequest,
+  ctl: WriteControl,
+): Promise<WriteResult | undefined> {
   if (!req.idempotencyKey) return undefined;
   const key = req.idempotencyKey;
-  const prior = await withClient(svc.write.db.pool, (c) =>
-    selectDepositByIdempotencyKey(c, req.owner, key),
+  const prior = await withClient(
+    svc.write.db.pool,
+    (c) => selectDepositByIdempotencyKey(c, req.owner, key),
+    ctl.signal,
   ).catch((e: unknown) => {
     throw toAppError(e);
   });
@@ -64,13 +71,14 @@ async function replayIfKnown(svc: DepositServices, req: WriteRequest): Promise<W
   if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
     throw new AppError('INVALID_REQUEST', 'this Idempotency-Key was already used for a different request');
   }
-  await runWriteBarrier(svc.write);
+  await runWriteBarrier(svc.write, ctl);
   return { name: prior.name, version: prior.version, replayed: true };
 }
 
 async function writeVersion(
   svc: DepositServices,
   req: WriteRequest,
+  ctl: WriteControl,
   decide: (
     c: PoolClient,
     latest: DepositRow | undefined,
@@ -78,47 +86,53 @@ async function writeVersion(
     Omit<Parameters<typeof insertDeposit>[1], 'owner' | 'name' | 'idempotencyKey' | 'requestHash' | 'version'>
   >,
 ): Promise<WriteResult> {
-  const replay = await replayIfKnown(svc, req);
+  const replay = await replayIfKnown(svc, req, ctl);
   if (replay) return replay;
   try {
-    return await runWrite(svc.write, async (c) => {
-      await lockDepositName(c, req.owner, req.name);
-      if (req.idempotencyKey) {
-        // Re-check under the lock: a concurrent retry may have committed meanwhile.
-        const prior = await selectDepositByIdempotencyKey(c, req.owner, req.idempotencyKey);
-        if (prior) {
-          if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
-            throw new AppError(
-              'INVALID_REQUEST',
-              'this Idempotency-Key was already used for a different request',
-            );
+    const result = await runWrite(
+      svc.write,
+      async (c): Promise<WriteResult> => {
+        await lockDepositName(c, req.owner, req.name);
+        if (req.idempotencyKey) {
+          // Re-check under the lock: a concurrent retry may have committed meanwhile.
+          const prior = await selectDepositByIdempotencyKey(c, req.owner, req.idempotencyKey);
+          if (prior) {
+            if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
+              throw new AppError(
+                'INVALID_REQUEST',
+                'this Idempotency-Key was already used for a different request',
+              );
+            }
+            // The first attempt may still be unconfirmed on the passive (it ended WRITE_IN_DOUBT
+            // while we waited for the lock): this transaction stores nothing, and the replay is
+            // answered only after the passive has applied it (below, with no connection held).
+            return { name: prior.name, version: prior.version, replayed: true };
           }
-          // The first attempt may still be unconfirmed on the passive (it ended WRITE_IN_DOUBT
-          // while we waited for the lock): make this transaction's COMMIT wait for the passive too.
-          await touchWriteBarrier(c);
-          return { name: prior.name, version: prior.version, replayed: true };
         }
-      }
-      const latest = await selectLatestDeposit(c, req.owner, req.name);
-      const fields = await decide(c, latest);
-      const version = (latest?.version ?? 0) + 1;
-      await insertDeposit(c, {
-        ...fields,
-        owner: req.owner,
-        name: req.name,
-        version,
-        idempotencyKey: req.idempotencyKey,
-        requestHash: req.hash,
-      });
-      return { name: req.name, version, replayed: false };
-    });
+        const latest = await selectLatestDeposit(c, req.owner, req.name);
+        const fields = await decide(c, latest);
+        const version = (latest?.version ?? 0) + 1;
+        await insertDeposit(c, {
+          ...fields,
+          owner: req.owner,
+          name: req.name,
+          version,
+          idempotencyKey: req.idempotencyKey,
+          requestHash: req.hash,
+        });
+        return { name: req.name, version, replayed: false };
+      },
+      ctl,
+    );
+    if (result.replayed) await runWriteBarrier(svc.write, ctl);
+    return result;
   } catch (e) {
     // Same key, different name, raced past the lock: the unique index caught it.
     if (
       (e as AppError).cause &&
       ((e as AppError).cause as { code?: string }).code === SQLSTATE.UNIQUE_VIOLATION
     ) {
-      const replay2 = await replayIfKnown(svc, req);
+      const replay2 = await replayIfKnown(svc, req, ctl);
       if (replay2) return replay2;
     }
     throw e;
@@ -135,6 +149,7 @@ export async function putDeposit(
     ifMatch: number | null;
     idempotencyKey: string | null;
   },
+  ctl: WriteControl = {},
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, [
     'PUT',
@@ -146,6 +161,7 @@ export async function putDeposit(
   return writeVersion(
     svc,
     { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
+    ctl,
     async (_c, latest) => {
       const current = latest?.version ?? 0;
       if (args.ifMatch !== null && args.ifMatch !== current) {
@@ -167,11 +183,13 @@ export async function putDeposit(
 export async function deleteDeposit(
   svc: DepositServices,
   args: { owner: string; name: string; ifMatch: number | null; idempotencyKey: string | null },
+  ctl: WriteControl = {},
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, ['DELETE', args.name, String(args.ifMatch)]);
   return writeVersion(
     svc,
     { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
+    ctl,
     async (_c, latest) => {
       if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
       if (args.ifMatch !== null && args.ifMatch !== latest.version) {

@@ -10,7 +10,9 @@ import {
   validatePutBody,
   validateVersionParam,
 } from '../deposits/validate-deposit';
+import { isRequestAbandoned } from '../db/pool';
 import { AppError } from '../errors';
+import { clientGoneSignal } from './client-gone-signal';
 import { methodNotAllowed } from './error-handler';
 
 function countRefusal(ctx: ServerContext, e: unknown): void {
@@ -20,6 +22,13 @@ function countRefusal(ctx: ServerContext, e: unknown): void {
   ) {
     ctx.metrics.writeRefusals.inc({ reason: e.code });
   }
+}
+
+/** The client went away and the write stopped before storing anything: nobody to answer. */
+function abandoned(ctx: ServerContext, e: unknown, signal: AbortSignal): boolean {
+  if (!isRequestAbandoned(e, signal)) return false;
+  ctx.log.debug('client went away; write abandoned before anything was stored');
+  return true;
 }
 
 function nameParam(req: Request): string {
@@ -53,8 +62,9 @@ export function depositsRouter(ctx: ServerContext): Router {
       const body = validatePutBody(req.body, ctx.maxValueBytes);
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
       const ifMatch = validateIfMatch(req.headers['if-match']);
+      const signal = clientGoneSignal(res);
       try {
-        const result = await putDeposit(svc, { owner, name, ...body, ifMatch, idempotencyKey });
+        const result = await putDeposit(svc, { owner, name, ...body, ifMatch, idempotencyKey }, { signal });
         ctx.log.info(
           { name, version: result.version, client: owner, replayed: result.replayed },
           'deposit stored',
@@ -62,6 +72,7 @@ export function depositsRouter(ctx: ServerContext): Router {
         if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
         res.status(201).json({ name: result.name, version: result.version });
       } catch (e) {
+        if (abandoned(ctx, e, signal)) return;
         countRefusal(ctx, e);
         throw e;
       }
@@ -71,14 +82,16 @@ export function depositsRouter(ctx: ServerContext): Router {
       const name = nameParam(req);
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
       const ifMatch = validateIfMatch(req.headers['if-match']);
+      const signal = clientGoneSignal(res);
       try {
-        const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey });
+        const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey }, { signal });
         ctx.log.info(
           { name, version: result.version, client: owner, replayed: result.replayed },
           'deposit deleted',
         );
         res.status(204).end();
       } catch (e) {
+        if (abandoned(ctx, e, signal)) return;
         countRefusal(ctx, e);
         throw e;
       }
