@@ -296,6 +296,11 @@ export class TrusteeClient {
     return { endpoints, active };
   }
 
+  /** True when values are sealed in envelopes on this side (encryption 'envelope' with a data key). */
+  get isEncrypting(): boolean {
+    return this.encryption === 'envelope' && this.dataKey !== undefined;
+  }
+
   /** Closes the keep-alive connections. The client must not be used afterwards. */
   close(): void {
     this.endpoints.close();

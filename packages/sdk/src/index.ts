@@ -48,6 +48,29 @@ export {
   type ClientConfigFile,
 } from './config-file';
 export { isValidName, assertValidName, MAX_NAME_LENGTH } from './names';
+export {
+  KeyProvider,
+  parseVersionName,
+  DEFAULT_CIPHER,
+  KEY_MATERIAL_PREFIX,
+  KEY_METADATA_PREFIX,
+  MAX_KEY_NAME_LENGTH,
+  MAX_EEK_BATCH,
+  type CreateKeyOptions,
+  type EncryptedKeyVersion,
+  type KeyMetadata,
+  type KeyProviderOptions,
+  type KeyVersion,
+} from './kms/key-provider';
+export { EdekQueue, DEFAULT_EDEK_CACHE, type EdekCacheOptions, type EdekQueueStats } from './kms/edek-queue';
+export {
+  flipIv,
+  encryptKeyMaterial,
+  decryptKeyMaterial,
+  EEK_VERSION_NAME,
+  EK_VERSION_NAME,
+  EEK_IV_LENGTH,
+} from './kms/eek';
 export type {
   ActiveChangeEvent,
   BreakerEvent,
