@@ -1,5 +1,5 @@
 import { execFile, type ChildProcess } from 'node:child_process';
-import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { chmodSync, cpSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Agent, request } from 'node:https';
@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { confPaths, spawnNodeServer, updateKeytrusteeConf, waitForHealth } from '@trustee/server';
 import { createIdentityCaCert, issueClientCert } from '../packages/server/src/crypto/certificates';
+import { addOrgCli } from '../packages/server/test/support/api';
 import { BINS } from './helpers/cli';
+import { registerTestClient } from './helpers/clients';
 import { httpsRequest } from './helpers/https-request';
 import { freePort } from './helpers/ports';
 import { trackPid, untrackPid, waitFor, waitForExit } from './helpers/processes';
@@ -676,37 +678,32 @@ describe('TLS: the seed policy on a real node', () => {
         METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
       });
       try {
-        const p = confPaths(v.confdir);
         const pair = () =>
           generateKeyPairSync('rsa', {
             modulusLength: 2048,
             publicKeyEncoding: { type: 'spki', format: 'pem' },
             privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
           });
-        const scraper = pair();
-        const cert = issueClientCert({
-          publicKeyPem: scraper.publicKey,
-          fingerprint: 'prometheus',
-          org: 'monitoring',
-          caCertPem: readFileSync(p.identityCert, 'utf8'),
-          caKeyPem: readFileSync(p.identityKey, 'utf8'),
-        });
+        // The scraper is a registered, active client (a CA-signed certificate alone is not enough).
+        const scraper = await registerTestClient(v.url, 'monitoring', await addOrgCli(node, 'monitoring'));
         const otherCa = pair();
-        const foreign = issueClientCert({
-          publicKeyPem: scraper.publicKey,
-          fingerprint: 'prometheus',
-          org: 'monitoring',
-          caCertPem: createIdentityCaCert(otherCa.privateKey, 'another cluster'),
-          caKeyPem: otherCa.privateKey,
-        });
+        const foreign = await issueClientCert(
+          {
+            publicKeyPem: createPublicKey(scraper.key).export({ type: 'spki', format: 'pem' }) as string,
+            fingerprint: 'prometheus',
+            org: 'monitoring',
+            caCertPem: createIdentityCaCert(otherCa.privateKey, 'another cluster'),
+          },
+          async (der) => sign('sha256', der, otherCa.privateKey),
+        );
         const anonymous = await httpsRequest(v.url, { path: '/metrics' });
         expect(anonymous.status).toBe(401);
         expect(anonymous.json.error.code).toBe('UNAUTHENTICATED');
         expect((await httpsRequest(v.url, { path: '/METRICS/' })).status).toBe(401);
         expect(
-          (await httpsRequest(v.url, { path: '/metrics', cert: foreign, key: scraper.privateKey })).status,
+          (await httpsRequest(v.url, { path: '/metrics', cert: foreign, key: scraper.key })).status,
         ).toBe(401);
-        const allowed = await httpsRequest(v.url, { path: '/metrics', cert, key: scraper.privateKey });
+        const allowed = await httpsRequest(v.url, { path: '/metrics', cert: scraper.cert, key: scraper.key });
         expect(allowed.status).toBe(200);
         expect(allowed.text).toMatch(/^trustee_tls_certificate_expiry_timestamp_seconds \d+$/m);
         // The rest of the API is unchanged.

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CONF_FILE, confPaths } from './confdir/paths';
+import { parseTrustedProxies } from './http/client-address';
 import { parseCipherList } from './tls/cipher-list';
 import { parseListenAddress } from './tls/listen-address';
 import { DEFAULT_TLS_MIN_VERSION, parseTlsMinVersion } from './tls/tls-version';
@@ -113,7 +114,7 @@ export const keytrusteeConfSchema = z
       .default(64 * 1024),
     /**
      * Clients awaiting approval (registered without the auth code) allowed per organization;
-     * default 100. Beyond it, registrations without the code answer QUOTA_EXCEEDED.
+     * default 100. Beyond it, registrations without the code answer RATE_LIMITED (429).
      */
     MAX_PENDING_CLIENTS_PER_ORG: z.number().int().min(1).max(1_000_000).default(100),
     /** Requests per second allowed per client; default 500. */
@@ -126,8 +127,42 @@ export const keytrusteeConfSchema = z
     REQUEST_TIMEOUT_MS: z.number().int().min(1000).max(600_000).default(30_000),
     /** Open connections allowed per source address; default 256. */
     MAX_CONNECTIONS_PER_SOURCE: z.number().int().min(1).max(100_000).default(256),
-    /** Failed registration attempts allowed per org and address per 15 minutes; default 10. */
+    /**
+     * Wrong auth codes allowed per org and address per 15 minutes (and 5× that per address over
+     * all orgs); default 10. Only failures count: a right code or no code costs nothing here.
+     */
     REGISTRATION_FAILURES_PER_15_MIN: z.number().int().min(1).default(10),
+    /**
+     * Registration attempts allowed per address per 15 minutes, every attempt counted (successes,
+     * pending clients, re-sends of the same CSR and refusals alike); default 300. Separate from and
+     * more generous than the wrong-code lockout above; a fleet registering behind one NAT may need more.
+     */
+    REGISTRATIONS_PER_15_MIN: z.number().int().min(1).max(1_000_000).default(300),
+    /**
+     * Addresses or CIDR blocks of reverse proxies / load balancers in front of this node, e.g.
+     * `["10.0.0.0/8", "::1"]`. When a request comes from one of them, registration limits are
+     * charged to the client address they report in CLIENT_ADDRESS_HEADER (the rightmost address
+     * that is not a trusted proxy); otherwise to the socket's address. Default: none (the header is ignored).
+     */
+    TRUSTED_PROXIES: z
+      .array(z.string())
+      .superRefine((v, ctx) => {
+        try {
+          parseTrustedProxies(v);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        }
+      })
+      .default([]),
+    /** Header trusted proxies put the client address in (comma-separated list); default `X-Forwarded-For`. */
+    CLIENT_ADDRESS_HEADER: z
+      .string()
+      .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name such as X-Forwarded-For')
+      .default('X-Forwarded-For'),
+    /** Worker threads signing client certificates (RSA, off the event loop); default min(2, cores). */
+    SIGNING_THREADS: z.number().int().min(1).max(64).optional(),
+    /** Certificate signatures allowed to wait for a thread; beyond, registrations answer UNAVAILABLE (503, Retry-After). Default 128. */
+    SIGNING_QUEUE_MAX: z.number().int().min(1).max(100_000).default(128),
     SMTP_URL: z.string().optional(),
     SMTP_FROM: z.string().optional(),
     /**

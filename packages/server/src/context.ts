@@ -1,4 +1,7 @@
 import type { DenyListWatcher } from './auth/deny-list-watcher';
+import type { SignPool } from './crypto/sign-pool';
+import type { ClientAddressPolicy } from './http/client-address';
+import type { DecoyRegistrations } from './orgs/decoy-registration';
 import type { Db } from './db/pool';
 import type { WritePathOptions } from './db/write-path';
 import type { KeyHierarchy } from './keys/key-hierarchy';
@@ -23,5 +26,11 @@ export interface ServerContext {
   maxValueBytes: number;
   /** Clients awaiting approval allowed per organization (MAX_PENDING_CLIENTS_PER_ORG). */
   maxPendingClientsPerOrg: number;
+  /** Worker threads signing client certificates (off the event loop). */
+  signPool: SignPool;
+  /** Answers for registrations naming an organization that does not exist. */
+  decoys: DecoyRegistrations;
+  /** Which address registration limits are charged to (TRUSTED_PROXIES, CLIENT_ADDRESS_HEADER). */
+  clientAddress: ClientAddressPolicy;
   version: string;
 }

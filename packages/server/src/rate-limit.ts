@@ -10,9 +10,11 @@ import { AppError } from './errors';
 export interface RateLimits {
   /** Per client fingerprint, per second. */
   requests: RateLimiterAbstract;
-  /** Failed registration attempts per (address, org), per 15 minutes. */
+  /** Every registration attempt per address, per 15 minutes (charged, never given back). */
+  registrations: RateLimiterAbstract;
+  /** Wrong auth codes per (address, org), per 15 minutes (reserved first, handed back unless wrong). */
   registrationFailures: RateLimiterAbstract;
-  /** Failed registration attempts per address over all orgs (5× the per-org allowance), per 15 minutes. */
+  /** Wrong auth codes per address over all orgs (5× the per-org allowance), per 15 minutes. */
   registrationFailuresByAddress: RateLimiterAbstract;
 }
 
@@ -20,6 +22,8 @@ export interface RateLimits {
 export function createRateLimits(opts: {
   perSecond: number;
   registrationFailures: number;
+  /** Registration attempts per address per 15 minutes (REGISTRATIONS_PER_15_MIN). */
+  registrations: number;
   redis?: Redis;
 }): RateLimits {
   const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract =>
@@ -34,6 +38,7 @@ export function createRateLimits(opts: {
       : new RateLimiterMemory({ keyPrefix, points, duration });
   return {
     requests: make('req', opts.perSecond, 1),
+    registrations: make('reg-addr', opts.registrations, 15 * 60),
     registrationFailures: make('regfail', opts.registrationFailures, 15 * 60),
     registrationFailuresByAddress: make('regfail-addr', opts.registrationFailures * 5, 15 * 60),
   };

@@ -27,12 +27,20 @@ import { createLogger, type Logger } from './logger';
 import { createMetrics } from './metrics';
 import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
+import { SignPool } from './crypto/sign-pool';
+import { clientAddressPolicy } from './http/client-address';
+import { DecoyRegistrations } from './orgs/decoy-registration';
 import { createJobRunner } from './jobs/job-runner';
 import { applyConnectionLimits } from './http/connection-limits';
 import { everyMs } from './rate-limit';
 import { enqueueBackupNow } from './jobs/backup-now';
 import { parseListenAddress } from './tls/listen-address';
-import { apiMetricsAccess, guardApiMetrics, startMetricsListener } from './tls/metrics-access';
+import {
+  activeClientCheck,
+  apiMetricsAccess,
+  guardApiMetrics,
+  startMetricsListener,
+} from './tls/metrics-access';
 import { createTlsReloader, logNodeTls, prepareNodeTls, type TlsReloadResult } from './tls/node-tls';
 import { certificateExpirySeconds } from './tls/server-tls';
 
@@ -131,6 +139,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   );
   let nodeState: NodeState | undefined;
   let denyList: DenyListWatcher | undefined;
+  // RSA signatures for registrations run on worker threads (issue 10, finding 5).
+  const signPool = new SignPool({
+    keyPem: identity.keyPem,
+    threads: conf.SIGNING_THREADS,
+    maxQueue: conf.SIGNING_QUEUE_MAX,
+    log: log.child({ component: 'sign-pool' }),
+  });
   try {
     const peerUrl = conf.PEERS[0];
     nodeState = new NodeState({
@@ -193,7 +208,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       limits: createRateLimits({
         perSecond: conf.RATE_LIMIT_PER_SECOND,
         registrationFailures: conf.REGISTRATION_FAILURES_PER_15_MIN,
+        registrations: conf.REGISTRATIONS_PER_15_MIN,
         redis,
+      }),
+      signPool,
+      decoys: new DecoyRegistrations(identity.keyPem),
+      clientAddress: clientAddressPolicy({
+        trustedProxies: conf.TRUSTED_PROXIES,
+        header: conf.CLIENT_ADDRESS_HEADER,
       }),
       log,
       maxValueBytes: conf.MAX_VALUE_BYTES,
@@ -231,7 +253,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         rejectUnauthorized: false,
         handshakeTimeout: conf.TLS_HANDSHAKE_TIMEOUT_MS,
       },
-      guardApiMetrics(app, apiMetricsAccess(conf)),
+      guardApiMetrics(app, apiMetricsAccess(conf), activeClientCheck({ db, denyList, decoys: ctx.decoys })),
     );
     const tlsReloader = createTlsReloader({
       ...tlsSource,
@@ -313,6 +335,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
           server.closeAllConnections();
         });
         redis?.disconnect();
+        await signPool.close();
         await db.close();
       },
     };
@@ -320,6 +343,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     nodeState?.stop();
     denyList?.stop();
     redis?.disconnect();
+    await signPool.close();
     await db.close();
     throw e;
   }

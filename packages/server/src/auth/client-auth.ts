@@ -61,8 +61,18 @@ export function requireClient(ctx: ServerContext): RequestHandler {
       const row = await withClient(ctx.db.pool, (c) => selectClient(c, fp)).catch((e: unknown) => {
         throw toAppError(e);
       });
-      if (!row)
+      // A decoy handed out for an unknown organization answers like a pending client, so the
+      // certificate cannot reveal afterwards that the org did not exist (decoy-registration.ts).
+      if (!row) {
+        const serial = (req.socket as TLSSocket).getPeerCertificate().serialNumber ?? '';
+        if (ctx.decoys.isDecoy(serial, fp)) {
+          throw new AppError(
+            'CLIENT_PENDING',
+            'this client awaits approval by its organization administrator',
+          );
+        }
         throw new AppError('UNAUTHENTICATED', 'this client certificate is not registered with the cluster');
+      }
       if (row.state === 'pending') {
         throw new AppError('CLIENT_PENDING', 'this client awaits approval by its organization administrator');
       }

@@ -28,6 +28,11 @@ function forgeKeys(privateKeyPem: string) {
  * in JS blocks the event loop for hundreds of milliseconds per registration.
  */
 function signCertificate(cert: forge.pki.Certificate, privateKeyPem: string): void {
+  cert.signature = sign('sha256', tbsDer(cert), privateKeyPem).toString('binary');
+}
+
+/** Sets sha256WithRSAEncryption as the certificate's algorithm and returns its to-be-signed DER. */
+function tbsDer(cert: forge.pki.Certificate): Buffer {
   const oid = forge.pki.oids.sha256WithRSAEncryption;
   cert.siginfo.algorithmOid = oid;
   cert.signatureOid = oid;
@@ -36,9 +41,15 @@ function signCertificate(cert: forge.pki.Certificate, privateKeyPem: string): vo
     forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }
   ).getTBSCertificate(cert);
   (cert as unknown as { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate = tbs;
-  const der = Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
-  cert.signature = sign('sha256', der, privateKeyPem).toString('binary');
+  return Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
 }
+
+/**
+ * Makes the sha256WithRSAEncryption (PKCS#1 v1.5) signature of a to-be-signed DER with the
+ * cluster CA key. The server passes its worker pool (sign-pool.ts), so the RSA 4096 private-key
+ * operation runs off the event loop.
+ */
+export type TbsSigner = (tbsDer: Buffer) => Promise<Buffer>;
 
 /** Positive random serial number (RFC 5280: ≤ 20 octets, positive). */
 function randomSerial(): string {
@@ -164,30 +175,48 @@ export function parseCsr(csrPem: string): ParsedCsr {
   return { publicKeyPem };
 }
 
-/** Issues a client certificate (clientAuth) for `publicKeyPem`, signed by the cluster CA. */
-export function issueClientCert(args: {
-  publicKeyPem: string;
-  fingerprint: string;
-  org: string;
-  caCertPem: string;
-  caKeyPem: string;
-}): string {
-  const ca = forge.pki.certificateFromPem(args.caCertPem);
+/** The CA certificate's subject, parsed once per PEM (forge parsing costs ~1 ms per call). */
+const caSubjects = new Map<string, forge.pki.CertificateField[]>();
+function caSubject(caCertPem: string): forge.pki.CertificateField[] {
+  let subject = caSubjects.get(caCertPem);
+  if (!subject) {
+    subject = forge.pki.certificateFromPem(caCertPem).subject.attributes;
+    if (caSubjects.size >= 4) caSubjects.clear();
+    caSubjects.set(caCertPem, subject);
+  }
+  return subject;
+}
+
+/**
+ * Issues a client certificate (clientAuth) for `publicKeyPem`, signed by the cluster CA through
+ * `signTbs` (the worker pool). `serialHex` (positive, ≤ 16 bytes) replaces the random serial.
+ */
+export async function issueClientCert(
+  args: {
+    publicKeyPem: string;
+    fingerprint: string;
+    org: string;
+    caCertPem: string;
+    serialHex?: string;
+  },
+  signTbs: TbsSigner,
+): Promise<string> {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(args.publicKeyPem);
-  cert.serialNumber = randomSerial();
+  cert.serialNumber = args.serialHex ?? randomSerial();
   validity(cert, 10);
   cert.setSubject([
     { name: 'commonName', value: args.fingerprint },
     { name: 'organizationName', value: args.org },
   ]);
-  cert.setIssuer(ca.subject.attributes);
+  cert.setIssuer(caSubject(args.caCertPem));
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', clientAuth: true },
   ]);
-  signCertificate(cert, args.caKeyPem);
+  const tbs = tbsDer(cert);
+  cert.signature = (await signTbs(tbs)).toString('binary');
   return forge.pki.certificateToPem(cert);
 }
 

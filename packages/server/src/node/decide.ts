@@ -19,6 +19,8 @@ export interface PeerObservation {
   role?: DecidedRole | 'unknown';
   /** The peer's PostgreSQL timeline, when its database answered. */
   timeline?: number;
+  /** What answered at the peer's address belongs to another cluster: no role, no timeline. */
+  foreign?: boolean;
 }
 
 export interface DecisionInput {

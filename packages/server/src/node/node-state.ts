@@ -159,7 +159,13 @@ export class NodeState {
     this.probing = true;
     try {
       const before = this.peer;
-      this.peer = await probePeer(this.opts.peerUrl, 900);
+      this.peer = await probePeer(this.opts.peerUrl, 900, this.opts.identityFingerprint);
+      if (this.peer.foreign && !before?.foreign) {
+        this.opts.log?.error(
+          { peer: this.opts.peerUrl },
+          "the peer's address answers for another cluster (different identity): PEERS is wrong or another cluster took that address; its answers are ignored",
+        );
+      }
       if (before?.reachable !== this.peer.reachable) {
         this.opts.log?.info(
           { peer: this.opts.peerUrl, reachable: this.peer.reachable, role: this.peer.role },

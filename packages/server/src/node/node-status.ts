@@ -46,7 +46,7 @@ export async function readNodeStatus(confdir: string): Promise<NodeStatus> {
   const ha = readHaState(confdir);
   const peerUrl = conf.PEERS[0];
   const down = async (error: string): Promise<NodeStatus> => {
-    const peer = peerUrl ? { url: peerUrl, ...(await probePeer(peerUrl, 1500)) } : null;
+    const peer = peerUrl ? { url: peerUrl, ...(await probePeer(peerUrl, 1500, fingerprint)) } : null;
     return {
       ...base,
       db: { ...dbInfo, up: false, error },

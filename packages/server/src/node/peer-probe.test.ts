@@ -85,3 +85,27 @@ describe('parseHealth: what a peer that answered /v1/health decided about itself
     }
   });
 });
+
+describe('parseHealth with this cluster named: a node of another cluster is not the peer', () => {
+  const ours = 'AAAA';
+  it('takes the decision of a node of this cluster', () => {
+    expect(parseHealth(JSON.stringify({ role: 'active', timeline: 1, cluster: ours }), ours)).toEqual({
+      reachable: true,
+      role: 'active',
+      timeline: 1,
+    });
+  });
+  it('ignores the decision of a node of another cluster', () => {
+    expect(parseHealth(JSON.stringify({ role: 'active', timeline: 1, cluster: 'BBBB' }), ours)).toEqual({
+      reachable: true,
+      foreign: true,
+    });
+  });
+  it('takes a body without the field (an older peer) as this cluster', () => {
+    expect(parseHealth(JSON.stringify({ role: 'passive', timeline: 2 }), ours)).toEqual({
+      reachable: true,
+      role: 'passive',
+      timeline: 2,
+    });
+  });
+});

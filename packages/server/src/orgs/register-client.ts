@@ -3,8 +3,10 @@ import { countPendingClients, insertClient, selectClient, type ClientState } fro
 import { selectOrg } from '../db/sql/orgs';
 import { runWrite, runWriteBarrier, touchWriteBarrier } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
-import { CsrError, issueClientCert, parseCsr } from '../crypto/certificates';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CsrError, issueClientCert, parseCsr, type TbsSigner } from '../crypto/certificates';
 import { keyFingerprint } from '../crypto/fingerprint';
+import type { DecoyRegistrations } from './decoy-registration';
 import { authCodesMatch, openAuthSecret, type OrgServices } from './orgs';
 
 export interface Identity {
@@ -27,18 +29,30 @@ export interface RegisterResult {
   caCertificate: string;
 }
 
+/** What registerClient decided; `decoy` (for logs only, never sent): the org does not exist. */
+export type RegisterOutcome = RegisterResult & { decoy?: true };
+
 export class AuthCodeRejected extends AppError {}
+
+export interface RegistrationServices extends OrgServices {
+  /** Signs client certificates with the cluster CA key (the worker pool: off the event loop). */
+  signTbs: TbsSigner;
+  /** Answers for organizations that do not exist. */
+  decoys: DecoyRegistrations;
+}
 
 /**
  * Approval modes: right code → active; org with a blank code → active (auto-approval); no code
  * for an org that has one → pending until `enable-client`; wrong code → INVALID_AUTH_CODE.
- * An unknown org answers like a wrong code, so org names cannot be probed.
+ * An unknown org answers exactly like a known one, so org names cannot be probed: with a code,
+ * INVALID_AUTH_CODE; without one, 200 `pending` with a signed certificate (a decoy, stored
+ * nowhere; decoy-registration.ts).
  */
 export async function registerClient(
-  svc: OrgServices,
+  svc: RegistrationServices,
   identity: Identity,
   req: RegisterRequest,
-): Promise<RegisterResult> {
+): Promise<RegisterOutcome> {
   let publicKeyPem: string;
   try {
     publicKeyPem = parseCsr(req.csr).publicKeyPem;
@@ -52,7 +66,11 @@ export async function registerClient(
   });
   const rejected = () =>
     new AuthCodeRejected('INVALID_AUTH_CODE', 'the organization or its authorization code is not valid');
-  if (!org) throw rejected();
+  const started = performance.now();
+  if (!org) {
+    if (req.authCode !== undefined && req.authCode !== '') throw rejected();
+    return answerDecoy(svc, identity, req.org, publicKeyPem, fingerprint, started);
+  }
   const secret = await openAuthSecret(svc.keys, org);
   let state: ClientState;
   if (secret === '') state = 'active';
@@ -97,13 +115,10 @@ export async function registerClient(
     );
     if (waiting >= cap) throw quotaExceeded();
   }
-  const certificate = issueClientCert({
-    publicKeyPem,
-    fingerprint,
-    org: org.name,
-    caCertPem: identity.certPem,
-    caKeyPem: identity.keyPem,
-  });
+  const certificate = await issueClientCert(
+    { publicKeyPem, fingerprint, org: org.name, caCertPem: identity.certPem },
+    svc.signTbs,
+  );
   const stored = await runWrite(svc.write, async (c) => {
     const raced = await selectClient(c, fingerprint);
     if (raced) {
@@ -119,5 +134,46 @@ export async function registerClient(
     await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
     return { state, certificate };
   });
+  if (state === 'pending') svc.decoys.observePending(performance.now() - started);
   return { fingerprint, ...stored, caCertificate: identity.certPem };
+}
+
+/**
+ * What a known org without the code would answer, for an org that does not exist: the same
+ * checks on the key, a certificate signed the same way (remembered for re-sends), about the same
+ * time; nothing stored.
+ */
+async function answerDecoy(
+  svc: RegistrationServices,
+  identity: Identity,
+  org: string,
+  publicKeyPem: string,
+  fingerprint: string,
+  started: number,
+): Promise<RegisterOutcome> {
+  const existing = await withClient(svc.write.db.pool, (c) => selectClient(c, fingerprint)).catch(
+    (e: unknown) => {
+      throw toAppError(e);
+    },
+  );
+  if (existing) {
+    throw new AppError('INVALID_REQUEST', 'this key is already registered in another organization');
+  }
+  let certificate = svc.decoys.remembered(fingerprint, org);
+  if (!certificate) {
+    certificate = await issueClientCert(
+      {
+        publicKeyPem,
+        fingerprint,
+        org,
+        caCertPem: identity.certPem,
+        serialHex: svc.decoys.serialFor(fingerprint),
+      },
+      svc.signTbs,
+    );
+    svc.decoys.remember(fingerprint, org, certificate);
+  }
+  const wait = svc.decoys.remainingMs(performance.now() - started);
+  if (wait > 0) await sleep(wait);
+  return { fingerprint, state: 'pending', certificate, caCertificate: identity.certPem, decoy: true };
 }

@@ -27,11 +27,18 @@ export function healthRouter(ctx: ServerContext): Router {
         identity: s.identityMatches === false ? 'mismatch' : s.identityMatches === null ? 'unrecorded' : 'ok',
         replication: { ...s.replication, lostSlots: s.lostSlots },
         peer: peer
-          ? { reachable: peer.reachable, role: peer.role ?? null, timeline: peer.timeline ?? null }
+          ? {
+              reachable: peer.reachable,
+              role: peer.role ?? null,
+              timeline: peer.timeline ?? null,
+              ...(peer.foreign ? { foreign: true } : {}),
+            }
           : null,
         singleNodeWrites: d.singleNodeWrites ? { until: ha.singleNodeWrites?.until ?? null } : null,
         fenced: ha.fenced ?? null,
         version: ctx.version,
+        // The cluster identity's public fingerprint: a peer probe ignores a node of another cluster.
+        cluster: ctx.identity.fingerprint,
         stateAgeMs: ns.ageMs(),
         ...(s.dbUp ? {} : { error: 'the local database is not answering (details in the server log)' }),
       },

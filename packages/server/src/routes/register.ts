@@ -4,6 +4,7 @@ import type { ServerContext } from '../context';
 import { AppError } from '../errors';
 import { AuthCodeRejected, registerClient } from '../orgs/register-client';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { clientAddress } from '../http/client-address';
 import { consumeOrThrow, everyMs } from '../rate-limit';
 
 /** One log line per 10 s about a failing rate-limit store, not one per attempt. */
@@ -39,16 +40,15 @@ export function registerRouter(ctx: ServerContext): Router {
         ctx.metrics.writeRefusals.inc({ reason: refusal.code });
         throw refusal;
       }
-      // Consume before checking the code (atomic in memory and in Redis), give back on success:
-      // parallel guesses cannot all pass a read-only check. Keyed per address+org and per address.
-      const address = req.socket.remoteAddress ?? '?';
-      const counters: [RateLimiterAbstract, string][] = [
-        [ctx.limits.registrationFailures, `${address}|${parsed.data.org}`],
-        [ctx.limits.registrationFailuresByAddress, address],
-      ];
-      for (const [limiter, key] of counters) {
-        // Fail closed: without its counters the lockout would let unlimited auth-code guesses through.
-        await consumeOrThrow(limiter, key, 'failed registrations from this address', {
+      const address = clientAddress(
+        ctx.clientAddress,
+        req.socket.remoteAddress,
+        req.headers[ctx.clientAddress.header],
+      );
+      // Fail closed: without their counters these limits would let unlimited attempts and
+      // auth-code guesses through.
+      const consume = (limiter: RateLimiterAbstract, key: string, what: string) =>
+        consumeOrThrow(limiter, key, what, {
           failClosed: true,
           onStoreError: (e) => {
             ctx.metrics.rateLimitStoreErrors.inc({ limiter: 'registration' });
@@ -59,20 +59,45 @@ export function registerRouter(ctx: ServerContext): Router {
               );
           },
         });
+      // Every attempt is charged and never handed back (a success costs as much as a refusal,
+      // so re-sends cannot queue unlimited work: issue 10, finding 1).
+      await consume(ctx.limits.registrations, address, 'registration attempts from this address');
+      // The wrong-code lockout: reserve a failure before checking the code (atomic in memory and
+      // in Redis, so parallel guesses cannot all pass a read-only check), hand it back when the
+      // attempt was not a wrong code. Keyed per address+org and per address.
+      const counters: [RateLimiterAbstract, string][] = [
+        [ctx.limits.registrationFailures, `${address}|${parsed.data.org}`],
+        [ctx.limits.registrationFailuresByAddress, address],
+      ];
+      for (const [limiter, key] of counters) {
+        await consume(limiter, key, 'failed registrations from this address');
       }
       const giveBack = () =>
         Promise.all(counters.map(([limiter, key]) => limiter.reward(key, 1).catch(() => undefined)));
       try {
-        const result = await registerClient(
-          { write: ctx.write, keys: ctx.keys, maxPendingPerOrg: ctx.maxPendingClientsPerOrg },
+        const { decoy, ...result } = await registerClient(
+          {
+            write: ctx.write,
+            keys: ctx.keys,
+            maxPendingPerOrg: ctx.maxPendingClientsPerOrg,
+            signTbs: (der) => ctx.signPool.sign(der),
+            decoys: ctx.decoys,
+          },
           ctx.identity,
           parsed.data,
         );
         await giveBack();
-        ctx.log.info(
-          { client: result.fingerprint, org: parsed.data.org, state: result.state },
-          'client registered',
-        );
+        if (decoy) {
+          ctx.log.warn(
+            { org: parsed.data.org, remote: address },
+            'registration for an unknown organization answered like a pending one; nothing stored',
+          );
+        } else {
+          ctx.log.info(
+            { client: result.fingerprint, org: parsed.data.org, state: result.state },
+            'client registered',
+          );
+        }
         res.status(200).json(result);
       } catch (e) {
         if (e instanceof AuthCodeRejected) {

@@ -1,15 +1,20 @@
+import { X509Certificate } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { Pool } from 'pg';
 import type { Registry } from 'prom-client';
+import { keyFingerprint } from '../crypto/fingerprint';
+import { withClient } from '../db/pool';
+import { selectClient } from '../db/sql/clients';
 import type { Logger } from '../logger';
 import { isLoopbackHost, type ListenAddress } from './listen-address';
 
 /**
  * Who may read `/metrics` on the HTTPS API port:
  * - `open`: anyone (the default, unchanged);
- * - `client-cert`: only a client presenting a certificate issued by the cluster CA
- *   (METRICS_REQUIRE_CLIENT_CERT);
+ * - `client-cert`: only a client presenting a certificate issued by the cluster CA that is still
+ *   an active client: not pending, disabled, or on this node's deny list (METRICS_REQUIRE_CLIENT_CERT);
  * - `elsewhere`: nobody; METRICS_LISTEN serves it instead.
  */
 export type ApiMetricsAccess = 'open' | 'client-cert' | 'elsewhere';
@@ -45,11 +50,73 @@ function refuse(res: ServerResponse, status: number, code: string, message: stri
   res.end(body);
 }
 
+/** Why a scraper's verified certificate is refused, or undefined when it is an active client. */
+export interface MetricsRefusal {
+  status: number;
+  code: 'UNAUTHENTICATED' | 'CLIENT_PENDING' | 'CLIENT_DISABLED' | 'UNAVAILABLE';
+  message: string;
+}
+
+/** Decides whether the client behind a CA-verified certificate may scrape. */
+export type MetricsClientCheck = (socket: TLSSocket) => Promise<MetricsRefusal | undefined>;
+
+/**
+ * The client-state check of requireClient, for `/metrics`: the certificate's key must belong to
+ * a client that is active in this node's database and not on its deny list (a revoked scraper
+ * loses access on its next request, as any client does).
+ */
+export function activeClientCheck(deps: {
+  /** Read at each request (startup may replace the request pool). */
+  db: { pool: Pool };
+  denyList?: { isDenied(fingerprint: string): boolean };
+  /** Decoy certificates (unknown orgs) answer like pending clients, as on the API. */
+  decoys?: { isDecoy(serialHex: string, fingerprint: string): boolean };
+}): MetricsClientCheck {
+  return async (socket) => {
+    const peer = socket.getPeerCertificate();
+    const raw = peer?.raw;
+    if (!raw) return { status: 401, code: 'UNAUTHENTICATED', message: 'no client certificate' };
+    const fp = keyFingerprint(new X509Certificate(raw).publicKey);
+    const disabled: MetricsRefusal = {
+      status: 403,
+      code: 'CLIENT_DISABLED',
+      message: 'this client has been disabled',
+    };
+    if (deps.denyList?.isDenied(fp)) return disabled;
+    let row: Awaited<ReturnType<typeof selectClient>>;
+    try {
+      row = await withClient(deps.db.pool, (c) => selectClient(c, fp));
+    } catch {
+      return { status: 503, code: 'UNAVAILABLE', message: 'the client could not be checked; retry shortly' };
+    }
+    const pending: MetricsRefusal = {
+      status: 403,
+      code: 'CLIENT_PENDING',
+      message: 'this client awaits approval by its organization administrator',
+    };
+    if (!row && deps.decoys?.isDecoy(peer.serialNumber ?? '', fp)) return pending;
+    if (!row)
+      return {
+        status: 401,
+        code: 'UNAUTHENTICATED',
+        message: 'this client certificate is not registered with the cluster',
+      };
+    if (row.state === 'pending') return pending;
+    if (row.state === 'disabled') return disabled;
+    return undefined;
+  };
+}
+
 /**
  * Wraps the API's request listener: `/metrics` requests the configuration does not allow are
- * answered here, before the app; everything else passes through untouched.
+ * answered here, before the app; everything else passes through untouched. With `client-cert`,
+ * `checkClient` (activeClientCheck) decides about a certificate that verified.
  */
-export function guardApiMetrics(app: RequestListener, access: ApiMetricsAccess): RequestListener {
+export function guardApiMetrics(
+  app: RequestListener,
+  access: ApiMetricsAccess,
+  checkClient?: MetricsClientCheck,
+): RequestListener {
   if (access === 'open') return app;
   return (req: IncomingMessage, res: ServerResponse) => {
     if (!isMetricsPath(req.url ?? '/')) return app(req, res);
@@ -57,12 +124,22 @@ export function guardApiMetrics(app: RequestListener, access: ApiMetricsAccess):
       return refuse(res, 404, 'NOT_FOUND', '/metrics is not served on this port (METRICS_LISTEN)');
     // `authorized`: the client presented a certificate that verifies against the cluster CA
     // (the server requests one from every client but lets anonymous routes through).
-    if ((req.socket as TLSSocket).authorized === true) return app(req, res);
-    return refuse(
-      res,
-      401,
-      'UNAUTHENTICATED',
-      '/metrics requires a client certificate issued by this cluster (METRICS_REQUIRE_CLIENT_CERT)',
+    const socket = req.socket as TLSSocket;
+    if (socket.authorized !== true) {
+      return refuse(
+        res,
+        401,
+        'UNAUTHENTICATED',
+        '/metrics requires a client certificate issued by this cluster (METRICS_REQUIRE_CLIENT_CERT)',
+      );
+    }
+    if (!checkClient) return app(req, res);
+    checkClient(socket).then(
+      (refusal) => {
+        if (!refusal) return app(req, res);
+        refuse(res, refusal.status, refusal.code, `/metrics: ${refusal.message}`);
+      },
+      () => refuse(res, 503, 'UNAVAILABLE', '/metrics: the client could not be checked; retry shortly'),
     );
   };
 }

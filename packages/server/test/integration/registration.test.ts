@@ -70,14 +70,17 @@ describe('client registration', () => {
     expect(again.json.state).toBe('pending');
   });
 
-  it('answers an unknown org exactly like a wrong code, so org names cannot be probed', async () => {
+  it('answers an unknown org exactly like a known one, so org names cannot be probed', async () => {
     const unknown = await registerNew('no-such-org', 'whatever');
     const wrong = await registerNew('acme', 'whatever');
     expectError(unknown.res, 403, 'INVALID_AUTH_CODE');
     expect(unknown.res.json).toEqual(wrong.res.json);
     expect(unknown.res.text).not.toContain('no-such-org');
-    // Even without a code, an unknown org is refused (a known org would give "pending").
-    expectError((await registerNew('no-such-org')).res, 403, 'INVALID_AUTH_CODE');
+    // Without a code, an unknown org answers "pending" as a known org does (issue 10, finding 5;
+    // the whole comparison is in tests/issue-10-registration.test.ts).
+    const pending = await registerNew('no-such-org');
+    expect(pending.res.status).toBe(200);
+    expect(pending.res.json.state).toBe('pending');
   });
 
   it('returns the same fingerprint, state and certificate when the same key registers again', async () => {
