@@ -8,9 +8,15 @@ import { ReplicatorError } from '../errors';
 import { prepareDataDir } from './initdb';
 import type { PgInstance } from './instance';
 import { writePassfile } from './passfile';
-import { isLoopbackAddress, REPLICATION_ROLE, slotNameFor } from './replication-role';
+import { REPLICATION_ROLE, slotNameFor } from './replication-role';
 import { runPgTool } from './run';
-import { writeStandbyConfig, type StandbyConfigOptions, type StandbyConfigResult } from './standby-config';
+import {
+  peerLinkTls,
+  peerTlsHint,
+  writeStandbyConfig,
+  type StandbyConfigOptions,
+  type StandbyConfigResult,
+} from './standby-config';
 
 const MINUTE_MS = 60_000;
 
@@ -52,16 +58,17 @@ export async function takeBasebackup(inst: PgInstance, opts: BasebackupOptions):
   const passfile = writePassfile(inst, [
     { host: opts.primaryHost, port: opts.primaryPort, database: '*', user, password: opts.password },
   ]);
-  // Same TLS defaults as the standby's primary_conninfo (require off-host).
+  // Same TLS as the standby's primary_conninfo (peerLinkTls: verify-full with the cluster CA).
   const env: Record<string, string> = {
     PGPASSFILE: passfile,
     // The backup's walsender shows as `<name>_basebackup` in pg_stat_replication, never as the sync standby.
     PGAPPNAME: `${opts.standbyName}_basebackup`,
     PGCONNECT_TIMEOUT: '10',
   };
-  const sslMode = opts.sslMode ?? (isLoopbackAddress(opts.primaryHost) ? undefined : 'require');
-  if (sslMode) env.PGSSLMODE = sslMode;
-  if (opts.sslRootCert) env.PGSSLROOTCERT = opts.sslRootCert;
+  const tls = peerLinkTls(inst, opts.primaryHost, opts);
+  if (tls.sslMode) env.PGSSLMODE = tls.sslMode;
+  if (tls.sslRootCert) env.PGSSLROOTCERT = tls.sslRootCert;
+  if (tls.channelBinding) env.PGCHANNELBINDING = tls.channelBinding;
   if (opts.recreateSlot) await dropRemoteSlot(inst, { ...opts, user, slotName, env });
   try {
     await runPgTool(
@@ -87,11 +94,14 @@ export async function takeBasebackup(inst: PgInstance, opts: BasebackupOptions):
       { runAs: inst.runAs, env, timeoutMs: opts.timeoutMs ?? 30 * MINUTE_MS },
     );
   } catch (e) {
+    const message = (e as Error).message;
+    const check =
+      peerTlsHint(message, opts.primaryHost) ??
+      'Check that the active ran the bootstrap for this standby (role, pg_hba, slot) and that the password matches';
     throw new ReplicatorError(
       'REPLICATION_FAILED',
-      `base backup from ${opts.primaryHost}:${opts.primaryPort} as ${user} (slot ${slotName}) failed: ${(e as Error).message}. ` +
-        `Check that the active ran the bootstrap for this standby (role, pg_hba, slot) and that the password matches; ` +
-        `then empty ${inst.dataDir} and retry.`,
+      `base backup from ${opts.primaryHost}:${opts.primaryPort} as ${user} (slot ${slotName}) failed: ${message}. ` +
+        `${check}; then empty ${inst.dataDir} and retry.`,
       { cause: e, details: { host: opts.primaryHost, port: opts.primaryPort, slotName } },
     );
   }
@@ -137,7 +147,7 @@ async function dropRemoteSlot(
     throw new ReplicatorError(
       'REPLICATION_FAILED',
       `could not drop the old replication slot ${opts.slotName} on ${opts.primaryHost}:${opts.primaryPort}: ${message}. ` +
-        'If the old passive is still running, stop it first.',
+        `${peerTlsHint(message, opts.primaryHost) ?? 'If the old passive is still running, stop it first'}.`,
       { cause: e },
     );
   }

@@ -34,6 +34,13 @@ export interface PgInstance {
   /** The unprivileged OS account PostgreSQL runs as when we are root. */
   runAs?: RunAs;
   /**
+   * CA certificate (readable by the PostgreSQL OS user) that issued the peer's PostgreSQL
+   * certificate. When set, every connection this node opens to its peer — the walreceiver's
+   * primary_conninfo, pg_basebackup, pg_rewind — uses `sslmode=verify-full` with this root and
+   * `channel_binding=require` (see `peerLinkTls`).
+   */
+  replicationCa?: string;
+  /**
    * Second socket directory (libpq's default, so `psql -p PORT` needs no -h), socket group and
    * mode, passed at every start. Without it: only the private socket, mode 0700.
    */

@@ -11,9 +11,9 @@ import { ReplicatorError } from '../errors';
 import type { PgInstance } from './instance';
 import { writePassfile } from './passfile';
 import { readPostmasterPid } from './postmaster';
-import { REPLICATION_ROLE, REWIND_DATABASE, isLoopbackAddress } from './replication-role';
+import { REPLICATION_ROLE, REWIND_DATABASE } from './replication-role';
 import { runPgTool } from './run';
-import { renderConninfo } from './standby-config';
+import { peerLinkTls, peerTlsHint, renderConninfo } from './standby-config';
 
 export interface RewindOptions {
   /** The new primary, as reachable from this node. */
@@ -47,13 +47,16 @@ export async function rewindFrom(
   const passfile = writePassfile(inst, [
     { host: opts.sourceHost, port: opts.sourcePort, database: '*', user, password: opts.password },
   ]);
+  const tls = peerLinkTls(inst, opts.sourceHost);
   const source = renderConninfo({
     host: opts.sourceHost,
     port: opts.sourcePort,
     user,
     dbname: REWIND_DATABASE,
     passfile,
-    sslmode: isLoopbackAddress(opts.sourceHost) ? undefined : 'require',
+    sslmode: tls.sslMode,
+    sslrootcert: tls.sslRootCert,
+    channel_binding: tls.channelBinding,
     connect_timeout: 10,
     application_name: 'trustee_rewind',
   });
@@ -76,9 +79,10 @@ export async function rewindFrom(
     return { elapsedMs: Date.now() - t0, output: `${r.stdout}${r.stderr}` };
   } catch (e) {
     const message = (e as Error).message;
+    const hint = peerTlsHint(message, opts.sourceHost);
     throw new ReplicatorError(
       isRewindImpossible(message) ? 'REWIND_IMPOSSIBLE' : 'REWIND_FAILED',
-      `pg_rewind of ${inst.dataDir} from ${opts.sourceHost}:${opts.sourcePort} failed: ${message}`,
+      `pg_rewind of ${inst.dataDir} from ${opts.sourceHost}:${opts.sourcePort} failed: ${message}${hint ? `. ${hint}` : ''}`,
       { cause: e },
     );
   }

@@ -1,4 +1,5 @@
 import {
+  peerLinkTls,
   quoteConninfoValue,
   renderAutoConf,
   renderConninfo,
@@ -98,5 +99,32 @@ describe('renderRecoveryConf (PostgreSQL <= 11)', () => {
         "primary_slot_name = 'node_b'\n" +
         "recovery_target_timeline = 'latest'\n",
     );
+  });
+});
+
+describe('peerLinkTls', () => {
+  it('verifies the peer against the replication CA and requires channel binding when the node has the CA', () => {
+    const inst = { replicationCa: '/srv/node-b/db.tls/replication-ca.crt' };
+    expect(peerLinkTls(inst, '127.0.0.1')).toEqual({
+      sslMode: 'verify-full',
+      sslRootCert: '/srv/node-b/db.tls/replication-ca.crt',
+      channelBinding: 'require',
+    });
+    const tls = peerLinkTls(inst, 'kt01.example.com');
+    expect(renderPrimaryConninfo({ ...local, primaryHost: 'kt01.example.com', ...tls })).toBe(
+      'host=kt01.example.com port=11381 user=replicator application_name=node-b passfile=/srv/node-b/db.pgpass ' +
+        'sslmode=verify-full sslrootcert=/srv/node-b/db.tls/replication-ca.crt channel_binding=require',
+    );
+  });
+
+  it('without a CA keeps sslmode=require off-host and libpq defaults on loopback', () => {
+    expect(peerLinkTls({}, '10.0.0.1')).toEqual({ sslMode: 'require' });
+    expect(peerLinkTls(undefined, '127.0.0.1')).toEqual({ sslMode: undefined });
+  });
+
+  it('lets explicit settings win', () => {
+    expect(peerLinkTls({ replicationCa: '/ca' }, 'h', { sslMode: 'disable' })).toEqual({
+      sslMode: 'disable',
+    });
   });
 });

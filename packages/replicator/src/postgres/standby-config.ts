@@ -33,10 +33,37 @@ export interface StandbyConfigOptions {
   user?: string;
   /** libpq password file; default `passfilePath(inst)` when writing for an instance. */
   passfile?: string;
-  /** libpq sslmode; default none (libpq's `prefer`) for a loopback primary, else `require`. */
-  sslMode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  /** libpq sslmode; default from `peerLinkTls` (verify-full when the instance has a replication CA). */
+  sslMode?: SslMode;
   /** CA file for `verify-ca` / `verify-full`. */
   sslRootCert?: string;
+  /** libpq channel_binding; `require` with verify-full (SCRAM bound to the server's certificate). */
+  channelBinding?: 'disable' | 'prefer' | 'require';
+}
+
+export type SslMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+
+/** TLS parameters of one connection to the peer's PostgreSQL. */
+export type PeerLinkTls = Pick<StandbyConfigOptions, 'sslMode' | 'sslRootCert' | 'channelBinding'>;
+
+/**
+ * How this node connects to its peer. With a replication CA (`inst.replicationCa`):
+ * `verify-full` (the peer's certificate must be issued by the cluster CA for the host name or
+ * address dialled) and `channel_binding=require` (SCRAM-SHA-256-PLUS: the password exchange is
+ * bound to that TLS session, so a relay cannot forward it into a session of its own). Without
+ * one (a node set up before the CA existed): `require` off-host, libpq's default on loopback.
+ * Explicit `given` settings win.
+ */
+export function peerLinkTls(
+  inst: Pick<PgInstance, 'replicationCa'> | undefined,
+  peerHost: string,
+  given: PeerLinkTls = {},
+): PeerLinkTls {
+  if (given.sslMode) return given;
+  if (inst?.replicationCa) {
+    return { sslMode: 'verify-full', sslRootCert: inst.replicationCa, channelBinding: 'require' };
+  }
+  return { sslMode: isLoopbackAddress(peerHost) ? undefined : 'require' };
 }
 
 /**
@@ -58,17 +85,37 @@ export function renderConninfo(params: Record<string, string | number | undefine
     .join(' ');
 }
 
+/**
+ * When a libpq error says the peer failed TLS verification or channel binding, what the operator
+ * should check (else undefined). libpq's own words stay in the message; this names our files.
+ */
+export function peerTlsHint(message: string, host: string): string | undefined {
+  if (
+    !/certificate verify failed|does not match host name|channel binding|server does not support SSL|SSL error/i.test(
+      message,
+    )
+  ) {
+    return undefined;
+  }
+  return (
+    `the PostgreSQL at ${host} did not prove it is this cluster's peer: its certificate is not issued by this cluster's ` +
+    `replication CA (trustee-replication-ca.crt, copied with the confdir) for the name or address dialled (${host}). ` +
+    `Check that ${host} is the right node and that both confdirs hold the same replication CA`
+  );
+}
+
 /** The standby's primary_conninfo: no password, `passfile=` instead. */
 export function renderPrimaryConninfo(opts: StandbyConfigOptions): string {
-  const sslMode = opts.sslMode ?? (isLoopbackAddress(opts.primaryHost) ? undefined : 'require');
+  const tls = peerLinkTls(undefined, opts.primaryHost, opts);
   return renderConninfo({
     host: opts.primaryHost,
     port: opts.primaryPort,
     user: opts.user ?? REPLICATION_ROLE,
     application_name: opts.standbyName,
     passfile: opts.passfile,
-    sslmode: sslMode,
-    sslrootcert: opts.sslRootCert,
+    sslmode: tls.sslMode,
+    sslrootcert: tls.sslRootCert,
+    channel_binding: tls.channelBinding,
   });
 }
 
@@ -141,7 +188,11 @@ export interface StandbyConfigResult {
  * `pg_rewind -R`.
  */
 export function writeStandbyConfig(inst: PgInstance, opts: StandbyConfigOptions): StandbyConfigResult {
-  const full: StandbyConfigOptions = { ...opts, passfile: opts.passfile ?? passfilePath(inst) };
+  const full: StandbyConfigOptions = {
+    ...opts,
+    ...peerLinkTls(inst, opts.primaryHost, opts),
+    passfile: opts.passfile ?? passfilePath(inst),
+  };
   const kind = standbyConfigKind(readPgMajor(inst.dataDir));
   if (kind === 'recovery.conf') {
     const file = join(inst.dataDir, 'recovery.conf');

@@ -21,6 +21,7 @@ import { connectNodeDb } from '../db/node-db';
 import { writeNewMasterKey } from '../keys/file-master-key';
 import { holdsCluster } from '../node/existing-data';
 import { CONF_FILE, confPaths } from './paths';
+import { createReplicationCa } from './replication-ca';
 import { fsyncDir, writePublicFile, writeSecretFile } from './secret-files';
 import { giveConfdirToServiceAccount } from './service-account';
 import { randomBytes } from 'node:crypto';
@@ -71,7 +72,8 @@ export const KEY_LOSS_CONSEQUENCE =
 
 /**
  * Creates a confdir: keytrustee.conf, the cluster identity key + CA certificate (RSA 4096),
- * the master key, the replication secret, and this node's TLS key + self-signed certificate.
+ * the master key, the replication secret, the replication CA (RSA 3072, authenticates the
+ * PostgreSQL link), and this node's TLS key + self-signed certificate.
  * A confdir already holding an identity is refused unless `force`; a copied confdir (the
  * passive after rsync --exclude .ssl) keeps its identity and only gets its own .ssl/.
  * Key material is never overwritten in place: files a run replaces are first moved to
@@ -124,6 +126,7 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
     writeNewMasterKey(p.masterKey);
     writeSecretFile(p.replicationSecret, randomBytes(24).toString('base64url') + '\n');
     created.push(p.identityKey, p.identityCert, p.masterKey, p.replicationSecret);
+    created.push(...(await createReplicationCa(opts.confdir, host)));
     step(`identity key ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   if (retiredDir) {
@@ -205,7 +208,14 @@ async function assertMayInit(opts: InitOptions): Promise<void> {
 
 /** The files both nodes share that seal or prove something: losing one loses data or trust. */
 function clusterKeyFiles(p: ReturnType<typeof confPaths>): string[] {
-  return [p.identityKey, p.identityCert, p.masterKey, p.replicationSecret];
+  return [
+    p.identityKey,
+    p.identityCert,
+    p.masterKey,
+    p.replicationSecret,
+    p.replicationCaKey,
+    p.replicationCaCert,
+  ];
 }
 
 function differsFrom(file: string, other: string): boolean {

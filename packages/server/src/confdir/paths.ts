@@ -14,6 +14,13 @@ export function confPaths(confdir: string) {
     masterKey: join(confdir, 'trustee-master.key'),
     /** Password of the PostgreSQL replication role, shared by both nodes. */
     replicationSecret: join(confdir, 'trustee-replication.secret'),
+    /**
+     * CA of the PostgreSQL replication link (RSA 3072, PEM PKCS#8, 0600) and its self-signed
+     * certificate, shared by both nodes: each node's PostgreSQL serves a certificate it issued,
+     * and each node verifies its peer's against it.
+     */
+    replicationCaKey: join(confdir, 'trustee-replication-ca.key'),
+    replicationCaCert: join(confdir, 'trustee-replication-ca.crt'),
     sslDir: join(confdir, '.ssl'),
     sslCert: join(confdir, '.ssl', 'ssl-cert-keytrustee.pem'),
     sslKey: join(confdir, '.ssl', 'ssl-cert-keytrustee-pk.pem'),

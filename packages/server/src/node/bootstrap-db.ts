@@ -17,14 +17,18 @@ import {
   stopPostgres,
   type PgInstance,
 } from '@trustee/replicator';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { loadKeytrusteeConf, resolveConfPath, type KeytrusteeConf } from '../config';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadKeytrusteeConf } from '../config';
 import { confPaths } from '../confdir/paths';
+import { createReplicationCa, hasReplicationCa } from '../confdir/replication-ca';
 import { readSecretFile } from '../confdir/secret-files';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
 import { keyFingerprint } from '../crypto/fingerprint';
 import { MIGRATIONS_DIR } from '../package-info';
+import { dbTlsSettings, prepareDbTls } from './db-tls';
+
+export { prepareDbTls } from './db-tls';
 
 export interface DbOptions {
   confdir: string;
@@ -37,7 +41,11 @@ export interface DbOptions {
 /** Longest a replay conflict may hold up the passive's replay (max_standby_streaming_delay). */
 export const STANDBY_CONFLICT_DELAY = '1s';
 
-/** The PostgreSQL instance of this node, from flags or keytrustee.conf. */
+/**
+ * The PostgreSQL instance of this node, from flags or keytrustee.conf. TLS is on whenever
+ * `<datadir>.tls` holds a certificate (every start passes it); `prepareTls` first issues or
+ * renews it from the confdir's replication CA (db-tls.ts), and fails when the confdir has none.
+ */
 export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInstance {
   const conf = loadKeytrusteeConf(opts.confdir);
   const dir = opts.pgRootdir ?? conf.DB_ROOTDIR;
@@ -48,9 +56,10 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
     port: opts.port ?? conf.DB_PORT,
     listenAddresses: opts.listenAddresses ?? (conf.DB_LISTEN_ADDRESSES as string | undefined) ?? '127.0.0.1',
   });
-  if (opts.prepareTls) inst.extraSettings = prepareDbTls(opts.confdir, conf, inst);
+  if (opts.prepareTls) prepareDbTls(opts.confdir, conf, inst);
   inst.extraSettings = {
     ...inst.extraSettings,
+    ...dbTlsSettings(inst),
     // A replay conflict on the passive (e.g. a lock needed while a backup's pg_dump holds one)
     // may stall replay, and every remote_apply commit with it, for at most this long; then the
     // conflicting query (the dump) is cancelled. Below COMMIT_WAIT_MS, so writes never end in doubt.
@@ -62,39 +71,17 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
 }
 
 /**
- * A node reachable from its peer serves PostgreSQL over TLS with this node's own certificate
- * (the `.ssl/` files). They are copied next to the data dir, owned by the PostgreSQL user, and
- * named on the command line — never in the data dir, which base backups and pg_rewind copy.
- */
-export function prepareDbTls(
-  confdir: string,
-  conf: KeytrusteeConf,
-  inst: PgInstance,
-): Record<string, string> | undefined {
-  if (inst.listenAddresses === '127.0.0.1' || inst.listenAddresses === 'localhost') return undefined;
-  const dir = `${inst.dataDir}.tls`;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const files = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
-  copyFileSync(resolveConfPath(confdir, conf.SSL_CERTIFICATE), files.cert);
-  copyFileSync(resolveConfPath(confdir, conf.SSL_PRIVATE_KEY), files.key);
-  for (const f of [dir, files.cert, files.key]) {
-    if (inst.runAs) chownSync(f, inst.runAs.uid, inst.runAs.gid);
-    chmodSync(f, f === dir ? 0o700 : 0o600);
-  }
-  return {
-    ssl: 'on',
-    ssl_cert_file: files.cert,
-    ssl_key_file: files.key,
-    ssl_min_protocol_version: 'TLSv1.2',
-  };
-}
-
-/**
  * Bootstraps the active's database: initdb, start, create the database, migrate, record the
  * cluster identity, and remember the data dir and port in keytrustee.conf. Leaves it running.
  */
 export async function bootstrapActiveDb(opts: DbOptions & { pgRootdir: string }): Promise<PgInstance> {
   const step = opts.onStep ?? (() => undefined);
+  if (!hasReplicationCa(opts.confdir)) {
+    // A confdir made before the replication CA existed: the active defines the cluster, so it
+    // makes the CA here; the passive gets it with the confdir copy that follows.
+    step('creating the replication CA (the confdir predates it)…');
+    await createReplicationCa(opts.confdir, loadKeytrusteeConf(opts.confdir).HOST);
+  }
   const inst = nodeInstance({ ...opts, prepareTls: true });
   step(`initializing PostgreSQL data directory ${inst.dataDir} (port ${inst.port})…`);
   await initDataDir(inst);
