@@ -1,7 +1,13 @@
 import type { Deposit } from '../client';
 import type { RegistrationResult } from '../register';
 import type { ClusterStatus, DepositListItem, PutResult } from '../types';
-import type { CliIo } from './run-cli';
+
+/** Where the CLI writes; injectable so tests run it in-process. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
 
 /** Human by default, one JSON document with --json. */
 export interface Output {
@@ -9,7 +15,7 @@ export interface Output {
   json: boolean;
 }
 
-function write(o: Output, json: unknown, human: string): void {
+export function write(o: Output, json: unknown, human: string): void {
   o.io.stdout.write(o.json ? `${JSON.stringify(json, null, 2)}\n` : human);
 }
 

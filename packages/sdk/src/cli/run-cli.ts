@@ -4,14 +4,18 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TrusteeClient } from '../client';
 import { defaultConfigPath, writePrivateFile } from '../config-file';
 import { TrusteeError, isTrusteeError } from '../errors';
-import { printDeposit, printList, printPut, printRegistration, printStatus, type Output } from './output';
+import { addKeyCommands } from './key-commands';
+import {
+  printDeposit,
+  printList,
+  printPut,
+  printRegistration,
+  printStatus,
+  type CliIo,
+  type Output,
+} from './output';
 
-/** Where the CLI writes; injectable so tests run it in-process. */
-export interface CliIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-}
+export type { CliIo } from './output';
 
 interface GlobalOptions {
   config?: string;
@@ -218,6 +222,8 @@ function buildProgram(io: CliIo): Command {
           throw new TrusteeError('UNAVAILABLE', 'no node is reachable');
       });
     });
+
+  addKeyCommands(program, { out, configPath });
 
   return program;
 }
