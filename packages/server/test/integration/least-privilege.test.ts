@@ -103,5 +103,12 @@ describe('least privilege for requests (issue 10, finding 8)', () => {
       "select pg_has_role(current_user, 'pg_read_all_stats', 'usage') as ok",
     );
     expect(member.rows[0].ok).toBe(true);
+    // The in-transaction write barrier (a transactional logical message) is allowed.
+    await app.query('begin');
+    try {
+      await app.query("select pg_logical_emit_message(true, 'trustee/write-barrier', '')");
+    } finally {
+      await app.query('rollback');
+    }
   });
 });
