@@ -1,6 +1,7 @@
 import { TrusteeClient } from './client';
 import type { TrusteeClientOptions } from './types';
-import { FakeNode, answerHealth, sendJson } from '../test/support/fake-node';
+import type { ServerResponse } from 'node:http';
+import { FakeNode, answerHealth, sendJson, type RecordedRequest } from '../test/support/fake-node';
 import { useFakeNodes } from '../test/support/fake-nodes-fixture';
 
 /** Routing and retry behaviour of one call (call-with-retry.ts) seen through the client. */
@@ -96,6 +97,89 @@ describe('callWithRetry through TrusteeClient', () => {
     const started = Date.now();
     await expect(c.get('k')).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('ends a write that was sent and then timed out as WRITE_IN_DOUBT with its key, not DEADLINE_EXCEEDED', async () => {
+    const a = await node();
+    a.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      // The request arrives, the answer never does (a commit stuck waiting for the passive).
+    };
+    const c = client([a.url], {
+      timeoutMs: 150,
+      deadlineMs: 700,
+      retry: { baseDelayMs: 10, backoffLimitMs: 20 },
+    });
+    const error = (await c.put('k', 'v', { idempotencyKey: 'doubt-1' }).catch((e: unknown) => e)) as {
+      code: string;
+      details: Record<string, unknown>;
+    };
+    expect(error).toMatchObject({ code: 'WRITE_IN_DOUBT', details: { idempotencyKey: 'doubt-1' } });
+    expect(puts(a)).toBeGreaterThanOrEqual(1);
+    expect(
+      new Set(a.requests.filter((r) => r.method === 'PUT').map((r) => r.headers['idempotency-key'])),
+    ).toEqual(new Set(['doubt-1']));
+  });
+
+  it('resolves a timed-out write by retrying it with the same key', async () => {
+    const a = await node();
+    let seen = 0;
+    a.handler = (req, res) => {
+      if (answerHealth(req, res, 'active')) return;
+      seen += 1;
+      if (seen === 1) return; // first try: no answer
+      sendJson(res, 201, { name: 'k', version: 1 });
+    };
+    const c = client([a.url], {
+      timeoutMs: 150,
+      deadlineMs: 5000,
+      retry: { baseDelayMs: 10, backoffLimitMs: 20 },
+    });
+    await expect(c.put('k', 'v')).resolves.toMatchObject({ version: 1 });
+    expect(puts(a)).toBe(2);
+  });
+
+  it('a tampered row (integrity error) is not a node failure: no retry, no open breaker, the other node answers', async () => {
+    const a = await node();
+    const b = await node();
+    const states: string[] = [];
+    const answer = (who: FakeNode, bad: boolean) => (req: RecordedRequest, res: ServerResponse) => {
+      if (answerHealth(req, res, who === a ? 'active' : 'passive')) return;
+      if (bad && req.url.startsWith('/v1/deposits/bad')) {
+        sendJson(res, 503, {
+          error: { code: 'UNAVAILABLE', message: 'integrity check failed', reason: 'INTEGRITY' },
+        });
+        return;
+      }
+      const name = decodeURIComponent(req.url.slice('/v1/deposits/'.length).split('?')[0]);
+      sendJson(res, 200, {
+        name,
+        version: 1,
+        value: Buffer.from(`${name} from ${who === a ? 'a' : 'b'}`).toString('base64'),
+        metadata: null,
+        createdAt: new Date(0).toISOString(),
+      });
+    };
+    a.handler = answer(a, true);
+    b.handler = answer(b, true);
+    const c = client([a.url, b.url], {
+      encryption: 'none',
+      cache: { maxEntries: 0 },
+      breaker: { threshold: 3, halfOpenAfterMs: 60_000 },
+      hooks: { onBreakerStateChange: (e) => states.push(`${e.node} ${e.state}`) },
+    });
+    for (let i = 0; i < 6; i++) {
+      const e = await c.get('bad').catch((x: unknown) => x as { code: string; retryable: boolean });
+      expect(e).toMatchObject({ code: 'UNAVAILABLE', retryable: false });
+    }
+    // One try per node per call: no retries of a verdict that cannot change.
+    expect(a.requests.filter((r) => r.url.startsWith('/v1/deposits/bad'))).toHaveLength(6);
+    expect(b.requests.filter((r) => r.url.startsWith('/v1/deposits/bad'))).toHaveLength(6);
+    expect(states).toEqual([]);
+    expect((await c.get('good')).text()).toMatch(/^good from [ab]$/);
+    // When only one node's copy is bad, the read is answered by the other node.
+    b.handler = answer(b, false);
+    expect((await c.get('bad')).text()).toBe('bad from b');
   });
 
   it('lets a recovered node back in through the half-open breaker', async () => {

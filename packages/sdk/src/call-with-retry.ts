@@ -37,7 +37,7 @@ export interface CallSpec<T> {
 
 /** Failures after which a read moves on to the next node right away (no backoff). */
 function canFailOver(e: TrusteeError): boolean {
-  return e.isNodeFailure || e.code === 'CIRCUIT_OPEN' || e.code === 'RATE_LIMITED';
+  return e.isNodeFailure || e.isIntegrityFailure || e.code === 'CIRCUIT_OPEN' || e.code === 'RATE_LIMITED';
 }
 
 /**
@@ -116,9 +116,10 @@ async function runPass<T>(
       ctx.endpoints.markGood(node);
       return { ok: true, value };
     } catch (e) {
-      error = checkFatal(toTrusteeError(e, node.url), spec, remaining, seen);
+      const raw = toTrusteeError(e, node.url);
+      noteWriteFailure(ctx, spec, raw);
+      error = checkFatal(inDoubtIfSent(spec, raw), spec, remaining, seen);
       failures.push(error);
-      noteWriteFailure(ctx, spec, error);
       if (spec.kind === 'write' || !canFailOver(error)) break;
     }
   }
@@ -153,6 +154,22 @@ function findActive<T>(
   const timeoutMs = Math.min(ctx.timeoutMs, remaining());
   if (timeoutMs <= 0) throw deadlineError(spec, previous, seen);
   return ctx.endpoints.activeNode((node) => ctx.probeActive(node, timeoutMs, spec.signal));
+}
+
+/**
+ * A write whose request was sent and then timed out or lost its connection may be committed:
+ * it is WRITE_IN_DOUBT (retried with the same Idempotency-Key until the deadline, and reported
+ * as such if nothing resolves it), never a plain TIMEOUT or DEADLINE_EXCEEDED. The node's breaker
+ * has already counted the original failure.
+ */
+function inDoubtIfSent<T>(spec: CallSpec<T>, e: TrusteeError): TrusteeError {
+  if (spec.kind !== 'write' || e.details.requestSent !== true) return e;
+  if (e.code !== 'TIMEOUT' && e.code !== 'NETWORK_ERROR') return e;
+  return new TrusteeError(
+    'WRITE_IN_DOUBT',
+    `${spec.operation} was sent to ${e.node ?? 'the active node'} but no answer came (${e.code}: ${e.message}); the write may be committed: retry with the same idempotencyKey to resolve it`,
+    { node: e.node, details: { ...e.details }, cause: e },
+  );
 }
 
 /** What a failed write teaches us about the active node. */

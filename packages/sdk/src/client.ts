@@ -338,8 +338,9 @@ export class TrusteeClient {
 
   /** When no node could answer, an entry younger than maxStaleMs beats an error. */
   private serveStale(name: string, version: number | undefined, error: unknown): Deposit {
+    // An integrity failure is an answer (the stored value is bad), not an outage: never masked.
     const stale =
-      isTrusteeError(error) && UNREACHABLE_CODES.has(error.code)
+      isTrusteeError(error) && UNREACHABLE_CODES.has(error.code) && !error.isIntegrityFailure
         ? this.cache.stale(name, version)
         : undefined;
     if (stale === undefined) throw error;

@@ -117,6 +117,9 @@ const TLS_TRUST_CODES: ReadonlySet<string> = new Set([
   'ERR_TRUSTEE_PINNED_CERT',
 ]);
 
+/** `details.reason` of the server's UNAVAILABLE for a stored value that failed its integrity check. */
+export const INTEGRITY_REASON = 'INTEGRITY';
+
 export interface TrusteeErrorOptions {
   /** URL of the node that produced the error, when one did. */
   node?: string;
@@ -142,16 +145,26 @@ export class TrusteeError extends Error {
   constructor(code: ErrorCode, message: string, options: TrusteeErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.retryable = RETRYABLE_CODES.has(code);
     this.node = options.node;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
     this.details = options.details ?? {};
+    // The same row answers the same way on another try; only the other node may hold a good copy.
+    this.retryable = RETRYABLE_CODES.has(code) && !this.isIntegrityFailure;
   }
 
   /** True when the error says the node itself is unhealthy (not the request). */
   get isNodeFailure(): boolean {
-    return NODE_FAILURE_CODES.has(this.code);
+    return NODE_FAILURE_CODES.has(this.code) && !this.isIntegrityFailure;
+  }
+
+  /**
+   * True when the node answered that one stored value failed its integrity check (a tampered
+   * row, `details.reason` INTEGRITY): the node is healthy, so its breaker does not count it,
+   * and a read moves on to the other node.
+   */
+  get isIntegrityFailure(): boolean {
+    return this.code === 'UNAVAILABLE' && this.details.reason === INTEGRITY_REASON;
   }
 }
 

@@ -109,10 +109,17 @@ export function sendRequest(
       );
       res.on('error', (e) => finish(toTrusteeError(e, baseUrl)));
     }
+    // Set once the whole request left this process: a failure after that may come after the
+    // server acted on it (a write may be committed), which the caller must not call "not done".
+    let sent = false;
+    req.on('finish', () => {
+      sent = true;
+    });
     const timer = setTimeout(() => {
       finish(
         new TrusteeError('TIMEOUT', `no answer from ${baseUrl} within ${request.timeoutMs} ms`, {
           node: baseUrl,
+          details: { requestSent: sent },
         }),
       );
       req.destroy();
@@ -122,7 +129,11 @@ export function sendRequest(
       req.destroy();
     };
     request.signal?.addEventListener('abort', onAbort, { once: true });
-    req.on('error', (e) => finish(toTrusteeError(e, baseUrl)));
+    req.on('error', (e) => {
+      const error = toTrusteeError(e, baseUrl);
+      if (error.code === 'NETWORK_ERROR') error.details.requestSent = sent;
+      finish(error);
+    });
     req.end(request.body);
   });
 }
