@@ -242,6 +242,8 @@ export async function getDeposit(
       'the stored value failed its integrity check or its key is unavailable; contact the operator',
       {
         cause: e,
+        // One bad row, not a sick node: the SDK fails over without counting it against this node.
+        details: { reason: 'INTEGRITY' },
       },
     );
   }
