@@ -213,6 +213,71 @@ describe('idempotent replays and bounded writes (issue #10, finding 1)', () => {
       return { pid, outcome };
     };
 
+    it('every write transaction bounds its statements (5 s) and lock waits (3 s); a slow statement stores nothing', async () => {
+      const opts: WritePathOptions = { db, gate: () => 'sync', commitWaitMs: 2000 };
+      const settings = await runWrite(opts, async (c) => {
+        const { rows } = await c.query<{ st: string; lt: string }>(
+          `select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt`,
+        );
+        return rows[0];
+      });
+      expect(settings).toEqual({ st: '5s', lt: '3s' });
+      const marker = `slow-${randomUUID()}`;
+      await expect(
+        runWrite(opts, async (c) => {
+          await c.query(`select pg_logical_emit_message(true, $1, '')`, [marker]);
+          await c.query('select pg_sleep(6)');
+        }),
+      ).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/longer than 5000 ms/) });
+      // The connection is healthy afterwards and outside any transaction.
+      const after = await runWrite(opts, async (c) => (await c.query('select 1 as one')).rows[0]);
+      expect(after).toEqual({ one: 1 });
+    });
+
+    it('pool checkout is bounded (UNAVAILABLE after 3 s), and a request whose client left stops waiting for a connection', async () => {
+      const small = createDb(
+        {
+          host: socketDirFor(node('a').dbDir),
+          port: node('a').dbPort,
+          user: DB_SUPERUSER,
+          database: DB_NAME,
+        },
+        { max: 1 },
+      );
+      const held = await small.pool.connect();
+      try {
+        const opts: WritePathOptions = { db: small, gate: () => 'sync', commitWaitMs: 2000 };
+        let ran = false;
+        await expect(
+          runWrite(opts, async () => {
+            ran = true;
+          }),
+        ).rejects.toMatchObject({
+          code: 'UNAVAILABLE',
+          retryAfterSec: 1,
+          message: expect.stringMatching(/no database connection of this node became free within 3000 ms/),
+        });
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), 200);
+        const abandoned = runWrite(
+          opts,
+          async () => {
+            ran = true;
+          },
+          { signal: ac.signal },
+        ).then(
+          () => 'ran',
+          (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+        );
+        // Answered as abandoned (the client left), not with the checkout timeout.
+        expect(await abandoned).toMatch(/^UNAVAILABLE: the client went away/);
+        expect(ran).toBe(false);
+      } finally {
+        held.release();
+        await small.close();
+      }
+    });
+
     it('a cancel that lands: WRITE_IN_DOUBT, the backend lives on and its connection is reused', async () => {
       await pauseReplay();
       try {
