@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import {
   KeyProvider,
   TrusteeClient,
+  TrusteeError,
   flipIv,
   isEnvelope,
   type EncryptedKeyVersion,
@@ -19,6 +20,7 @@ import { BINS, runCli } from './helpers/cli';
 import { startTestCluster, type TestCluster } from './helpers/cluster';
 import { isWritable } from './helpers/deposit-requests';
 import { waitFor } from './helpers/processes';
+import { withSuperuser } from './helpers/psql';
 import { registerSdkClient } from './helpers/sdk-client';
 import { removeDir } from './helpers/temp-dir';
 
@@ -318,5 +320,42 @@ describe('KeyProvider on a real two-node cluster (issue 11)', () => {
     expect((await provider.getMetadata('zone-b')).versions).toBe(1);
     // A version of the deleted key is not a version of the new one.
     expect(await codeOf(provider.getKeyVersion(eek.encryptionKeyVersionName))).toBe('NOT_FOUND');
+  });
+
+  it('a tampered key version row is an integrity error, not a node failure: the breaker stays closed', async () => {
+    const v1 = (await provider.getKeyVersions('zone-a'))[0].versionName;
+    const version = Number(v1.split('@')[1]);
+    // Flip the last byte of the sealed row on the active; replication carries it to the passive.
+    const updated = await withSuperuser(cluster.node('a'), (c) =>
+      c.query(
+        `update deposits set sealed_value = set_byte(sealed_value, length(sealed_value) - 1,
+           get_byte(sealed_value, length(sealed_value) - 1) # 1)
+         where name = $1 and version = $2`,
+        ['kms.key.zone-a', version],
+      ),
+    );
+    expect(updated.rowCount).toBe(1);
+    const breakerChanges: string[] = [];
+    const fresh = KeyProvider.fromConfigFile(
+      configPath,
+      {
+        breaker: { threshold: 2, halfOpenAfterMs: 60_000 },
+        hooks: { onBreakerStateChange: (e) => breakerChanges.push(`${e.node} ${e.state}`) },
+      },
+      { edekCache: false },
+    );
+    try {
+      for (let i = 0; i < 4; i++) {
+        const e = await fresh.getKeyVersion(v1).catch((x: unknown) => x as TrusteeError);
+        expect(e).toBeInstanceOf(TrusteeError);
+        expect((e as TrusteeError).code).toBe('UNAVAILABLE');
+        expect((e as TrusteeError).isIntegrityFailure).toBe(true);
+      }
+      expect(breakerChanges).toEqual([]);
+      // The healthy rows of the same node keep being served.
+      expect((await fresh.getCurrentKey('zone-a')).versionName).not.toBe(v1);
+    } finally {
+      await fresh.close();
+    }
   });
 });
