@@ -4,9 +4,17 @@
  * with the confdir); the passive connects with sslmode=verify-full and channel_binding=require,
  * so a relay or impostor with any other certificate gets no WAL stream and no base backup.
  */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  readPostmasterPid,
+  renderAutoConf,
+  renderConninfo,
+  startPostgres,
+  stopPostgres,
+} from '@trustee/replicator';
 import { bootstrapPassiveDb, initConfdir, nodeInstance } from '@trustee/server';
+import { parseConfValue, parseConninfo } from '../packages/replicator/src/postgres/standby-config';
 import { confPaths } from '../packages/server/src/confdir/paths';
 import {
   createReplicationCaCert,
@@ -17,7 +25,7 @@ import { dbTlsFiles } from '../packages/server/src/node/db-tls';
 import { useTestCluster } from './helpers/cluster';
 import { freePort } from './helpers/ports';
 import { withSuperuser } from './helpers/psql';
-import { waitFor } from './helpers/processes';
+import { trackPid, untrackPid, waitFor } from './helpers/processes';
 
 interface WalSender {
   pid: number;
@@ -195,5 +203,54 @@ describe('replication link TLS (issue 10, finding 4)', () => {
       }),
     ).rejects.toThrow(/certificate verify failed[\s\S]*not issued by this cluster's replication CA/);
     expect(existsSync(join(dbDir, 'PG_VERSION'))).toBe(false);
+
+    // Without the CA files a passive stops before PostgreSQL, naming what to copy.
+    rmSync(confPaths(confdir).replicationCaKey);
+    rmSync(confPaths(confdir).replicationCaCert);
+    expect(() => nodeInstance({ confdir, pgRootdir: dbDir, prepareTls: true })).toThrow(
+      /has no replication CA \(.*trustee-replication-ca\.crt and .*trustee-replication-ca\.key\).*copy both files from the active's confdir/,
+    );
+  });
+
+  it('a passive set up before the CA existed verifies its active from its next start', async () => {
+    const { b } = fixture.cluster;
+    const autoConf = join(b.dbDir, 'postgresql.auto.conf');
+    const oldPid = readPostmasterPid(b.dbDir);
+    await stopPostgres(nodeInstance({ confdir: b.confdir }));
+    if (oldPid) untrackPid(oldPid);
+    // What the code before the CA wrote on loopback: no TLS parameters at all.
+    const text = readFileSync(autoConf, 'utf8');
+    const line =
+      text
+        .split('\n')
+        .filter((l) => /^primary_conninfo/.test(l))
+        .pop() ?? '';
+    const legacy = parseConninfo(parseConfValue(line.slice(line.indexOf('=') + 1))).filter(
+      ([k]) => !['sslmode', 'sslrootcert', 'channel_binding'].includes(k),
+    );
+    writeFileSync(
+      autoConf,
+      renderAutoConf(text, { primary_conninfo: renderConninfo(Object.fromEntries(legacy)) }),
+    );
+    expect(readFileSync(autoConf, 'utf8')).not.toContain('verify-full');
+
+    await startPostgres(nodeInstance({ confdir: b.confdir, prepareTls: true }));
+    const pid = readPostmasterPid(b.dbDir);
+    if (pid) trackPid(pid);
+    const receiver = await waitFor(
+      'the upgraded passive streams',
+      () =>
+        withSuperuser(b, async (c) => {
+          const r = await c.query<{ status: string; conninfo: string }>(
+            'select status, conninfo from pg_stat_wal_receiver',
+          );
+          return r.rows[0]?.status === 'streaming' ? r.rows[0] : undefined;
+        }),
+      60_000,
+      250,
+    );
+    expect(receiver.conninfo).toContain('sslmode=verify-full');
+    expect(receiver.conninfo).toContain('channel_binding=require');
+    expect((await walSenders()).filter((w) => w.state === 'streaming').map((w) => w.ssl)).toEqual([true]);
   });
 });

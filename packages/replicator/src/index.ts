@@ -65,6 +65,8 @@ export {
 export { passfilePath, renderPassfileLine, writePassfile, type PassfileEntry } from './postgres/passfile';
 export {
   writeStandbyConfig,
+  upgradeStandbyTls,
+  peerLinkTls,
   renderPrimaryConninfo,
   renderConninfo,
   quoteConninfoValue,

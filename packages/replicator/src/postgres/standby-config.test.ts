@@ -1,4 +1,6 @@
 import {
+  parseConfValue,
+  parseConninfo,
   peerLinkTls,
   quoteConninfoValue,
   renderAutoConf,
@@ -126,5 +128,43 @@ describe('peerLinkTls', () => {
     expect(peerLinkTls({ replicationCa: '/ca' }, 'h', { sslMode: 'disable' })).toEqual({
       sslMode: 'disable',
     });
+  });
+});
+
+describe('parseConninfo / parseConfValue', () => {
+  it('reads back what renderPrimaryConninfo and renderAutoConf write', () => {
+    const info = renderPrimaryConninfo({
+      ...local,
+      passfile: "/srv/my node/o'b\\.pgpass",
+      sslMode: 'verify-full',
+      sslRootCert: '/srv/ca.crt',
+      channelBinding: 'require',
+    });
+    expect(parseConninfo(info)).toEqual([
+      ['host', '127.0.0.1'],
+      ['port', '11381'],
+      ['user', 'replicator'],
+      ['application_name', 'node-b'],
+      ['passfile', "/srv/my node/o'b\\.pgpass"],
+      ['sslmode', 'verify-full'],
+      ['sslrootcert', '/srv/ca.crt'],
+      ['channel_binding', 'require'],
+    ]);
+    const line = renderAutoConf('', { primary_conninfo: info }).trim();
+    expect(parseConfValue(line.slice(line.indexOf('=') + 1))).toBe(info);
+  });
+
+  it('accepts spaces around = and pg_basebackup -R quoting', () => {
+    expect(parseConninfo("user = replicator  passfile='/a b' sslmode=prefer")).toEqual([
+      ['user', 'replicator'],
+      ['passfile', '/a b'],
+      ['sslmode', 'prefer'],
+    ]);
+    expect(parseConfValue("'it''s'")).toBe("it's");
+  });
+
+  it('refuses an unterminated value', () => {
+    expect(() => parseConninfo("host='x")).toThrow(/unterminated/);
+    expect(() => parseConfValue("'x")).toThrow(/unterminated/);
   });
 });

@@ -246,3 +246,93 @@ export function clearStandbyConfig(inst: PgInstance): string[] {
 export function hasStandbyConfig(dataDir: string): boolean {
   return ['standby.signal', 'recovery.conf'].some((f) => existsSync(join(dataDir, f)));
 }
+
+/** Reads one value of postgresql.conf syntax: a quoted string (`''` and backslash escapes) or a bare word. */
+export function parseConfValue(text: string): string {
+  const t = text.trim();
+  if (!t.startsWith("'")) return t.split(/\s|#/)[0];
+  let out = '';
+  for (let i = 1; i < t.length; i++) {
+    const ch = t[i];
+    if (ch === "'" && t[i + 1] === "'") {
+      out += "'";
+      i++;
+    } else if (ch === "'") {
+      return out;
+    } else if (ch === '\\' && i + 1 < t.length) {
+      out += t[++i];
+    } else {
+      out += ch;
+    }
+  }
+  throw new ReplicatorError('INVALID_ARGUMENT', 'unterminated quoted value in postgresql.auto.conf');
+}
+
+/**
+ * Splits a keyword/value conninfo (libpq's syntax: `key=value`, values bare or single-quoted
+ * with backslash escapes) into pairs, in order.
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-KEYWORD-VALUE
+ */
+export function parseConninfo(conninfo: string): [string, string][] {
+  const pairs: [string, string][] = [];
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*/y;
+  let i = 0;
+  while (i < conninfo.length) {
+    if (/^\s*$/.test(conninfo.slice(i))) break;
+    re.lastIndex = i;
+    const m = re.exec(conninfo);
+    if (!m)
+      throw new ReplicatorError(
+        'INVALID_ARGUMENT',
+        `cannot parse primary_conninfo near "${conninfo.slice(i, i + 20)}"`,
+      );
+    i = re.lastIndex;
+    let value = '';
+    if (conninfo[i] === "'") {
+      i++;
+      while (i < conninfo.length && conninfo[i] !== "'") {
+        if (conninfo[i] === '\\' && i + 1 < conninfo.length) i++;
+        value += conninfo[i++];
+      }
+      if (conninfo[i] !== "'")
+        throw new ReplicatorError('INVALID_ARGUMENT', 'unterminated quoted value in primary_conninfo');
+      i++;
+    } else {
+      while (i < conninfo.length && !/\s/.test(conninfo[i])) value += conninfo[i++];
+    }
+    pairs.push([m[1], value]);
+  }
+  return pairs;
+}
+
+/**
+ * A standby set up before the replication CA existed connects with `sslmode=require` (or
+ * libpq's default on loopback), which does not authenticate the active. When the stopped
+ * instance has a replication CA, rewrites its primary_conninfo with `peerLinkTls` (everything
+ * else kept). Returns true when it changed the file. PostgreSQL >= 12 (postgresql.auto.conf) only.
+ */
+export function upgradeStandbyTls(inst: PgInstance): boolean {
+  if (!inst.replicationCa || !existsSync(join(inst.dataDir, 'standby.signal'))) return false;
+  const autoConf = join(inst.dataDir, 'postgresql.auto.conf');
+  if (!existsSync(autoConf)) return false;
+  const text = readFileSync(autoConf, 'utf8');
+  let current: string | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^\s*primary_conninfo\s*=?\s*(.*)$/i.exec(line);
+    if (m) current = parseConfValue(m[1]);
+  }
+  if (current === undefined) return false;
+  const pairs = parseConninfo(current);
+  const tls = peerLinkTls(inst, pairs.find(([k]) => k === 'host')?.[1] ?? '');
+  const wanted: Record<string, string | undefined> = {
+    sslmode: tls.sslMode,
+    sslrootcert: tls.sslRootCert,
+    channel_binding: tls.channelBinding,
+  };
+  const params: Record<string, string | undefined> = {};
+  for (const [k, v] of pairs) params[k] = v;
+  if (Object.entries(wanted).every(([k, v]) => params[k] === v)) return false;
+  const next = renderConninfo({ ...params, ...wanted });
+  writeOwned(inst, autoConf, renderAutoConf(text, { primary_conninfo: next }));
+  return true;
+}

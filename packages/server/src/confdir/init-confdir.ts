@@ -126,7 +126,7 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
     writeNewMasterKey(p.masterKey);
     writeSecretFile(p.replicationSecret, randomBytes(24).toString('base64url') + '\n');
     created.push(p.identityKey, p.identityCert, p.masterKey, p.replicationSecret);
-    created.push(...(await createReplicationCa(opts.confdir, host)));
+    created.push(...createReplicationCa(opts.confdir, host));
     step(`identity key ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   if (retiredDir) {

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { createReplicationCaCert, generateRsaKeyPem } from '../crypto/certificates';
+import { createReplicationCaCert, generateRsaKeyPemSync } from '../crypto/certificates';
 import { confPaths } from './paths';
 import { readSecretFile, writePublicFile, writeSecretFile } from './secret-files';
 
-/** RSA size of the replication CA key: made once per cluster, at `init` (≈0.3 s). */
+/** RSA size of the replication CA key: made once per cluster, at `init` (≈0.3–1.3 s). */
 const REPLICATION_CA_BITS = 3072;
 
 export interface ReplicationCa {
@@ -26,10 +26,11 @@ export function hasReplicationCa(confdir: string): boolean {
  * Makes the cluster's replication CA in the confdir (key 0600, certificate 0644). Only the
  * node that defines the cluster does this (`init`, or `db --bootstrap` of the active on a
  * confdir made before the CA existed); the passive gets both files with the confdir copy.
+ * Synchronous: it runs once per cluster, in a CLI, and callers such as `nodeInstance` are.
  */
-export async function createReplicationCa(confdir: string, host: string): Promise<string[]> {
+export function createReplicationCa(confdir: string, host: string): string[] {
   const p = confPaths(confdir);
-  const key = await generateRsaKeyPem(REPLICATION_CA_BITS);
+  const key = generateRsaKeyPemSync(REPLICATION_CA_BITS);
   writeSecretFile(p.replicationCaKey, key);
   writePublicFile(p.replicationCaCert, createReplicationCaCert(key, `Trustee replication CA ${host}`));
   return [p.replicationCaKey, p.replicationCaCert];

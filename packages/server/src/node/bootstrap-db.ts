@@ -15,6 +15,7 @@ import {
   readPostmasterPid,
   startPostgres,
   stopPostgres,
+  upgradeStandbyTls,
   type PgInstance,
 } from '@trustee/replicator';
 import { existsSync, readdirSync, renameSync } from 'node:fs';
@@ -46,7 +47,17 @@ export const STANDBY_CONFLICT_DELAY = '1s';
  * `<datadir>.tls` holds a certificate (every start passes it); `prepareTls` first issues or
  * renews it from the confdir's replication CA (db-tls.ts), and fails when the confdir has none.
  */
-export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInstance {
+export function nodeInstance(
+  opts: DbOptions & {
+    prepareTls?: boolean;
+    /**
+     * With `prepareTls`, on a node that is or becomes the active: make the replication CA when
+     * the confdir has none (made before the CA existed). Never on a passive, which must hold the
+     * active's CA.
+     */
+    defineReplicationCa?: boolean;
+  },
+): PgInstance {
   const conf = loadKeytrusteeConf(opts.confdir);
   const dir = opts.pgRootdir ?? conf.DB_ROOTDIR;
   if (!dir) throw new Error('no database directory: pass --pg-rootdir DIR (or bootstrap first)');
@@ -56,7 +67,11 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
     port: opts.port ?? conf.DB_PORT,
     listenAddresses: opts.listenAddresses ?? (conf.DB_LISTEN_ADDRESSES as string | undefined) ?? '127.0.0.1',
   });
-  if (opts.prepareTls) prepareDbTls(opts.confdir, conf, inst);
+  if (opts.prepareTls) {
+    if (opts.defineReplicationCa && !hasReplicationCa(opts.confdir))
+      createReplicationCa(opts.confdir, conf.HOST);
+    prepareDbTls(opts.confdir, conf, inst);
+  }
   inst.extraSettings = {
     ...inst.extraSettings,
     ...dbTlsSettings(inst),
@@ -67,6 +82,8 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
     // Per-node cap on WAL a slot may hold for an absent passive (PostgreSQL's default here: 4GB).
     ...(conf.MAX_SLOT_WAL_KEEP_SIZE ? { max_slot_wal_keep_size: conf.MAX_SLOT_WAL_KEEP_SIZE } : {}),
   };
+  // A passive set up before the replication CA existed starts verifying its active now.
+  if (opts.prepareTls) upgradeStandbyTls(inst);
   return inst;
 }
 
@@ -76,13 +93,10 @@ export function nodeInstance(opts: DbOptions & { prepareTls?: boolean }): PgInst
  */
 export async function bootstrapActiveDb(opts: DbOptions & { pgRootdir: string }): Promise<PgInstance> {
   const step = opts.onStep ?? (() => undefined);
-  if (!hasReplicationCa(opts.confdir)) {
-    // A confdir made before the replication CA existed: the active defines the cluster, so it
-    // makes the CA here; the passive gets it with the confdir copy that follows.
-    step('creating the replication CA (the confdir predates it)…');
-    await createReplicationCa(opts.confdir, loadKeytrusteeConf(opts.confdir).HOST);
-  }
-  const inst = nodeInstance({ ...opts, prepareTls: true });
+  // A confdir made before the replication CA existed gets it here: the active defines the
+  // cluster; the passive gets the CA with the confdir copy that follows.
+  if (!hasReplicationCa(opts.confdir)) step('creating the replication CA (the confdir predates it)…');
+  const inst = nodeInstance({ ...opts, prepareTls: true, defineReplicationCa: true });
   step(`initializing PostgreSQL data directory ${inst.dataDir} (port ${inst.port})…`);
   await initDataDir(inst);
   step('starting PostgreSQL…');

@@ -144,6 +144,7 @@ export async function bootstrapActiveOnExistingData(opts: {
     port: opts.port,
     listenAddresses: listen,
     prepareTls: true,
+    defineReplicationCa: true,
   });
   const running = readPostmasterPid(inst.dataDir) !== undefined && !removeForeignPidFile(inst.dataDir);
   let promoted = false;
