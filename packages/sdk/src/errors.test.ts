@@ -84,3 +84,14 @@ describe('deposit names', () => {
     expect(() => assertValidName('../etc')).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
   });
 });
+
+describe("QUOTA_EXCEEDED (DESIGN.md: 429, a limit on the client's own storage)", () => {
+  it('keeps its own code and is not retried like RATE_LIMITED', () => {
+    const e = errorFromResponse(
+      429,
+      JSON.stringify({ error: { code: 'QUOTA_EXCEEDED', message: 'full' } }),
+      'n',
+    );
+    expect(e).toMatchObject({ code: 'QUOTA_EXCEEDED', retryable: false, status: 429 });
+  });
+});

@@ -3,24 +3,32 @@
  * few the SDK raises itself. Every failure a caller sees is a `TrusteeError`.
  */
 
-/** Codes the server sends in `{ error: { code } }` (DESIGN.md "Stable error codes"). */
-export type ServerErrorCode =
-  | 'INVALID_REQUEST'
-  | 'INVALID_NAME'
-  | 'TOO_LARGE'
-  | 'UNAUTHENTICATED'
-  | 'CLIENT_PENDING'
-  | 'CLIENT_DISABLED'
-  | 'INVALID_AUTH_CODE'
-  | 'NOT_FOUND'
-  | 'METHOD_NOT_ALLOWED'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'VERSION_CONFLICT'
-  | 'RATE_LIMITED'
-  | 'NOT_ACTIVE'
-  | 'PASSIVE_UNAVAILABLE'
-  | 'WRITE_IN_DOUBT'
-  | 'UNAVAILABLE';
+/**
+ * The server's wire codes (DESIGN.md "Stable error codes") with their HTTP status: the one table.
+ * The server answers with these statuses and the SDK recognises these codes; both read it here.
+ */
+export const SERVER_ERROR_STATUS = {
+  INVALID_REQUEST: 400,
+  INVALID_NAME: 400,
+  TOO_LARGE: 413,
+  UNAUTHENTICATED: 401,
+  CLIENT_PENDING: 403,
+  CLIENT_DISABLED: 403,
+  INVALID_AUTH_CODE: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  VERSION_CONFLICT: 409,
+  RATE_LIMITED: 429,
+  QUOTA_EXCEEDED: 429,
+  NOT_ACTIVE: 503,
+  PASSIVE_UNAVAILABLE: 503,
+  WRITE_IN_DOUBT: 503,
+  UNAVAILABLE: 503,
+} as const;
+
+/** Codes the server sends in `{ error: { code } }`. */
+export type ServerErrorCode = keyof typeof SERVER_ERROR_STATUS;
 
 /** Codes only the SDK raises. */
 export type SdkErrorCode =
@@ -51,24 +59,7 @@ export type SdkErrorCode =
 
 export type ErrorCode = ServerErrorCode | SdkErrorCode;
 
-const SERVER_CODES: ReadonlySet<string> = new Set<ServerErrorCode>([
-  'INVALID_REQUEST',
-  'INVALID_NAME',
-  'TOO_LARGE',
-  'UNAUTHENTICATED',
-  'CLIENT_PENDING',
-  'CLIENT_DISABLED',
-  'INVALID_AUTH_CODE',
-  'NOT_FOUND',
-  'METHOD_NOT_ALLOWED',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'VERSION_CONFLICT',
-  'RATE_LIMITED',
-  'NOT_ACTIVE',
-  'PASSIVE_UNAVAILABLE',
-  'WRITE_IN_DOUBT',
-  'UNAVAILABLE',
-]);
+const SERVER_CODES: ReadonlySet<string> = new Set(Object.keys(SERVER_ERROR_STATUS));
 
 /**
  * Codes where trying again can succeed. NOT_ACTIVE / PASSIVE_UNAVAILABLE / WRITE_IN_DOUBT are
