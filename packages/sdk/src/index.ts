@@ -12,6 +12,8 @@ export {
   errorFromResponse,
   parseRetryAfter,
   toTrusteeError,
+  SERVER_ERROR_STATUS,
+  INTEGRITY_REASON,
   type ErrorCode,
   type ServerErrorCode,
   type SdkErrorCode,

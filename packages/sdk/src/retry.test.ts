@@ -42,6 +42,8 @@ describe('shouldRetry', () => {
 
   it('retries 408 and 429 but no other 4xx', () => {
     expect(shouldRetry(err('RATE_LIMITED', 429), 0, policy)).toBe(true);
+    // 429 too, but a full quota does not empty itself by waiting.
+    expect(shouldRetry(err('QUOTA_EXCEEDED', 429), 0, policy)).toBe(false);
     expect(shouldRetry(err('SERVER_ERROR', 408), 0, policy)).toBe(true);
     for (const [code, status] of [
       ['NOT_FOUND', 404],

@@ -37,7 +37,8 @@ const UNTIL_DEADLINE: ReadonlySet<string> = new Set(['NOT_ACTIVE', 'PASSIVE_UNAV
  */
 export function shouldRetry(err: unknown, attempt: number, policy: RetryOptions = DEFAULT_RETRY): boolean {
   if (!isTrusteeError(err)) return false;
-  if (err.status === 408 || err.status === 429) return attempt < policy.limit;
+  // 429 is also QUOTA_EXCEEDED, which waiting does not cure: only RATE_LIMITED is retried.
+  if (err.status === 408 || err.code === 'RATE_LIMITED') return attempt < policy.limit;
   if (!err.retryable) return false;
   if (UNTIL_DEADLINE.has(err.code)) return true;
   return attempt < policy.limit;
