@@ -167,6 +167,8 @@ describe('packaging: tarballs installed without a checkout', () => {
         'node_modules/@trustee/replicator/dist/index.js',
         'deploy/systemd/keytrusteed.service',
         'deploy/systemd/keytrustee-db.service',
+        'README.md',
+        'CHANGELOG.md',
       ]),
     );
     expect(
