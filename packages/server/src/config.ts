@@ -142,10 +142,11 @@ export const keytrusteeConfSchema = z
      * Addresses or CIDR blocks of reverse proxies / load balancers in front of this node, e.g.
      * `["10.0.0.0/8", "::1"]`. When a request comes from one of them, registration limits are
      * charged to the client address they report in CLIENT_ADDRESS_HEADER (the rightmost address
-     * that is not a trusted proxy); otherwise to the socket's address. Default: none (the header is ignored).
+     * that is not a trusted proxy); otherwise to the socket's address. A string is split on commas
+     * and spaces. Default: none (the header is ignored).
      */
     TRUSTED_PROXIES: z
-      .array(z.string())
+      .union([z.array(z.string()), z.string().transform((v) => v.split(/[\s,]+/).filter(Boolean))])
       .superRefine((v, ctx) => {
         try {
           parseTrustedProxies(v);

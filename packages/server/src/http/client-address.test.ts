@@ -65,6 +65,8 @@ describe('client address behind trusted proxies', () => {
     const header = keytrusteeConfSchema.safeParse({ ...base, CLIENT_ADDRESS_HEADER: 'X Forwarded' });
     expect(header.success).toBe(false);
     expect(header.error?.issues[0].path).toEqual(['CLIENT_ADDRESS_HEADER']);
+    const listed = keytrusteeConfSchema.parse({ ...base, TRUSTED_PROXIES: '10.0.0.0/8, ::1' });
+    expect(listed.TRUSTED_PROXIES).toEqual(['10.0.0.0/8', '::1']);
     const ok = keytrusteeConfSchema.parse({ ...base });
     expect(ok.TRUSTED_PROXIES).toEqual([]);
     expect(ok.CLIENT_ADDRESS_HEADER).toBe('X-Forwarded-For');
