@@ -7,10 +7,16 @@
  * COMMIT whose cancel does not land is terminated; a write whose client left stores nothing.
  */
 import { randomUUID } from 'node:crypto';
+import { Agent } from 'node:https';
 import { Client, type Pool } from 'pg';
 import { DB_NAME, DB_SUPERUSER, socketDirFor } from '@trustee/replicator';
 import { createDb, type Db } from '../packages/server/src/db/pool';
-import { runWrite, touchWriteBarrier, type WritePathOptions } from '../packages/server/src/db/write-path';
+import {
+  runWrite,
+  runWriteBarrier,
+  touchWriteBarrier,
+  type WritePathOptions,
+} from '../packages/server/src/db/write-path';
 import { registerTestClient, type TestClient } from './helpers/clients';
 import { useTestCluster, type NodeName } from './helpers/cluster';
 import {
@@ -20,7 +26,7 @@ import {
   valueOf,
   type TimedResponse,
 } from './helpers/deposit-requests';
-import type { RawResponse } from './helpers/https-request';
+import { httpsRequest, type RawResponse } from './helpers/https-request';
 import { waitFor } from './helpers/processes';
 import { withSuperuser } from './helpers/psql';
 
@@ -70,9 +76,24 @@ describe('idempotent replays and bounded writes (issue #10, finding 1)', () => {
       expect(firsts.map(codeOf)).toEqual(writers.map(() => 'WRITE_IN_DOUBT'));
 
       let storming = true;
+      // The reader keeps one TLS connection (as a real client would), so its GETs measure the
+      // server and its database, not the queue of 500 TLS handshakes.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       const readLoop = (async () => {
-        for (let i = 0; storming && i < 10_000; i++) {
-          reads.push(await getDepositRaw(cluster.a.url, reader, 'readable'));
+        try {
+          for (let i = 0; storming && i < 10_000; i++) {
+            reads.push(
+              await httpsRequest(cluster.a.url, {
+                path: '/v1/deposits/readable',
+                cert: reader.cert,
+                key: reader.key,
+                agent,
+                timeoutMs: 30_000,
+              }),
+            );
+          }
+        } finally {
+          agent.destroy();
         }
       })();
       // How many of the server's backends wait for the passive or for a lock, sampled on the active.
@@ -352,8 +373,34 @@ describe('idempotent replays and bounded writes (issue #10, finding 1)', () => {
     await waitFor('writes flowing', () => attempts.filter((a) => a.res.status === 201).length >= 12);
     cluster.signalPostgres('b', 'SIGSTOP');
     try {
-      // Past wal_sender_timeout (3 s): commits in flight are cancelled, later writes refused.
-      await new Promise((r) => setTimeout(r, 4500));
+      // Until wal_sender_timeout (3 s) drops the walsender: commits in flight are cancelled,
+      // later writes refused.
+      await waitFor('the stopped standby left pg_stat_replication', () =>
+        onNode('a', async (c) => (await c.query('select 1 from pg_stat_replication')).rowCount === 0),
+      );
+      // A replay wait that finds no synchronous standby answers PASSIVE_UNAVAILABLE at once, even
+      // when the gate let it through (its snapshot may be up to one poll old).
+      const direct = createDb({
+        host: socketDirFor(node('a').dbDir),
+        port: node('a').dbPort,
+        user: DB_SUPERUSER,
+        database: DB_NAME,
+      });
+      try {
+        let missing = 0;
+        await expect(
+          runWriteBarrier({
+            db: direct,
+            gate: () => 'sync',
+            commitWaitMs: 60_000,
+            onStandbyMissing: () => missing++,
+          }),
+        ).rejects.toMatchObject({ code: 'PASSIVE_UNAVAILABLE' });
+        expect(missing).toBe(1);
+      } finally {
+        await direct.close();
+      }
+      await new Promise((r) => setTimeout(r, 1000));
     } finally {
       cluster.signalPostgres('b', 'SIGCONT');
       resumed = true;

@@ -1,4 +1,4 @@
-import { request } from 'node:https';
+import { request, type Agent } from 'node:https';
 
 export interface RawResponse {
   status: number;
@@ -17,6 +17,8 @@ export interface RawRequest {
   timeoutMs?: number;
   /** Source address (e.g. 127.0.0.2) to spread many connections over loopback addresses. */
   localAddress?: string;
+  /** A keep-alive agent to reuse one TLS connection; default none (a new connection per request). */
+  agent?: Agent;
 }
 
 /** One raw HTTPS request (no retries, no SDK): tests use it to send exactly the bytes they mean. */
@@ -34,7 +36,7 @@ export function httpsRequest(baseUrl: string, r: RawRequest): Promise<RawRespons
         cert: r.cert,
         key: r.key,
         rejectUnauthorized: false,
-        agent: false,
+        agent: r.agent ?? false,
         localAddress: r.localAddress,
         timeout: r.timeoutMs ?? 15_000,
       },

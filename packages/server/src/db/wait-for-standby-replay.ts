@@ -53,6 +53,10 @@ interface Waiter {
  * afterwards is at or past it, and the standby's `replay_lsn` passing that position proves the
  * commit is applied there.
  *
+ * The standby reports its apply position at once after applying a synchronous (remote_apply)
+ * commit, otherwise at least every wal_receiver_status_interval (1 s): a wait whose target lies
+ * past the last such commit can take up to that long.
+ *
  * All waiters of one database share a single poll loop on the control pool (one query per
  * round, at most one control connection), so many concurrent waits cost no more than one and
  * never serialize on a row or a lock.
@@ -135,10 +139,11 @@ class ReplayWatcher {
   }
 
   private settleAfter(read: number, p: Positions): void {
+    const missing = new Set<() => void>();
     for (const w of [...this.waiters]) {
       if (w.fromRead > read) continue; // came while this read ran: its flush position may be older
       if (p.standbys === 0) {
-        w.opts.onStandbyMissing?.();
+        if (w.opts.onStandbyMissing) missing.add(w.opts.onStandbyMissing);
         w.settle(
           new AppError(
             'PASSIVE_UNAVAILABLE',
@@ -151,6 +156,8 @@ class ReplayWatcher {
       w.target ??= p.flush;
       if (p.replay !== null && p.replay >= w.target) w.settle();
     }
+    // Once per round, however many waiters share the callback (e.g. a refresh of the write gate).
+    for (const f of missing) f();
   }
 
   private async readPositions(): Promise<Positions> {
