@@ -1,18 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { MINUTE, SECOND } from './retry';
-import type { DepositWire } from './types';
+import type { CacheOptions, DepositWire } from './types';
 
-/** Read cache policy. Entries hold the server's answer as received: ciphertext when encryption is on. */
-export interface CacheOptions {
-  /** Max cached answers (LRU beyond that); 0 disables the cache. Default 1000. */
-  maxEntries: number;
-  /** How long an entry answers reads without asking a node, in ms. Default 5000. */
-  ttlMs: number;
-  /** When every node is unreachable, answer from an expired entry. Default true. */
-  serveStaleOnError: boolean;
-  /** Oldest entry (age since it was fetched, ms) that may be served on error. Default 15 min. */
-  maxStaleMs: number;
-}
+export type { CacheOptions };
 
 export const DEFAULT_CACHE: CacheOptions = {
   maxEntries: 1000,

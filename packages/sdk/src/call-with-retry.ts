@@ -35,6 +35,9 @@ export interface CallSpec<T> {
   canRetry?: (e: TrusteeError) => boolean;
 }
 
+/** Least budget a retried write attempt is started with. */
+const MIN_WRITE_ATTEMPT_MS = 100;
+
 /** Failures after which a read moves on to the next node right away (no backoff). */
 function canFailOver(e: TrusteeError): boolean {
   return e.isNodeFailure || e.isIntegrityFailure || e.code === 'CIRCUIT_OPEN' || e.code === 'RATE_LIMITED';
@@ -62,7 +65,10 @@ export async function callWithRetry<T>(ctx: CallContext, spec: CallSpec<T>): Pro
     const hinted: boolean = !followedHint && isFreshHint(ctx, lastError);
     followedHint = hinted;
     const delayMs = hinted ? 0 : retryDelayMs(retry, lastError.retryAfterMs, ctx.retry);
-    if (delayMs >= remaining()) throw deadlineError(spec, lastError, seen);
+    // A write is not started when it could not get an answer before the deadline: sent and then
+    // cut off it would only leave the caller in doubt (see inDoubtIfSent).
+    const floorMs = spec.kind === 'write' ? Math.min(ctx.timeoutMs, MIN_WRITE_ATTEMPT_MS) : 0;
+    if (delayMs + floorMs >= remaining()) throw deadlineError(spec, lastError, seen);
     ctx.emit('onRetry', { operation: spec.operation, attempt: retry, delayMs, error: lastError });
     ctx.logger?.debug(
       { operation: spec.operation, attempt: retry, delayMs, code: lastError.code },

@@ -202,7 +202,7 @@ describe('TrusteeClient against local https nodes', () => {
       if (answerHealth(req, res, 'active')) return;
       sendJson(res, 503, { error: { code: 'PASSIVE_UNAVAILABLE', message: 'no sync standby' } });
     };
-    const c = client([active.url], { deadlineMs: 400 });
+    const c = client([active.url], { deadlineMs: 600 });
     const started = Date.now();
     const error = await c.put('k', 'v').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TrusteeError);

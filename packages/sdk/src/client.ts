@@ -10,7 +10,7 @@ import { TrusteeError, errorFromResponse, isTrusteeError } from './errors';
 import { createEmitter, type Emit } from './hooks';
 import { headerValue, isNodeActive, sendRequest, type HttpRequest, type HttpResponse } from './http';
 import { assertValidName } from './names';
-import { registerClient, type RegisterOptions, type RegistrationResult } from './register';
+import { registerConfig, type RegisterOptions, type RegisteredConfig } from './register';
 import { DEFAULT_RETRY, SECOND, type RetryOptions } from './retry';
 import type {
   CallOptions,
@@ -55,6 +55,23 @@ export interface Deposit {
   source: 'server' | 'cache' | 'stale-cache';
   /** The value decoded as text (default UTF-8). */
   text(encoding?: BufferEncoding): string;
+}
+
+/** A registration: what was written, and a ready client over it. */
+export interface RegistrationResult extends RegisteredConfig {
+  client: TrusteeClient;
+}
+
+/**
+ * Registers a new client: key pair + CSR, `POST /v1/clients/register` on the active node, a fresh
+ * data key wrapped with the new public key, the config file written 0600, and a client over it.
+ */
+export async function registerClient(options: RegisterOptions): Promise<RegistrationResult> {
+  const registered = await registerConfig(options);
+  const client = new TrusteeClient(
+    optionsFromConfig(registered.config, { logger: options.logger, ...options.clientOptions }),
+  );
+  return { ...registered, client };
 }
 
 /** Errors after which a read may be answered from a stale cache entry: no node could answer. */

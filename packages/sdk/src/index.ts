@@ -1,11 +1,12 @@
-export { TrusteeClient, DEFAULT_DEADLINE_MS, DEFAULT_TIMEOUT_MS, type Deposit } from './client';
 export {
+  TrusteeClient,
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_TIMEOUT_MS,
   registerClient,
-  clientFingerprint,
-  createCsr,
-  type RegisterOptions,
+  type Deposit,
   type RegistrationResult,
-} from './register';
+} from './client';
+export { clientFingerprint, createCsr, type RegisterOptions } from './register';
 export {
   TrusteeError,
   isTrusteeError,

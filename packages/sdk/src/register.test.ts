@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { readConfigFile } from './config-file';
 import { unwrapDataKey } from './data-key';
-import { clientFingerprint, registerClient } from './register';
+import { registerClient } from './client';
+import { clientFingerprint } from './register';
 import { FakeNode, answerHealth, sendJson } from '../test/support/fake-node';
 import { selfSignedCert, signCsr } from '../test/support/tls-fixture';
 

@@ -6,8 +6,7 @@ import tls from 'node:tls';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { callWithRetry, type CallContext } from './call-with-retry';
-import { TrusteeClient } from './client';
-import { optionsFromConfig, readConfigFile, writeConfigFile, type ClientConfigFile } from './config-file';
+import { readConfigFile, writeConfigFile, type ClientConfigFile } from './config-file';
 import { generateDataKey, wrapDataKey } from './data-key';
 import { DEFAULT_BREAKER, EndpointSet } from './endpoints';
 import { TrusteeError, isTrusteeError } from './errors';
@@ -58,13 +57,13 @@ export interface RegisterOptions {
   clientOptions?: Partial<TrusteeClientOptions>;
 }
 
-export interface RegistrationResult {
+/** What registration wrote: the client itself is made by `registerClient` (client.ts). */
+export interface RegisteredConfig {
   fingerprint: string;
   /** 'pending' until an administrator enables the client (keytrustee-orgtool enable-client). */
   state: ClientState;
   configPath: string;
   config: ClientConfigFile;
-  client: TrusteeClient;
 }
 
 interface KeyPair {
@@ -107,7 +106,7 @@ async function generateKeys(bits: number): Promise<KeyPair> {
  * Registers a new client: key pair + CSR, `POST /v1/clients/register` on the active node, a fresh
  * data key wrapped with the new public key, and the config file written 0600.
  */
-export async function registerClient(options: RegisterOptions): Promise<RegistrationResult> {
+export async function registerConfig(options: RegisterOptions): Promise<RegisteredConfig> {
   if (!options.overwrite && fs.existsSync(options.configPath)) {
     throw new TrusteeError(
       'CONFIG_INVALID',
@@ -156,16 +155,11 @@ export async function registerClient(options: RegisterOptions): Promise<Registra
     { fingerprint: config.fingerprint, state: config.state, configPath: options.configPath },
     'trustee client registered',
   );
-  const written = readConfigFile(options.configPath);
-  const client = new TrusteeClient(
-    optionsFromConfig(written, { logger: options.logger, ...options.clientOptions }),
-  );
   return {
     fingerprint: config.fingerprint,
     state: config.state,
     configPath: options.configPath,
-    config: written,
-    client,
+    config: readConfigFile(options.configPath),
   };
 }
 

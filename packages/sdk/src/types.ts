@@ -2,7 +2,6 @@
  * Wire types of the Trustee HTTP API (DESIGN.md) and the SDK's public option/result types.
  * The server may import the wire types (STYLE §8); they carry no behaviour.
  */
-import type { CacheOptions } from './cache';
 import type { TrusteeError } from './errors';
 import type { RetryOptions } from './retry';
 
@@ -70,6 +69,18 @@ export interface RegisterResponseWire {
 }
 
 // ---- SDK --------------------------------------------------------------------------------------
+
+/** Read cache policy. Entries hold the server's answer as received: ciphertext when encryption is on. */
+export interface CacheOptions {
+  /** Max cached answers (LRU beyond that); 0 disables the cache. Default 1000. */
+  maxEntries: number;
+  /** How long an entry answers reads without asking a node, in ms. Default 5000. */
+  ttlMs: number;
+  /** When every node is unreachable, answer from an expired entry. Default true. */
+  serveStaleOnError: boolean;
+  /** Oldest entry (age since it was fetched, ms) that may be served on error. Default 15 min. */
+  maxStaleMs: number;
+}
 
 /** Minimal leveled logger (pino-compatible). The SDK never creates one. */
 export interface TrusteeLogger {

@@ -1,5 +1,4 @@
-import type { Deposit } from '../client';
-import type { RegistrationResult } from '../register';
+import type { Deposit, RegistrationResult } from '../client';
 import type { ClusterStatus, DepositListItem, PutResult } from '../types';
 
 /** Where the CLI writes; injectable so tests run it in-process. */
