@@ -9,7 +9,7 @@ import { decryptValue, encryptValue, isEnvelope } from './envelope';
 import { TrusteeError, errorFromResponse, isTrusteeError } from './errors';
 import { createEmitter, type Emit } from './hooks';
 import { headerValue, isNodeActive, sendRequest, type HttpRequest, type HttpResponse } from './http';
-import { assertValidName } from './names';
+import { IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH, assertValidName } from './names';
 import { registerConfig, type RegisterOptions, type RegisteredConfig } from './register';
 import { DEFAULT_RETRY, SECOND, type RetryOptions } from './retry';
 import type {
@@ -36,7 +36,6 @@ import { parseDeposit, parseHealth, parseListPage, parsePutResult } from './wire
 
 export const DEFAULT_TIMEOUT_MS = 5 * SECOND;
 export const DEFAULT_DEADLINE_MS = 15 * SECOND;
-const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 /** Re-seals after a VERSION_CONFLICT on a version this client guessed (concurrent writers). */
 const MAX_SEAL_ROUNDS = 5;
 /** Names whose latest version this client remembers (the If-Match guess of a put). */
@@ -490,9 +489,6 @@ function toBytes(value: DepositValue): Buffer {
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw new TrusteeError('INVALID_ARGUMENT', 'value must be a string, Buffer or Uint8Array');
 }
-
-/** The server's rule: 1-200 printable ASCII characters, no space (it is an HTTP header value). */
-const IDEMPOTENCY_KEY_PATTERN = new RegExp(`^[\\x21-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`);
 
 function checkIdempotencyKey(key: string): string {
   if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {

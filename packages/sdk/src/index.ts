@@ -50,7 +50,14 @@ export {
   CONFIG_PATH_ENV,
   type ClientConfigFile,
 } from './config-file';
-export { isValidName, assertValidName, MAX_NAME_LENGTH } from './names';
+export {
+  isValidName,
+  assertValidName,
+  MAX_NAME_LENGTH,
+  DEPOSIT_NAME_PATTERN,
+  IDEMPOTENCY_KEY_PATTERN,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+} from './names';
 export {
   KeyProvider,
   parseVersionName,

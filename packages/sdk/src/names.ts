@@ -1,12 +1,17 @@
 import { TrusteeError } from './errors';
 
-/** Same rule as the server (DESIGN.md): ASCII, `[A-Za-z0-9]` first, then `[A-Za-z0-9._-]`, ≤ 255. */
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+/** Deposit names (DESIGN.md): ASCII, `[A-Za-z0-9]` first, then `[A-Za-z0-9._-]`, ≤ 255. */
+export const DEPOSIT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
 
 export const MAX_NAME_LENGTH = 255;
 
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
+
+/** Idempotency-Key header values: 1-200 printable ASCII characters, no space. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
 export function isValidName(name: string): boolean {
-  return NAME_PATTERN.test(name);
+  return DEPOSIT_NAME_PATTERN.test(name);
 }
 
 /**
