@@ -11,8 +11,8 @@
  *      (bundleDependencies, a real copy in node_modules/), the README, CHANGELOG and deploy/;
  *      `npm install -g ./trustee-server-X.tgz` is the whole installation.
  *
- * Options: --check, --no-build, --out DIR (default dist-packages). Progress and sizes go to
- * stderr; the last line on stdout is a JSON summary (for tests and scripts).
+ * Options: --check, --no-build, --out DIR (default dist-packages), --json (a one-line JSON
+ * summary on stdout, for tests and scripts). Progress and sizes go to stderr.
  * Plain Node, no dependencies.
  */
 'use strict';
@@ -35,13 +35,15 @@ function fail(msg) {
 }
 
 function parseArgs(argv) {
-  const opts = { check: false, build: true, out: path.join(ROOT, 'dist-packages') };
+  const opts = { check: false, build: true, json: false, out: path.join(ROOT, 'dist-packages') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--check') opts.check = true;
     else if (a === '--no-build') opts.build = false;
+    else if (a === '--json') opts.json = true;
     else if (a === '--out' && argv[i + 1]) opts.out = path.resolve(argv[++i]);
-    else fail(`unknown argument ${a} (usage: node scripts/pack.js [--check] [--no-build] [--out DIR])`);
+    else
+      fail(`unknown argument ${a} (usage: node scripts/pack.js [--check] [--no-build] [--json] [--out DIR])`);
   }
   return opts;
 }
@@ -262,7 +264,7 @@ function main() {
       bundled: p.bundled,
     };
   }
-  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 
 main();

@@ -98,7 +98,7 @@ describe('packaging: tarballs installed without a checkout', () => {
     const out = ok(
       await run(
         process.execPath,
-        [join(ROOT, 'scripts', 'pack.js'), '--check', '--no-build', '--out', join(work, 'tgz')],
+        [join(ROOT, 'scripts', 'pack.js'), '--check', '--no-build', '--json', '--out', join(work, 'tgz')],
         {
           cwd: ROOT,
           timeoutMs: 120_000,
