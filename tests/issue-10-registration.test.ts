@@ -12,10 +12,15 @@ import { threadId } from 'node:worker_threads';
 import { createCsr } from '@trustee/sdk';
 import { addToDenyList } from '../packages/server/src/auth/deny-list';
 import { addOrgCli, expectError, orgtool } from '../packages/server/test/support/api';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { updateKeytrusteeConf } from '@trustee/server';
+import { BINS, runCli } from './helpers/cli';
 import { makeCsr } from './helpers/clients';
 import { httpsRequest, jsonRequest, type RawResponse } from './helpers/https-request';
 import { waitFor } from './helpers/processes';
 import { startSingleNode, type SingleNode } from './helpers/single-node';
+import { makeTempDir, removeDir } from './helpers/temp-dir';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -306,5 +311,25 @@ describe('/metrics with METRICS_REQUIRE_CLIENT_CERT admits active clients only',
     // Disabled with the admin tool.
     expect((await orgtool(node, 'disable-client', '--fingerprint', reg.json.fingerprint)).code).toBe(0);
     expectError(await scrape(reg.json.certificate, active.key), 403, 'CLIENT_DISABLED');
+  });
+});
+
+describe('trusted proxy settings are checked at start', () => {
+  it.each([
+    [{ TRUSTED_PROXIES: ['10.0.0.0/8', 'lb.example'] }, /TRUSTED_PROXIES: "lb.example" is not an IP address/],
+    [{ TRUSTED_PROXIES: ['10.0.0.0/40'] }, /TRUSTED_PROXIES: "10.0.0.0\/40" is not a CIDR block/],
+    [{ CLIENT_ADDRESS_HEADER: 'X Forwarded For' }, /CLIENT_ADDRESS_HEADER: an HTTP header name/],
+  ])('keytrusteed refuses to start with %j, naming the key', async (conf, message) => {
+    const dir = makeTempDir();
+    try {
+      const confdir = join(dir, 'confdir');
+      cpSync(node.confdir, confdir, { recursive: true });
+      updateKeytrusteeConf(confdir, conf);
+      const r = await runCli(BINS.keytrusteedDist, ['--confdir', confdir], { timeoutMs: 30_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(message);
+    } finally {
+      removeDir(dir);
+    }
   });
 });
