@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
+import { everyMs } from '../rate-limit';
 
 /**
  * The worker's whole program, evaluated from this string (`eval: true`) rather than loaded from a
@@ -74,6 +75,8 @@ export class SignPool {
   private readonly maxQueue: number;
   private readonly log?: Logger;
   private nextId = 1;
+  /** One log line per 10 s while the queue overflows, not one per refusal. */
+  private readonly fullWarning = everyMs(10_000);
   private closed = false;
   /** @internal Signatures completed per worker threadId (tests: proof the work left the main thread). */
   readonly completedByThread = new Map<number, number>();
@@ -96,6 +99,11 @@ export class SignPool {
       const idle = this.slots.find((s) => !s.job && !s.dead);
       if (idle) return this.run(idle, job);
       if (this.queue.length >= this.maxQueue) {
+        if (this.fullWarning.due())
+          this.log?.warn(
+            { queued: this.queue.length },
+            'certificate signing queue full: registrations refused',
+          );
         return reject(unavailable('too many certificates are being signed at once'));
       }
       this.queue.push(job);
