@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { Agent } from 'node:https';
 import { Client, type Pool } from 'pg';
 import { DB_NAME, DB_SUPERUSER, socketDirFor } from '@trustee/replicator';
+import { DB_APP_ROLE } from '../packages/server/src/db/node-db';
 import { createDb, type Db } from '../packages/server/src/db/pool';
 import {
   runWrite,
@@ -200,12 +201,17 @@ describe('idempotent replays and bounded writes (issue #10, finding 1)', () => {
   describe('a COMMIT waiting for a passive that does not apply', () => {
     let db: Db;
     beforeAll(() => {
-      db = createDb({
-        host: socketDirFor(node('a').dbDir),
-        port: node('a').dbPort,
-        user: DB_SUPERUSER,
-        database: DB_NAME,
-      });
+      // As the server: requests log in as the least-privilege app role, cancels and
+      // terminations go through the owner's control pool.
+      db = createDb(
+        {
+          host: socketDirFor(node('a').dbDir),
+          port: node('a').dbPort,
+          user: DB_SUPERUSER,
+          database: DB_NAME,
+        },
+        { requestUser: DB_APP_ROLE },
+      );
     });
     afterAll(async () => {
       await db?.close();
