@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Endpoint, EndpointSet } from './endpoints';
 import { TrusteeError, toTrusteeError } from './errors';
 import type { Emit } from './hooks';
-import { retryDelayMs, shouldRetry, type RetryOptions } from './retry';
+import { Deadline } from './deadline';
+import { canFailOver, nextRetryStep, type RetryOptions } from './retry';
 import type { TrusteeLogger } from './types';
 
 /** What one attempt gets: the node, its time budget and the caller's signal. */
@@ -35,40 +36,34 @@ export interface CallSpec<T> {
   canRetry?: (e: TrusteeError) => boolean;
 }
 
-/** Least budget a retried write attempt is started with. */
-const MIN_WRITE_ATTEMPT_MS = 100;
-
-/** Failures after which a read moves on to the next node right away (no backoff). */
-function canFailOver(e: TrusteeError): boolean {
-  return e.isNodeFailure || e.isIntegrityFailure || e.code === 'CIRCUIT_OPEN' || e.code === 'RATE_LIMITED';
-}
-
 /**
  * Runs one SDK call: node selection, failover, retries with backoff, one overall deadline.
  * Writes are safe to repeat because the caller put the same Idempotency-Key in every attempt.
  */
 export async function callWithRetry<T>(ctx: CallContext, spec: CallSpec<T>): Promise<T> {
-  const now = ctx.now ?? Date.now;
-  const deadlineAt = now() + spec.deadlineMs;
-  const remaining = (): number => deadlineAt - now();
+  const deadline = new Deadline(spec.deadlineMs, ctx.now);
   let lastError: TrusteeError | undefined;
   const seen: SeenErrors = {};
   let followedHint = false;
   for (let retry = 0; ; retry += 1) {
-    const result = await runPass(ctx, spec, remaining, lastError, seen);
+    const result = await runPass(ctx, spec, deadline, lastError, seen);
     if (result.ok) return result.value;
     lastError = result.error;
     remember(seen, lastError);
-    if (!shouldRetry(lastError, retry, ctx.retry) || spec.canRetry?.(lastError) === false) throw lastError;
-    // A NOT_ACTIVE naming another known node: go there at once, nothing to wait for. Only once in a
-    // row: two passive nodes naming each other (a promotion in progress) must not become a busy loop.
-    const hinted: boolean = !followedHint && isFreshHint(ctx, lastError);
-    followedHint = hinted;
-    const delayMs = hinted ? 0 : retryDelayMs(retry, lastError.retryAfterMs, ctx.retry);
-    // A write is not started when it could not get an answer before the deadline: sent and then
-    // cut off it would only leave the caller in doubt (see inDoubtIfSent).
-    const floorMs = spec.kind === 'write' ? Math.min(ctx.timeoutMs, MIN_WRITE_ATTEMPT_MS) : 0;
-    if (delayMs + floorMs >= remaining()) throw deadlineError(spec, lastError, seen);
+    const step = nextRetryStep({
+      error: lastError,
+      retry,
+      policy: ctx.retry,
+      kind: spec.kind,
+      remainingMs: deadline.remainingMs(),
+      attemptTimeoutMs: ctx.timeoutMs,
+      hintToFollow: !followedHint && isFreshHint(ctx, lastError),
+      vetoed: spec.canRetry?.(lastError) === false,
+    });
+    if (step.action === 'stop') throw lastError;
+    if (step.action === 'deadline') throw deadlineError(spec, lastError, seen);
+    followedHint = step.followsHint;
+    const { delayMs } = step;
     ctx.emit('onRetry', { operation: spec.operation, attempt: retry, delayMs, error: lastError });
     ctx.logger?.debug(
       { operation: spec.operation, attempt: retry, delayMs, code: lastError.code },
@@ -90,7 +85,7 @@ type PassResult<T> = { ok: true; value: T } | { ok: false; error: TrusteeError }
 async function runPass<T>(
   ctx: CallContext,
   spec: CallSpec<T>,
-  remaining: () => number,
+  deadline: Deadline,
   previous: TrusteeError | undefined,
   seen: SeenErrors,
 ): Promise<PassResult<T>> {
@@ -98,10 +93,10 @@ async function runPass<T>(
   try {
     nodes =
       spec.kind === 'write'
-        ? [await findActive(ctx, spec, remaining, previous, seen)]
+        ? [await findActive(ctx, spec, deadline, previous, seen)]
         : ctx.endpoints.readOrder();
   } catch (e) {
-    return { ok: false, error: checkFatal(toTrusteeError(e), spec, remaining, seen) };
+    return { ok: false, error: checkFatal(toTrusteeError(e), spec, deadline, seen) };
   }
   let error: TrusteeError | undefined;
   const failures: TrusteeError[] = [];
@@ -111,11 +106,11 @@ async function runPass<T>(
     }
     try {
       const lastSeen = error ?? previous;
-      if (remaining() <= 0) throw deadlineError(spec, lastSeen, seen);
+      if (deadline.isExpired()) throw deadlineError(spec, lastSeen, seen);
       // The budget is taken again when the request starts: a half-open breaker may have held this
       // call while another one tested the node.
       const value = await ctx.endpoints.run(node, () => {
-        const timeoutMs = Math.min(ctx.timeoutMs, remaining());
+        const timeoutMs = Math.min(ctx.timeoutMs, deadline.remainingMs());
         if (timeoutMs <= 0) throw deadlineError(spec, lastSeen, seen);
         return spec.attempt({ node, timeoutMs, signal: spec.signal });
       });
@@ -124,7 +119,7 @@ async function runPass<T>(
     } catch (e) {
       const raw = toTrusteeError(e, node.url);
       noteWriteFailure(ctx, spec, raw);
-      error = checkFatal(inDoubtIfSent(spec, raw), spec, remaining, seen);
+      error = checkFatal(inDoubtIfSent(spec, raw), spec, deadline, seen);
       failures.push(error);
       if (spec.kind === 'write' || !canFailOver(error)) break;
     }
@@ -153,11 +148,11 @@ function everyNodeFailed(failures: TrusteeError[]): TrusteeError {
 function findActive<T>(
   ctx: CallContext,
   spec: CallSpec<T>,
-  remaining: () => number,
+  deadline: Deadline,
   previous: TrusteeError | undefined,
   seen: SeenErrors,
 ): Promise<Endpoint> {
-  const timeoutMs = Math.min(ctx.timeoutMs, remaining());
+  const timeoutMs = Math.min(ctx.timeoutMs, deadline.remainingMs());
   if (timeoutMs <= 0) throw deadlineError(spec, previous, seen);
   return ctx.endpoints.activeNode((node) => ctx.probeActive(node, timeoutMs, spec.signal));
 }
@@ -189,11 +184,11 @@ function noteWriteFailure<T>(ctx: CallContext, spec: CallSpec<T>, error: Trustee
 function checkFatal<T>(
   error: TrusteeError,
   spec: CallSpec<T>,
-  remaining: () => number,
+  deadline: Deadline,
   seen: SeenErrors,
 ): TrusteeError {
   if (error.code === 'ABORTED' || error.code === 'DEADLINE_EXCEEDED') throw error;
-  if (remaining() <= 0) throw deadlineError(spec, error, seen);
+  if (deadline.isExpired()) throw deadlineError(spec, error, seen);
   return error;
 }
 

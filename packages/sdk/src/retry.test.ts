@@ -1,5 +1,5 @@
 import { TrusteeError } from './errors';
-import { DEFAULT_RETRY, retryDelayMs, shouldRetry } from './retry';
+import { DEFAULT_RETRY, canFailOver, nextRetryStep, retryDelayMs, shouldRetry } from './retry';
 
 const policy = { ...DEFAULT_RETRY, limit: 2, baseDelayMs: 100, backoffLimitMs: 1000, maxRetryAfterMs: 5000 };
 
@@ -24,10 +24,10 @@ describe('retryDelayMs', () => {
   });
 });
 
-describe('shouldRetry', () => {
-  const err = (code: ConstructorParameters<typeof TrusteeError>[0], status?: number): TrusteeError =>
-    new TrusteeError(code, 'x', { status });
+const err = (code: ConstructorParameters<typeof TrusteeError>[0], status?: number): TrusteeError =>
+  new TrusteeError(code, 'x', { status });
 
+describe('shouldRetry', () => {
   it('retries network errors and 5xx until the limit', () => {
     expect(shouldRetry(err('NETWORK_ERROR'), 0, policy)).toBe(true);
     expect(shouldRetry(err('UNAVAILABLE', 503), 1, policy)).toBe(true);
@@ -66,5 +66,57 @@ describe('shouldRetry', () => {
       expect(shouldRetry(err(code), 0, policy)).toBe(false);
     }
     expect(shouldRetry(new Error('boom'), 0, policy)).toBe(false);
+  });
+});
+
+describe('nextRetryStep (the one retry decision)', () => {
+  const base = {
+    retry: 0,
+    policy: { ...policy, jitter: 'none' as const },
+    kind: 'read' as const,
+    remainingMs: 10_000,
+    attemptTimeoutMs: 5000,
+    hintToFollow: false,
+  };
+
+  it('retries after the backoff, or at once when following a fresh NOT_ACTIVE hint', () => {
+    expect(nextRetryStep({ ...base, error: err('UNAVAILABLE', 503) })).toEqual({
+      action: 'retry',
+      delayMs: 100,
+      followsHint: false,
+    });
+    expect(nextRetryStep({ ...base, error: err('NOT_ACTIVE', 503), hintToFollow: true })).toEqual({
+      action: 'retry',
+      delayMs: 0,
+      followsHint: true,
+    });
+  });
+
+  it('stops on what retrying cannot fix, on a veto, and after the limit', () => {
+    expect(nextRetryStep({ ...base, error: err('NOT_FOUND', 404) })).toEqual({ action: 'stop' });
+    expect(nextRetryStep({ ...base, error: err('UNAVAILABLE', 503), vetoed: true })).toEqual({
+      action: 'stop',
+    });
+    expect(nextRetryStep({ ...base, retry: 2, error: err('UNAVAILABLE', 503) })).toEqual({ action: 'stop' });
+  });
+
+  it('gives up at the deadline, and does not start a write it could not finish', () => {
+    expect(nextRetryStep({ ...base, remainingMs: 100, error: err('UNAVAILABLE', 503) })).toEqual({
+      action: 'deadline',
+    });
+    const write = { ...base, kind: 'write' as const, error: err('PASSIVE_UNAVAILABLE', 503) };
+    expect(nextRetryStep({ ...write, remainingMs: 150 })).toEqual({ action: 'deadline' });
+    expect(nextRetryStep({ ...write, remainingMs: 250 })).toMatchObject({ action: 'retry', delayMs: 100 });
+  });
+
+  it('fails reads over on node failures and integrity errors, not on answers about the request', () => {
+    expect(canFailOver(err('UNAVAILABLE', 503))).toBe(true);
+    expect(canFailOver(err('NOT_FOUND', 404))).toBe(false);
+    const integrity = new TrusteeError('UNAVAILABLE', 'bad row', {
+      status: 503,
+      details: { reason: 'INTEGRITY' },
+    });
+    expect(canFailOver(integrity)).toBe(true);
+    expect(integrity.isNodeFailure).toBe(false);
   });
 });

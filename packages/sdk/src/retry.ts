@@ -1,4 +1,4 @@
-import { isTrusteeError } from './errors';
+import { isTrusteeError, type TrusteeError } from './errors';
 
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
@@ -59,4 +59,50 @@ export function retryDelayMs(
   const backoff = policy.jitter === 'full' ? Math.floor(random() * step) : step;
   if (retryAfterMs === undefined) return backoff;
   return Math.max(backoff, Math.min(Math.max(0, retryAfterMs), policy.maxRetryAfterMs));
+}
+
+/** Least budget a retried write attempt is started with. */
+export const MIN_WRITE_ATTEMPT_MS = 100;
+
+/** Failures after which a read moves on to the next node within the same pass (no backoff). */
+export function canFailOver(e: TrusteeError): boolean {
+  return e.isNodeFailure || e.isIntegrityFailure || e.code === 'CIRCUIT_OPEN' || e.code === 'RATE_LIMITED';
+}
+
+/** What to do after a failed pass. */
+export type RetryStep =
+  { action: 'stop' } | { action: 'deadline' } | { action: 'retry'; delayMs: number; followsHint: boolean };
+
+export interface RetryDecisionInput {
+  error: TrusteeError;
+  /** 0 = deciding the first retry. */
+  retry: number;
+  policy: RetryOptions;
+  kind: 'read' | 'write';
+  /** What is left of the call's Deadline, ms. */
+  remainingMs: number;
+  /** The per-attempt timeout, ms. */
+  attemptTimeoutMs: number;
+  /** A NOT_ACTIVE named another configured node and the previous retry did not follow a hint. */
+  hintToFollow: boolean;
+  /** The call forbids retrying this error (registration without an Idempotency-Key). */
+  vetoed?: boolean;
+  random?: () => number;
+}
+
+/**
+ * The SDK's one retry decision (after go-retryablehttp's CheckRetry + Backoff): stop, give up at
+ * the deadline, follow a NOT_ACTIVE hint at once, or retry after a backoff. Pure.
+ *
+ * A hint is followed at once only once in a row: two passive nodes naming each other (a promotion
+ * in progress) must not become a busy loop. A retried write is not started with less than
+ * MIN_WRITE_ATTEMPT_MS left: sent and then cut off by the deadline it would only end in doubt.
+ */
+export function nextRetryStep(input: RetryDecisionInput): RetryStep {
+  const { error, retry, policy } = input;
+  if (input.vetoed === true || !shouldRetry(error, retry, policy)) return { action: 'stop' };
+  const delayMs = input.hintToFollow ? 0 : retryDelayMs(retry, error.retryAfterMs, policy, input.random);
+  const floorMs = input.kind === 'write' ? Math.min(input.attemptTimeoutMs, MIN_WRITE_ATTEMPT_MS) : 0;
+  if (delayMs + floorMs >= input.remainingMs) return { action: 'deadline' };
+  return { action: 'retry', delayMs, followsHint: input.hintToFollow };
 }
