@@ -20,7 +20,20 @@ export {
   type SdkErrorCode,
   type TrusteeErrorOptions,
 } from './errors';
-export { shouldRetry, retryDelayMs, DEFAULT_RETRY, SECOND, MINUTE, type RetryOptions } from './retry';
+export {
+  shouldRetry,
+  retryDelayMs,
+  nextRetryStep,
+  canFailOver,
+  DEFAULT_RETRY,
+  MIN_WRITE_ATTEMPT_MS,
+  SECOND,
+  MINUTE,
+  type RetryOptions,
+  type RetryStep,
+  type RetryDecisionInput,
+} from './retry';
+export { Deadline } from './deadline';
 export { DepositCache, DEFAULT_CACHE, type CacheOptions, type CacheLookup } from './cache';
 export { DEFAULT_BREAKER } from './endpoints';
 export {
