@@ -5,7 +5,7 @@
  * so a relay or impostor with any other certificate gets no WAL stream and no base backup.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   readPostmasterPid,
   renderAutoConf,
@@ -13,7 +13,13 @@ import {
   startPostgres,
   stopPostgres,
 } from '@trustee/replicator';
-import { bootstrapPassiveDb, initConfdir, nodeInstance } from '@trustee/server';
+import {
+  bootstrapPassiveDb,
+  initConfdir,
+  nodeInstance,
+  setupLocalCluster,
+  stopLocalDatabases,
+} from '@trustee/server';
 import { parseConfValue, parseConninfo } from '../packages/replicator/src/postgres/standby-config';
 import { confPaths } from '../packages/server/src/confdir/paths';
 import {
@@ -252,5 +258,37 @@ describe('replication link TLS (issue 10, finding 4)', () => {
     expect(receiver.conninfo).toContain('sslmode=verify-full');
     expect(receiver.conninfo).toContain('channel_binding=require');
     expect((await walSenders()).filter((w) => w.state === 'streaming').map((w) => w.ssl)).toEqual([true]);
+  });
+  it('npm start reusing a state made before the CA: creates it on node-a, copies it to node-b, and the passive streams verified', async () => {
+    const { cluster } = fixture;
+    const { a, b } = cluster;
+    await stopLocalDatabases(cluster);
+    for (const n of [a, b]) {
+      const p = confPaths(n.confdir);
+      rmSync(p.replicationCaKey, { force: true });
+      rmSync(p.replicationCaCert, { force: true });
+      rmSync(dirname(dbTlsFiles(n.dbDir).cert), { recursive: true, force: true });
+    }
+    const steps: string[] = [];
+    await setupLocalCluster({
+      home: cluster.home,
+      apiPorts: [a.apiPort, b.apiPort],
+      dbPorts: [a.dbPort, b.dbPort],
+      onStep: (m) => steps.push(m),
+    });
+    for (const n of [a, b]) {
+      const pid = readPostmasterPid(n.dbDir);
+      if (pid) trackPid(pid);
+    }
+    expect(steps.join('\n')).toContain('predates the replication CA');
+    const [caA, caB] = [a, b].map((n) => readFileSync(confPaths(n.confdir).replicationCaCert, 'utf8'));
+    expect(caB).toBe(caA);
+    expect(statSync(confPaths(b.confdir).replicationCaKey).mode & 0o777).toBe(0o600);
+    await waitFor(
+      'the passive streams over verified TLS again',
+      async () => (await walSenders()).some((w) => w.state === 'streaming' && w.ssl),
+      60_000,
+      250,
+    );
   });
 });

@@ -1,9 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  statSync,
+} from 'node:fs';
 import { request } from 'node:https';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
 import { initConfdir } from '../confdir/init-confdir';
+import { createReplicationCa, hasReplicationCa } from '../confdir/replication-ca';
 import { openNodeServices } from './node-services';
 import { addOrg, listOrgs } from '../orgs/orgs';
 import {
@@ -122,6 +132,18 @@ export async function setupLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
   } else {
     step('reusing existing cluster state; starting both databases…');
+    if (!hasReplicationCa(a.confdir)) {
+      // State made before the replication link was verified: both confdirs are here, so do
+      // what an operator does by hand (make the CA on the active, copy it to the passive).
+      step('this state predates the replication CA: creating it on node-a and copying it to node-b…');
+      for (const f of createReplicationCa(a.confdir, 'localhost')) {
+        const to = join(b.confdir, relative(a.confdir, f));
+        copyFileSync(f, to);
+        const st = statSync(f);
+        chmodSync(to, st.mode & 0o777);
+        chownSync(to, st.uid, st.gid);
+      }
+    }
     await startPostgres(nodeInstance({ confdir: a.confdir, prepareTls: true }));
     await startPostgres(nodeInstance({ confdir: b.confdir, prepareTls: true }));
   }
