@@ -1,4 +1,5 @@
 import express, { type Express } from 'express';
+import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { ServerContext } from './context';
 import { AppError } from './errors';
@@ -19,6 +20,17 @@ export function routeTemplateOf(path: string): string {
   return 'unmatched';
 }
 
+export const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The caller's X-Request-Id when it is safe to log and echo (1–128 of A–Z a–z 0–9 . _ : -),
+ * else a fresh UUID: a bad id is replaced, never refused, so tracing cannot break a request.
+ */
+export function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === 'string' && REQUEST_ID_PATTERN.test(header) ? header : randomUUID();
+}
+
 /** Room for a base64 value of maxValueBytes plus metadata and JSON framing. */
 function bodyLimitBytes(maxValueBytes: number): number {
   return Math.ceil(maxValueBytes / 3) * 4 + 16 * 1024;
@@ -32,13 +44,20 @@ export function createApp(ctx: ServerContext): Express {
 
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
+    const reqId = requestIdOf(req.headers[REQUEST_ID_HEADER]);
+    res.locals.requestId = reqId;
+    res.setHeader(REQUEST_ID_HEADER, reqId);
     res.on('finish', () => {
-      // Label by route template, never the raw path: deposit names stay out of metrics.
+      // Label by route template, never the raw path: deposit names stay out of metrics and logs.
       const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : routeTemplateOf(req.path);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       ctx.metrics.requests.inc({ route, method: req.method, code: String(res.statusCode) });
-      ctx.metrics.latency.observe(
-        { route, method: req.method },
-        Number(process.hrtime.bigint() - started) / 1e9,
+      ctx.metrics.latency.observe({ route, method: req.method }, seconds);
+      // Health probes (the peer's, every second) and scrapes at debug; the API at info.
+      const level = route === '/v1/health' || route === '/metrics' ? 'debug' : 'info';
+      ctx.log[level](
+        { reqId, method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10 },
+        'request',
       );
     });
     next();

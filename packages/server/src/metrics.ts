@@ -1,6 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeState } from './node/node-state';
 
+/** Codes a refused write gets from the node decision (decide.ts); a low, fixed label set. */
+const WRITE_REFUSAL_CODES = ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'UNAVAILABLE'] as const;
+
 /** One registry per server instance (tests run several in one process). Labels never carry secrets or names of deposits. */
 export function createMetrics() {
   const registry = new Registry();
@@ -20,8 +23,37 @@ export function createMetrics() {
   });
   const errors = new Counter({
     name: 'trustee_errors_total',
-    help: 'Error answers by stable error code',
+    help: 'Error answers sent, by stable error code (DESIGN.md), counted by the error handler',
     labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  const rateLimitRejections = new Counter({
+    name: 'trustee_rate_limit_rejections_total',
+    help: 'Requests answered RATE_LIMITED (429), by limiter: registration or requests',
+    labelNames: ['limiter'] as const,
+    registers: [registry],
+  });
+  const buildInfo = new Gauge({
+    name: 'trustee_build_info',
+    help: 'Always 1; labels: the server package version and the Node.js version',
+    labelNames: ['version', 'node_version'] as const,
+    registers: [registry],
+  });
+  const writeRefusalCode = new Gauge({
+    name: 'trustee_write_refusal_code',
+    help: 'Why writes are refused now: 1 for the error code a write would get (NOT_ACTIVE, PASSIVE_UNAVAILABLE, UNAVAILABLE), 0 for the others; all 0 while writable',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  const deposits = new Gauge({
+    name: 'trustee_deposit_rows_estimate',
+    help: "Rows of the deposits table (every version and tombstone), PostgreSQL's estimate (pg_class.reltuples), refreshed every 30 s",
+    registers: [registry],
+  });
+  const clients = new Gauge({
+    name: 'trustee_clients',
+    help: 'Registered clients by state (active, pending, disabled), counted every 30 s',
+    labelNames: ['state'] as const,
     registers: [registry],
   });
   const writeRefusals = new Counter({
@@ -151,6 +183,8 @@ export function createMetrics() {
     for (const r of ['active', 'passive', 'fenced', 'unavailable'] as const)
       role.set({ role: r }, d.role === r ? 1 : 0);
     writable.set(d.writable ? 1 : 0);
+    const refusal = d.writable ? undefined : (d.writeRefusal ?? d.readRefusal)?.code;
+    for (const code of WRITE_REFUSAL_CODES) writeRefusalCode.set({ code }, refusal === code ? 1 : 0);
     singleNodeMode.set(d.singleNodeWrites ? 1 : 0);
     fenced.set(d.role === 'fenced' ? 1 : 0);
     if (s.timeline !== null) timeline.set(s.timeline);
@@ -171,6 +205,10 @@ export function createMetrics() {
     requests,
     latency,
     errors,
+    rateLimitRejections,
+    buildInfo,
+    deposits,
+    clients,
     writeRefusals,
     singleNodeWrites,
     observeNode,

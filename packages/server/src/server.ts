@@ -25,6 +25,7 @@ import { startNodeJournal } from './journal/run-journal-while-active';
 import { createFileMasterKey } from './keys/file-master-key';
 import { createLogger, type Logger } from './logger';
 import { createMetrics } from './metrics';
+import { startCountRefresh } from './metrics-refresh';
 import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
 import { SignPool } from './crypto/sign-pool';
@@ -234,6 +235,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const metricsTimer = setInterval(() => metrics.observeNode(ns), 1000);
     metricsTimer.unref();
     metrics.observeNode(ns);
+    metrics.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
     // Background jobs (scheduled backups) run only while this node decides it is the active.
     const jobs = createJobRunner({
       confdir: opts.confdir,
@@ -316,6 +318,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     });
     jobs.start();
+    const countRefresh = startCountRefresh(db.control, metrics, log);
     return {
       server,
       port,
@@ -325,6 +328,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       reloadTls: () => tlsReloader.reload(),
       async close() {
         clearInterval(metricsTimer);
+        countRefresh.stop();
         await metricsListener?.close();
         await journal?.close();
         ns.stop();

@@ -31,7 +31,10 @@ const EXPECTED_UNAVAILABILITY = new Set(['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'W
 
 export function sendError(res: Response, err: AppError): void {
   if (err.retryAfterSec) res.setHeader('Retry-After', String(err.retryAfterSec));
-  res.status(err.status).json(errorBody(err));
+  const body = errorBody(err);
+  // The request id (app.ts) lets an operator find this answer's log line.
+  if (typeof res.locals.requestId === 'string') body.error.requestId = res.locals.requestId;
+  res.status(err.status).json(body);
 }
 
 /** The last middleware: every failure becomes `{error: {code, message}}`, never a stack trace. */
@@ -40,14 +43,27 @@ export function errorHandler(ctx: ServerContext): ErrorRequestHandler {
     const appErr = err instanceof AppError ? err : (fromHttpError(err as never) ?? toAppError(err));
     if (EXPECTED_UNAVAILABILITY.has(appErr.code)) {
       // Outages are reported by the node-state transitions once; one line per refusal, no stack.
-      ctx.log.warn({ code: appErr.code, path: req.route?.path ?? 'unmatched' }, 'request refused');
+      ctx.log.warn(
+        { code: appErr.code, path: req.route?.path ?? 'unmatched', reqId: res.locals.requestId },
+        'request refused',
+      );
     } else if (appErr.status >= 500) {
       ctx.log.error(
-        { err: err instanceof AppError ? (err.cause ?? err) : err, code: appErr.code, path: req.path },
+        {
+          err: err instanceof AppError ? (err.cause ?? err) : err,
+          code: appErr.code,
+          path: req.path,
+          reqId: res.locals.requestId,
+        },
         'request failed',
       );
     }
     if (res.headersSent) return;
+    ctx.metrics.errors.inc({ code: appErr.code });
+    if (appErr.code === 'RATE_LIMITED')
+      ctx.metrics.rateLimitRejections.inc({
+        limiter: req.path === '/v1/clients/register' ? 'registration' : 'requests',
+      });
     sendError(res, appErr);
   };
 }
