@@ -48,6 +48,11 @@ describe('certificate signing pool', () => {
   it('replaces a thread that dies: its job fails with UNAVAILABLE, later signatures succeed on a new thread', async () => {
     const p = pool({ threads: 1 });
     await p.sign(Buffer.from('warm up'));
+    // Keep the thread busy (hashing 128 MB, a message the pool ignores the answer to), so the
+    // job below is certainly still in flight when the thread dies.
+    const worker = (p as unknown as { slots: { worker: import('node:worker_threads').Worker }[] }).slots[0]
+      .worker;
+    worker.postMessage({ id: -1, data: Buffer.alloc(128 * 1024 * 1024) });
     const inFlight = p.sign(Buffer.from('caught in the crash'));
     const dead = await p.killOneForTest();
     await expect(inFlight).rejects.toMatchObject({ code: 'UNAVAILABLE' });
