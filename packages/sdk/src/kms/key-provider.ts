@@ -263,7 +263,10 @@ export class KeyProvider {
     return eek;
   }
 
-  /** `count` EEKs (Hadoop KMS `generateEncryptedKeys` / `ValueQueue.getAtMost`). */
+  /**
+   * `count` EEKs (Hadoop KMS `generateEncryptedKeys` / `ValueQueue.getAtMost`). A call with its own
+   * `signal` or `deadlineMs` makes its EEKs itself (the shared background refill has neither).
+   */
   async generateEncryptedKeys(
     name: string,
     count: number,
