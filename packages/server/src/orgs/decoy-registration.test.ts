@@ -27,12 +27,12 @@ describe('decoy registrations for unknown organizations', () => {
 
   it('remembers a bounded number of decoys, oldest forgotten first', () => {
     const d = new DecoyRegistrations(key, { cacheSize: 2 });
-    d.remember('fp1', 'x', 'cert1');
-    d.remember('fp2', 'x', 'cert2');
-    d.remember('fp3', 'x', 'cert3');
-    expect(d.remembered('fp1', 'x')).toBeUndefined();
-    expect(d.remembered('fp2', 'x')).toBe('cert2');
-    expect(d.remembered('fp3', 'y')).toBeUndefined();
+    d.remember('fp1', { org: 'x', certificate: 'cert1' });
+    d.remember('fp2', { org: 'x', certificate: 'cert2' });
+    d.remember('fp3', { org: 'y', certificate: 'cert3' });
+    expect(d.remembered('fp1')).toBeUndefined();
+    expect(d.remembered('fp2')).toEqual({ org: 'x', certificate: 'cert2' });
+    expect(d.remembered('fp3')?.org).toBe('y');
   });
 
   it('waits out the moving average of real pending registrations, at most 5 s', () => {

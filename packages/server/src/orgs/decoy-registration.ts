@@ -1,6 +1,6 @@
 import { createHash, createHmac, createPrivateKey } from 'node:crypto';
 
-/** Decoy certificates remembered (fingerprint → PEM), so a re-send gets the same bytes. */
+/** Decoys remembered (fingerprint → org and certificate), so a re-send gets the same bytes. */
 const DEFAULT_CACHE_SIZE = 4096;
 
 /**
@@ -13,13 +13,20 @@ const DEFAULT_CACHE_SIZE = 4096;
  *   certificate and answers it CLIENT_PENDING like a real pending client, while to anyone else
  *   the serial is as random as a real one;
  * - the certificate is remembered (bounded, in memory), so sending the same CSR again returns
- *   the same bytes, as a stored pending client does;
+ *   the same bytes, as a stored pending client does, and the key then counts as registered in
+ *   that org: sending it for any other org answers "registered in another organization";
  * - the answer takes about as long as a real pending registration (which also waits for its
  *   replicated write): the decoy waits out a moving average of those.
  */
+export interface Decoy {
+  /** The (unknown) organization it was handed out for. */
+  org: string;
+  certificate: string;
+}
+
 export class DecoyRegistrations {
   private readonly macKey: Buffer;
-  private readonly cache = new Map<string, string>();
+  private readonly cache = new Map<string, Decoy>();
   private readonly cacheSize: number;
   private averageMs = 0;
 
@@ -44,18 +51,18 @@ export class DecoyRegistrations {
     return norm(serialHex) === norm(this.serialFor(fingerprint));
   }
 
-  /** The decoy already handed out for this fingerprint (and org), if still remembered. */
-  remembered(fingerprint: string, org: string): string | undefined {
-    return this.cache.get(`${org}\u0000${fingerprint}`);
+  /** The decoy already handed out for this fingerprint, if still remembered. */
+  remembered(fingerprint: string): Decoy | undefined {
+    return this.cache.get(fingerprint);
   }
 
-  remember(fingerprint: string, org: string, certificate: string): void {
+  remember(fingerprint: string, decoy: Decoy): void {
     if (this.cache.size >= this.cacheSize) {
       // Oldest first (Map keeps insertion order).
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
-    this.cache.set(`${org}\u0000${fingerprint}`, certificate);
+    this.cache.set(fingerprint, decoy);
   }
 
   /** Records how long a real pending registration took (after the org lookup), ms. */

@@ -1,9 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { withClient } from '../db/pool';
 import { countPendingClients, insertClient, selectClient, type ClientState } from '../db/sql/clients';
 import { selectOrg } from '../db/sql/orgs';
 import { runWrite, runWriteBarrier, touchWriteBarrier } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CsrError, issueClientCert, parseCsr, type TbsSigner } from '../crypto/certificates';
 import { keyFingerprint } from '../crypto/fingerprint';
 import type { DecoyRegistrations } from './decoy-registration';
@@ -84,9 +84,7 @@ export async function registerClient(
     },
   );
   if (existing) {
-    if (existing.org_name !== org.name) {
-      throw new AppError('INVALID_REQUEST', 'this key is already registered in another organization');
-    }
+    if (existing.org_name !== org.name) throw takenKey();
     // Re-registering the same key never upgrades a disabled client or skips approval. The first
     // registration may have ended WRITE_IN_DOUBT: confirm the passive has it before answering.
     await runWriteBarrier(svc.write);
@@ -97,6 +95,10 @@ export async function registerClient(
       caCertificate: identity.certPem,
     };
   }
+  // A key this node answered a decoy for (another, unknown org) is "registered elsewhere", as it
+  // would be had that org existed.
+  const decoy = svc.decoys.remembered(fingerprint);
+  if (decoy && decoy.org !== org.name) throw takenKey();
   // Anonymous registrations without the code cannot pile up: a cap per org, checked before the
   // (costly) signature and again under a per-org lock inside the write.
   const cap = svc.maxPendingPerOrg;
@@ -156,10 +158,10 @@ async function answerDecoy(
       throw toAppError(e);
     },
   );
-  if (existing) {
-    throw new AppError('INVALID_REQUEST', 'this key is already registered in another organization');
-  }
-  let certificate = svc.decoys.remembered(fingerprint, org);
+  const remembered = svc.decoys.remembered(fingerprint);
+  // Stored in a real org, or handed out as a decoy for another unknown one: "registered elsewhere".
+  if (existing || (remembered && remembered.org !== org)) throw takenKey();
+  let certificate = remembered?.certificate;
   if (!certificate) {
     certificate = await issueClientCert(
       {
@@ -171,9 +173,13 @@ async function answerDecoy(
       },
       svc.signTbs,
     );
-    svc.decoys.remember(fingerprint, org, certificate);
+    svc.decoys.remember(fingerprint, { org, certificate });
   }
   const wait = svc.decoys.remainingMs(performance.now() - started);
   if (wait > 0) await sleep(wait);
   return { fingerprint, state: 'pending', certificate, caCertificate: identity.certPem, decoy: true };
+}
+
+function takenKey(): AppError {
+  return new AppError('INVALID_REQUEST', 'this key is already registered in another organization');
 }
