@@ -56,6 +56,7 @@ function missingPackages() {
   if (!hasCommand('useradd') || !hasCommand('getent')) missing.push('passwd');
   if (forTests && !hasCommand('gpg')) missing.push('gnupg');
   if (forTests && !hasCommand('redis-server')) missing.push('redis-server');
+  if (forTests && !hasCommand('promtool')) missing.push('prometheus');
   return missing;
 }
 
@@ -71,6 +72,16 @@ function installSystemPackages() {
       stdio: 'inherit',
       env,
     });
+    // promtool comes with the Prometheus server, which the package starts under systemd: the tests
+    // need only promtool, and :9090 must stay free (the HSM tests use it).
+    if (missing.includes('prometheus')) {
+      if (fs.existsSync('/run/systemd/system')) {
+        spawnSync('systemctl', ['disable', '--now', 'prometheus.service'], { stdio: 'ignore' });
+      } else {
+        spawnSync('/etc/init.d/prometheus', ['stop'], { stdio: 'ignore' });
+        spawnSync('update-rc.d', ['prometheus', 'disable'], { stdio: 'ignore' });
+      }
+    }
     const still = missingPackages();
     if (still.length) fail(`apt-get finished but these are still missing: ${still.join(' ')}`);
     return;

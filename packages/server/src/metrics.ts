@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HTTP_STATUS } from './errors';
 import type { NodeState } from './node/node-state';
 
 /** Codes a refused write gets from the node decision (decide.ts); a low, fixed label set. */
@@ -175,6 +176,17 @@ export function createMetrics() {
     labelNames: ['result'] as const,
     registers: [registry],
   });
+
+  // Every known label value starts at 0, so the series exist from the first scrape and
+  // increase()/rate() see the first event (a series born at 1 hides it).
+  for (const code of Object.keys(HTTP_STATUS)) errors.inc({ code }, 0);
+  for (const reason of ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'])
+    writeRefusals.inc({ reason }, 0);
+  for (const limiter of ['registration', 'requests']) {
+    rateLimitRejections.inc({ limiter }, 0);
+    rateLimitStoreErrors.inc({ limiter }, 0);
+  }
+  for (const result of ['ok', 'failed']) tlsReloads.inc({ result }, 0);
 
   /** Gauges from the node's one decision and its snapshot. */
   function observeNode(ns: NodeState): void {

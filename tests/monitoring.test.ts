@@ -1,0 +1,276 @@
+/**
+ * Issue 13: monitoring and deployment files checked against real things. promtool (Debian
+ * package `prometheus`) validates the scrape config and the alert rules and runs their unit tests;
+ * every metric the alert rules and the Grafana dashboard use must appear in a live scrape of a
+ * real pair; the gauges flip on that pair during a passive outage and a promotion; request ids.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BINS, runCli } from './helpers/cli';
+import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
+import { registerTestClient, type TestClient } from './helpers/clients';
+import { putDepositRaw } from './helpers/deposit-requests';
+import { httpsRequest } from './helpers/https-request';
+import { waitFor } from './helpers/processes';
+import { makeTempDir, removeDir } from './helpers/temp-dir';
+
+const ROOT = join(__dirname, '..');
+const PROM_DIR = join(ROOT, 'deploy', 'prometheus');
+const DASHBOARD = join(ROOT, 'deploy', 'grafana', 'trustee-dashboard.json');
+
+function promtool(args: string[], cwd: string): { code: number | null; out: string } {
+  const r = spawnSync('promtool', args, { cwd, encoding: 'utf8', timeout: 60_000 });
+  if (r.error) throw new Error(`promtool could not run (apt-get install prometheus): ${r.error.message}`);
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Metric names a PromQL expression reads (ours, plus Prometheus' own `up`). */
+function metricNamesIn(expr: string): string[] {
+  return [...expr.matchAll(/\b(trustee_[a-z0-9_]+|up)\b(?=\s*[{[)\s]|$)/g)].map((m) => m[1]);
+}
+
+function alertExpressions(): string[] {
+  const text = readFileSync(join(PROM_DIR, 'alerts.yml'), 'utf8');
+  return [...text.matchAll(/^\s+expr: (>\n)?([\s\S]*?)\n\s+(?:for|labels):/gm)].map((m) => m[2].trim());
+}
+
+function dashboardExpressions(): string[] {
+  const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+    panels: { title: string; targets: { expr: string }[] }[];
+  };
+  return d.panels.flatMap((p) => p.targets.map((t) => t.expr));
+}
+
+/** Sample names of a Prometheus text exposition (histograms give _bucket/_sum/_count). */
+function scrapedNames(text: string): Set<string> {
+  return new Set(
+    text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)?.[0] ?? ''),
+  );
+}
+
+/** One sample's value: `name{labels…}` must contain every `match` pair. */
+function sample(text: string, name: string, match: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labels = m[2] ?? '';
+    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) return Number(m[3]);
+  }
+  return undefined;
+}
+
+describe('alert rules and scrape config (promtool)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = makeTempDir('trustee-prom-');
+  });
+  afterAll(() => removeDir(dir));
+
+  test('promtool accepts the scrape config with its rule file and CA path', () => {
+    // The config names /etc/prometheus/trustee/… (where the README installs it); promtool checks
+    // that the CA file exists, so point it at a copy in a temp dir holding a real certificate.
+    const conf = readFileSync(join(PROM_DIR, 'prometheus.yml'), 'utf8').replaceAll(
+      '/etc/prometheus/trustee/',
+      `${dir}/`,
+    );
+    expect(conf).toContain(`${dir}/trustee-ca.pem`);
+    writeFileSync(join(dir, 'prometheus.yml'), conf);
+    copyFileSync(join(PROM_DIR, 'alerts.yml'), join(dir, 'alerts.yml'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=trustee-ca',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'ca.key'),
+        '-out',
+        join(dir, 'trustee-ca.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const r = promtool(['check', 'config', 'prometheus.yml'], dir);
+    expect(r.out).toContain('SUCCESS: prometheus.yml is valid prometheus config file syntax');
+    expect(r.out).toMatch(/SUCCESS: \d+ rules found/);
+    expect(r.code).toBe(0);
+  });
+
+  test('promtool accepts the rules, and its unit tests fire every alert when expected and only then', () => {
+    const check = promtool(['check', 'rules', 'alerts.yml'], PROM_DIR);
+    expect(check.out).toContain('SUCCESS: 13 rules found');
+    expect(check.code).toBe(0);
+    const run = promtool(['test', 'rules', 'alerts.test.yml'], PROM_DIR);
+    expect(run.out).toContain('SUCCESS');
+    expect(run.code).toBe(0);
+    // Each alert is expected to fire in some test and to stay silent in the healthy one.
+    const tests = readFileSync(join(PROM_DIR, 'alerts.test.yml'), 'utf8');
+    const alerts = [...readFileSync(join(PROM_DIR, 'alerts.yml'), 'utf8').matchAll(/- alert: (\w+)/g)].map(
+      (m) => m[1],
+    );
+    expect(alerts).toHaveLength(13);
+    for (const a of alerts) {
+      // A firing expectation names the alert in exp_labels' test block; the healthy block expects [].
+      const blocks = tests.split(/\n\s+- eval_time: /).filter((b) => b.includes(`alertname: ${a}\n`));
+      expect({ alert: a, firing: blocks.some((b) => /exp_alerts:\n\s+- exp_labels:/.test(b)) }).toEqual({
+        alert: a,
+        firing: true,
+      });
+      expect({ alert: a, silent: blocks.some((b) => /exp_alerts: \[\]/.test(b)) }).toEqual({
+        alert: a,
+        silent: true,
+      });
+    }
+  });
+
+  test('every dashboard expression is valid PromQL (promtool, as recording rules)', () => {
+    const exprs = dashboardExpressions();
+    expect(exprs.length).toBeGreaterThan(15);
+    const rules = exprs
+      .map(
+        (e, i) =>
+          `      - record: trustee:dashboard_${i}\n        expr: '${e.replaceAll('$job', 'trustee').replaceAll("'", "''")}'\n`,
+      )
+      .join('');
+    writeFileSync(join(dir, 'dashboard-rules.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules}`);
+    const r = promtool(['check', 'rules', 'dashboard-rules.yml'], dir);
+    expect(r.out).toContain(`SUCCESS: ${exprs.length} rules found`);
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('a live pair: scrapes, gauges flipping, request ids', () => {
+  let cluster: TestCluster;
+  let client: TestClient;
+  const scrape = async (n: NodeName) => (await httpsRequest(cluster.node(n).url, { path: '/metrics' })).text;
+
+  beforeAll(async () => {
+    cluster = await startTestCluster();
+    client = await registerTestClient(cluster.a.url, cluster.org, cluster.authCode);
+  }, 180_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test('every metric the alert rules and the dashboard use is in a live scrape of the pair', async () => {
+    expect((await putDepositRaw(cluster.a.url, client, 'monitoring-1', 'v')).status).toBe(201);
+    const names = new Set([...scrapedNames(await scrape('a')), ...scrapedNames(await scrape('b'))]);
+    const used = new Set([...alertExpressions(), ...dashboardExpressions()].flatMap(metricNamesIn));
+    used.delete('up'); // written by Prometheus itself for each target
+    expect(used.size).toBeGreaterThan(20);
+    const missing = [...used].filter((n) => !names.has(n));
+    expect(missing).toEqual([]);
+    // A few values the dashboard relies on.
+    const a = await scrape('a');
+    expect(sample(a, 'trustee_build_info')).toBe(1);
+    expect(a).toMatch(/^trustee_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+/m);
+    expect(sample(a, 'trustee_node_role', { role: 'active' })).toBe(1);
+    expect(sample(a, 'trustee_writable')).toBe(1);
+    expect(sample(a, 'trustee_tls_certificate_expiry_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000);
+    expect(sample(a, 'trustee_errors_total', { code: 'WRITE_IN_DOUBT' })).toBe(0);
+    expect(sample(a, 'trustee_rate_limit_rejections_total', { limiter: 'registration' })).toBe(0);
+    // The 30 s count refresh ran once at start: the registered client is counted (b reads it too).
+    await waitFor(
+      'clients gauge',
+      async () => sample(await scrape('a'), 'trustee_clients', { state: 'active' }) !== undefined,
+    );
+    expect(sample(await scrape('b'), 'trustee_clients', { state: 'pending' })).toBeGreaterThanOrEqual(0);
+  });
+
+  test('errors are counted by code, and answered with the request id sent (or a fresh one)', async () => {
+    const before = sample(await scrape('a'), 'trustee_errors_total', { code: 'NOT_FOUND' }) ?? -1;
+    const r = await httpsRequest(cluster.a.url, {
+      path: '/no-such-thing',
+      headers: { 'x-request-id': 'mon-test.1:a_b' },
+    });
+    expect(r.status).toBe(404);
+    expect(r.headers['x-request-id']).toBe('mon-test.1:a_b');
+    expect(r.json.error).toMatchObject({ code: 'NOT_FOUND', requestId: 'mon-test.1:a_b' });
+    expect(sample(await scrape('a'), 'trustee_errors_total', { code: 'NOT_FOUND' })).toBe(before + 1);
+    const bad = await httpsRequest(cluster.a.url, {
+      path: '/no-such-thing',
+      headers: { 'x-request-id': 'has space<>' },
+    });
+    expect(bad.json.error.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(bad.headers['x-request-id']).toBe(bad.json.error.requestId);
+    const ok = await httpsRequest(cluster.a.url, { path: '/v1/health' });
+    expect(ok.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test("the passive's PostgreSQL dies: the active's trustee_writable goes 1 -> 0 with the reason, and back", async () => {
+    expect(sample(await scrape('a'), 'trustee_writable')).toBe(1);
+    await cluster.killPostgres('b');
+    const down = await waitFor('active not writable', async () => {
+      const t = await scrape('a');
+      return sample(t, 'trustee_writable') === 0 ? t : undefined;
+    });
+    expect(sample(down, 'trustee_write_refusal_code', { code: 'PASSIVE_UNAVAILABLE' })).toBe(1);
+    expect(sample(down, 'trustee_replication_sync_connected')).toBe(0);
+    expect(sample(down, 'trustee_node_role', { role: 'active' })).toBe(1);
+    const refused = await putDepositRaw(cluster.a.url, client, 'monitoring-2', 'v');
+    expect(refused.json?.error?.code).toBe('PASSIVE_UNAVAILABLE');
+    const after = await scrape('a');
+    expect(
+      sample(after, 'trustee_write_refusals_total', { reason: 'PASSIVE_UNAVAILABLE' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(sample(after, 'trustee_errors_total', { code: 'PASSIVE_UNAVAILABLE' })).toBeGreaterThanOrEqual(1);
+    // The passive's own node sees its database down.
+    await waitFor('passive db down', async () => sample(await scrape('b'), 'trustee_db_up') === 0);
+
+    await cluster.startPostgres('b');
+    const up = await waitFor(
+      'active writable again',
+      async () => {
+        const t = await scrape('a');
+        return sample(t, 'trustee_writable') === 1 ? t : undefined;
+      },
+      60_000,
+    );
+    expect(sample(up, 'trustee_write_refusal_code', { code: 'PASSIVE_UNAVAILABLE' })).toBe(0);
+    expect(sample(up, 'trustee_replication_sync_connected')).toBe(1);
+    await waitFor(
+      'passive streaming',
+      async () => {
+        const t = await scrape('b');
+        return (
+          sample(t, 'trustee_replication_sync_connected') === 1 &&
+          sample(t, 'trustee_node_role', { role: 'passive' }) === 1
+        );
+      },
+      60_000,
+    );
+  }, 150_000);
+
+  test('after a promotion the new active reports trustee_node_role{role="active"} 1 and a higher timeline', async () => {
+    const timelineBefore = sample(await scrape('b'), 'trustee_timeline');
+    expect(sample(await scrape('b'), 'trustee_node_role', { role: 'passive' })).toBe(1);
+    await cluster.killServer('a', 'SIGKILL');
+    await cluster.killPostgres('a');
+    const promoted = await runCli(BINS.ktadmin, ['--confdir', cluster.b.confdir, 'promote'], {
+      timeoutMs: 120_000,
+    });
+    expect(promoted.code).toBe(0);
+    const t = await waitFor('b active', async () => {
+      const s = await scrape('b');
+      return sample(s, 'trustee_node_role', { role: 'active' }) === 1 ? s : undefined;
+    });
+    expect(sample(t, 'trustee_node_role', { role: 'passive' })).toBe(0);
+    expect(sample(t, 'trustee_timeline')).toBe((timelineBefore ?? 0) + 1);
+    // Strict mode with no passive: active, not writable, and the code says why.
+    expect(sample(t, 'trustee_writable')).toBe(0);
+    expect(sample(t, 'trustee_write_refusal_code', { code: 'PASSIVE_UNAVAILABLE' })).toBe(1);
+    await waitFor(
+      'b sees a unreachable',
+      async () => sample(await scrape('b'), 'trustee_peer_reachable') === 0,
+    );
+  }, 150_000);
+});
