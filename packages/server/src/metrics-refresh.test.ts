@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { requestIdOf } from './app';
+import { backupBaseName } from './backup/backup-name';
 import { createMetrics } from './metrics';
-import { clientCountsByState, depositEstimate } from './metrics-refresh';
+import { clientCountsByState, depositEstimate, refreshBackupGauge } from './metrics-refresh';
 
 describe('deposit and client gauges', () => {
   test('client counts cover every state, absent ones as 0, unknown states ignored', () => {
@@ -59,5 +63,29 @@ describe('write refusal code gauge', () => {
     m.observeNode(node({ writable: true }));
     const ok = await m.registry.getSingleMetric('trustee_write_refusal_code')!.get();
     expect(ok.values.every((v) => v.value === 0)).toBe(true);
+  });
+});
+
+describe('backup gauge', () => {
+  test('a newer backup file of this host (e.g. from the ktbackup timer) moves the gauge forward, never back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trustee-bkgauge-'));
+    try {
+      const m = createMetrics();
+      const value = async () => (await m.backupLastSuccess.get()).values[0]?.value;
+      const watch = { dir, host: 'kts01.example.com' };
+      await refreshBackupGauge(watch, m);
+      expect(await value()).toBe(0);
+      const file = join(dir, `${backupBaseName('kts01.example.com', new Date())}.tar.gpg`);
+      writeFileSync(file, 'x');
+      writeFileSync(join(dir, `${backupBaseName('other-host', new Date())}.tar.gpg`), 'x');
+      utimesSync(file, 1_700_000_000, 1_700_000_000);
+      await refreshBackupGauge(watch, m);
+      expect(await value()).toBe(1_700_000_000);
+      m.backupLastSuccess.set(1_800_000_000); // a scheduled run finished later
+      await refreshBackupGauge(watch, m);
+      expect(await value()).toBe(1_800_000_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

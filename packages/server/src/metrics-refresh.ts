@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { newestBackupTime } from './jobs/backup-task';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 
@@ -40,23 +41,46 @@ export async function refreshCountGauges(
     metrics.clients.set({ state }, n);
 }
 
+/** Where this host's backups land (BACKUP_DIR): also written by `ktbackup` runs outside the server (timer, cron). */
+export interface BackupWatch {
+  dir: string;
+  host: string;
+}
+
+/**
+ * Moves trustee_backup_last_success_timestamp_seconds forward to the newest backup file of this
+ * host in `dir`, so backups taken by ktbackup (the systemd timer) count as well as scheduled ones.
+ */
+export async function refreshBackupGauge(
+  watch: BackupWatch,
+  metrics: Pick<Metrics, 'backupLastSuccess'>,
+): Promise<void> {
+  const newest = newestBackupTime(watch.dir, watch.host);
+  if (newest === undefined) return;
+  const current = (await metrics.backupLastSuccess.get()).values[0]?.value ?? 0;
+  if (newest > current) metrics.backupLastSuccess.set(newest);
+}
+
 /** Refreshes at once, then every COUNT_REFRESH_INTERVAL_MS; a failure keeps the last values (debug log). */
 export function startCountRefresh(
   pool: Pool,
-  metrics: Pick<Metrics, 'deposits' | 'clients'>,
+  metrics: Pick<Metrics, 'deposits' | 'clients' | 'backupLastSuccess'>,
   log: Logger,
-  intervalMs = COUNT_REFRESH_INTERVAL_MS,
+  opts: { backups?: BackupWatch; intervalMs?: number } = {},
 ): { stop(): void } {
   let running = false;
   const tick = () => {
     if (running) return;
     running = true;
-    refreshCountGauges(pool, metrics)
-      .catch((e: Error) => log.debug({ err: e.message }, 'deposit/client gauges not refreshed'))
+    Promise.all([
+      refreshCountGauges(pool, metrics),
+      opts.backups ? refreshBackupGauge(opts.backups, metrics) : undefined,
+    ])
+      .catch((e: Error) => log.debug({ err: e.message }, 'deposit/client/backup gauges not refreshed'))
       .finally(() => (running = false));
   };
   tick();
-  const timer = setInterval(tick, intervalMs);
+  const timer = setInterval(tick, opts.intervalMs ?? COUNT_REFRESH_INTERVAL_MS);
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }

@@ -26,6 +26,7 @@ import { createFileMasterKey } from './keys/file-master-key';
 import { createLogger, type Logger } from './logger';
 import { createMetrics } from './metrics';
 import { startCountRefresh } from './metrics-refresh';
+import { backupSettings } from './jobs/backup-schedule';
 import { NodeState } from './node/node-state';
 import { createRateLimits } from './rate-limit';
 import { SignPool } from './crypto/sign-pool';
@@ -318,7 +319,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     });
     jobs.start();
-    const countRefresh = startCountRefresh(db.control, metrics, log);
+    const countRefresh = startCountRefresh(db.control, metrics, log, {
+      backups: { dir: backupSettings(opts.confdir, conf).dir, host: conf.HOST },
+    });
     return {
       server,
       port,
