@@ -148,6 +148,111 @@ describe('alert rules and scrape config (promtool)', () => {
   });
 });
 
+const SYSTEMD_DIR = join(ROOT, 'deploy', 'systemd');
+const UNITS = ['keytrustee-db.service', 'keytrusteed.service', 'ktbackup.service', 'ktbackup.timer'];
+
+/** `[Section]` → key → values (a key may repeat), for the hardening assertions and the INI check. */
+function parseUnit(text: string): Map<string, Map<string, string[]>> {
+  const sections = new Map<string, Map<string, string[]>>();
+  let cur: Map<string, string[]> | undefined;
+  text.split('\n').forEach((line, i) => {
+    const l = line.trim();
+    if (!l || l.startsWith('#') || l.startsWith(';')) return;
+    const sec = /^\[([A-Za-z]+)\]$/.exec(l);
+    if (sec) {
+      cur = new Map();
+      sections.set(sec[1], cur);
+      return;
+    }
+    const kv = /^([A-Za-z][A-Za-z0-9]*)=(.*)$/.exec(l);
+    if (!kv || !cur) throw new Error(`line ${i + 1} is neither [Section] nor Key=value: ${l}`);
+    cur.set(kv[1], [...(cur.get(kv[1]) ?? []), kv[2]]);
+  });
+  return sections;
+}
+
+describe('systemd units', () => {
+  const hasAnalyze = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { stdio: 'ignore' }).status === 0;
+
+  test(
+    hasAnalyze
+      ? 'systemd-analyze verify accepts every unit, and rejects a misspelt one'
+      : 'systemd-analyze is absent here: every unit parses as [Section] Key=value (INI check only)',
+    () => {
+      for (const u of UNITS)
+        expect([u, parseUnit(readFileSync(join(SYSTEMD_DIR, u), 'utf8')).size]).toEqual([
+          u,
+          expect.any(Number),
+        ]);
+      if (!hasAnalyze) return;
+      const ok = spawnSync('systemd-analyze', ['verify', ...UNITS], {
+        cwd: SYSTEMD_DIR,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(ok.stderr).toBe('');
+      expect(ok.status).toBe(0);
+      // The check is real: a misspelt key is reported.
+      const dir = makeTempDir('trustee-units-');
+      try {
+        for (const u of UNITS) copyFileSync(join(SYSTEMD_DIR, u), join(dir, u));
+        const unit = join(dir, 'keytrusteed.service');
+        writeFileSync(
+          unit,
+          readFileSync(unit, 'utf8').replace('ProtectSystem=strict', 'ProtectSytem=strict'),
+        );
+        const bad = spawnSync('systemd-analyze', ['verify', ...UNITS], {
+          cwd: dir,
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        expect(bad.stderr).toContain("Unknown key 'ProtectSytem'");
+      } finally {
+        removeDir(dir);
+      }
+    },
+  );
+
+  test('keytrusteed and ktbackup run as the service account with no capabilities and a read-only system', () => {
+    for (const u of ['keytrusteed.service', 'ktbackup.service']) {
+      const svc = parseUnit(readFileSync(join(SYSTEMD_DIR, u), 'utf8')).get('Service')!;
+      const one = (k: string) => svc.get(k)?.at(-1);
+      expect({ u, user: one('User'), group: one('Group') }).toEqual({
+        u,
+        user: 'keytrustee',
+        group: 'keytrustee',
+      });
+      for (const [k, v] of Object.entries({
+        NoNewPrivileges: 'true',
+        ProtectSystem: 'strict',
+        ProtectHome: 'true',
+        PrivateTmp: 'true',
+        PrivateDevices: 'true',
+        CapabilityBoundingSet: '',
+        SystemCallFilter: '@system-service',
+        RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6 AF_NETLINK',
+        ReadWritePaths: '/var/lib/keytrustee',
+      }))
+        expect({ u, k, v: one(k) }).toEqual({ u, k, v });
+      expect(svc.has('MemoryDenyWriteExecute')).toBe(false); // V8's JIT
+    }
+    const db = parseUnit(readFileSync(join(SYSTEMD_DIR, 'keytrustee-db.service'), 'utf8')).get('Service')!;
+    expect(db.get('ProtectSystem')).toEqual(['strict']);
+    expect(db.get('CapabilityBoundingSet')?.[0].split(' ').sort()).toEqual([
+      'CAP_CHOWN',
+      'CAP_DAC_OVERRIDE',
+      'CAP_DAC_READ_SEARCH',
+      'CAP_FOWNER',
+      'CAP_KILL',
+      'CAP_SETGID',
+      'CAP_SETUID',
+    ]);
+    const timer = parseUnit(readFileSync(join(SYSTEMD_DIR, 'ktbackup.timer'), 'utf8'));
+    expect(timer.get('Timer')?.get('Persistent')).toEqual(['true']);
+    expect(timer.get('Install')?.get('WantedBy')).toEqual(['timers.target']);
+  });
+});
+
 describe('a live pair: scrapes, gauges flipping, request ids', () => {
   let cluster: TestCluster;
   let client: TestClient;
