@@ -9,3 +9,6 @@ COPY packages ./packages
 RUN npm ci --no-audit --no-fund && npx tsc -b
 ENV PATH=/opt/trustee/node_modules/.bin:$PATH
 EXPOSE 11371 11381
+# The node's first start (ktadmin init / db --bootstrap) and its processes: deploy/docker/entrypoint.sh.
+COPY deploy/docker/entrypoint.sh /usr/local/bin/trustee-entrypoint
+ENTRYPOINT ["/usr/local/bin/trustee-entrypoint"]

@@ -5,7 +5,7 @@
  * real pair; the gauges flip on that pair during a passive outage and a promotion; request ids.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINS, runCli } from './helpers/cli';
 import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
@@ -18,6 +18,20 @@ import { makeTempDir, removeDir } from './helpers/temp-dir';
 const ROOT = join(__dirname, '..');
 const PROM_DIR = join(ROOT, 'deploy', 'prometheus');
 const DASHBOARD = join(ROOT, 'deploy', 'grafana', 'trustee-dashboard.json');
+const ENTRYPOINT = join(ROOT, 'deploy', 'docker', 'entrypoint.sh');
+
+// js-yaml comes with graphile-worker (a server dependency, via cosmiconfig): no new package for a parser.
+const yaml = require('js-yaml') as { load(text: string): unknown };
+
+/** Runs the compose entrypoint with bash (dry mode unless asked), bounded. */
+function entrypoint(env: Record<string, string>, args: string[] = []) {
+  const r = spawnSync('bash', [ENTRYPOINT, ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TRUSTEE_ENTRYPOINT_DRY_RUN: '1', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 function promtool(args: string[], cwd: string): { code: number | null; out: string } {
   const r = spawnSync('promtool', args, { cwd, encoding: 'utf8', timeout: 60_000 });
@@ -253,6 +267,190 @@ describe('systemd units', () => {
   });
 });
 
+interface ComposeService {
+  image?: string;
+  build?: string;
+  entrypoint?: string[];
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+}
+
+describe('docker-compose.yml and its entrypoint (validated here: no Docker engine on these machines)', () => {
+  const compose = yaml.load(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
+    services: Record<string, ComposeService>;
+    volumes: Record<string, unknown>;
+  };
+  const svc = compose.services;
+
+  test('the pair, Redis, Prometheus and Grafana, each with a health check and the ports of the README', () => {
+    expect(Object.keys(svc).sort()).toEqual(['grafana', 'node-a', 'node-b', 'prometheus', 'redis']);
+    for (const [name, s] of Object.entries(svc))
+      expect({ name, health: s.healthcheck?.test?.[0] }).toEqual({ name, health: 'CMD' });
+    expect(svc['node-a'].ports).toEqual(['11371:11371']);
+    expect(svc['node-b'].ports).toEqual(['11372:11371']);
+    expect(svc.prometheus.ports).toEqual(['9090:9090']);
+    expect(svc.grafana.ports).toEqual(['3000:3000']);
+    // The nodes: the image's entrypoint (Dockerfile COPY), roles, peers, Redis, their own data volume.
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain('COPY deploy/docker/entrypoint.sh /usr/local/bin/trustee-entrypoint');
+    for (const [n, role, peer] of [
+      ['node-a', 'active', 'node-b'],
+      ['node-b', 'passive', 'node-a'],
+    ]) {
+      const s = svc[n];
+      expect(s.entrypoint).toEqual(['/usr/local/bin/trustee-entrypoint']);
+      expect(s.healthcheck?.test).toEqual(['CMD', '/usr/local/bin/trustee-entrypoint', 'healthcheck']);
+      expect(s.environment).toMatchObject({
+        TRUSTEE_ROLE: role,
+        TRUSTEE_HOST: n,
+        TRUSTEE_PEER_HOST: peer,
+        TRUSTEE_REDIS_URL: 'redis://redis:6379',
+      });
+      expect(s.volumes).toEqual([`${n}:/var/lib/keytrustee`, 'bootstrap:/bootstrap', 'certs:/certs']);
+      expect(s.depends_on).toEqual({ redis: { condition: 'service_healthy' } });
+    }
+    expect(Object.keys(compose.volumes).sort()).toEqual(['bootstrap', 'certs', 'node-a', 'node-b']);
+    // Every host file mounted exists; every named volume used is declared.
+    for (const s of Object.values(svc))
+      for (const v of s.volumes ?? []) {
+        const src = v.split(':')[0];
+        if (src.startsWith('./'))
+          expect({ v, exists: existsSync(join(ROOT, src)) }).toEqual({ v, exists: true });
+        else expect(Object.keys(compose.volumes)).toContain(src);
+      }
+    expect(svc.prometheus.volumes).toEqual(
+      expect.arrayContaining([
+        './deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro',
+        'certs:/certs:ro',
+      ]),
+    );
+    expect(svc.grafana.volumes).toContain('./deploy/grafana:/var/lib/grafana/dashboards:ro');
+    expect(svc.grafana.depends_on).toEqual({ prometheus: { condition: 'service_healthy' } });
+  });
+
+  test("compose's Prometheus config passes promtool, scraping both nodes as the rules' job over HTTPS", () => {
+    const dir = makeTempDir('trustee-compose-prom-');
+    try {
+      const text = readFileSync(join(ROOT, 'deploy', 'docker', 'prometheus.yml'), 'utf8');
+      const conf = yaml.load(text) as {
+        scrape_configs: {
+          scheme: string;
+          static_configs: { targets: string[] }[];
+          relabel_configs: unknown[];
+        }[];
+      };
+      expect(conf.scrape_configs.map((c) => c.static_configs[0].targets[0])).toEqual([
+        'node-a:11371',
+        'node-b:11371',
+      ]);
+      for (const c of conf.scrape_configs) {
+        expect(c.scheme).toBe('https');
+        expect(c.relabel_configs).toEqual([{ target_label: 'job', replacement: 'trustee' }]);
+      }
+      writeFileSync(join(dir, 'prometheus.yml'), text.replaceAll('/certs/', `${dir}/`));
+      copyFileSync(join(PROM_DIR, 'alerts.yml'), join(dir, 'alerts.yml'));
+      for (const n of ['node-a', 'node-b'])
+        copyFileSync(join(ROOT, 'deploy', 'docker', 'entrypoint.sh'), join(dir, `${n}.pem`));
+      const r = promtool(['check', 'config', 'prometheus.yml'], dir);
+      expect(r.out).toContain('SUCCESS: 13 rules found');
+      expect(r.code).toBe(0);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('the entrypoint (dry run, temp dirs): active first start, passive first start, later start, refusals', () => {
+    const dir = makeTempDir('trustee-entrypoint-');
+    try {
+      const share = join(dir, 'share');
+      const base = {
+        TRUSTEE_BOOTSTRAP_DIR: share,
+        TRUSTEE_CERTS_DIR: join(dir, 'certs'),
+        TRUSTEE_WAIT_SECONDS: '1',
+      };
+      const a = {
+        ...base,
+        TRUSTEE_ROLE: 'active',
+        TRUSTEE_HOST: 'node-a',
+        TRUSTEE_PEER_HOST: 'node-b',
+        TRUSTEE_HOME: join(dir, 'a'),
+        TRUSTEE_REDIS_URL: 'redis://redis:6379',
+      };
+      const ca = `--confdir ${dir}/a/.keytrustee`;
+      const first = entrypoint(a);
+      expect(first.code).toBe(0);
+      const lines = first.stdout.trim().split('\n');
+      expect(lines.slice(0, 3)).toEqual([
+        `+ ktadmin ${ca} init --host node-a --port 11371 --peer https://node-b:11371`,
+        `+ set REDIS_URL=redis://redis:6379 in ${dir}/a/.keytrustee/keytrustee.conf`,
+        `+ ktadmin ${ca} db --bootstrap --port 11381 --pg-rootdir ${dir}/a/db --slave node-b`,
+      ]);
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          `+ cp -a ${dir}/a/.keytrustee ${share}/confdir.tmp`,
+          `+ rm -rf ${share}/confdir.tmp/.ssl`,
+          `+ mv ${share}/confdir.tmp ${share}/confdir`,
+          `+ cp ${dir}/a/.keytrustee/.ssl/ssl-cert-keytrustee.pem ${dir}/certs/node-a.pem`,
+          `+ ktadmin ${ca} db --start --background`,
+          `+ ktadmin ${ca} enable-synchronous-replication`,
+          `+ runuser -u keytrustee -- keytrusteed ${ca}`,
+        ]),
+      );
+      expect(lines.indexOf(`+ ktadmin ${ca} db --start --background`)).toBeGreaterThan(
+        lines.indexOf(`+ touch ${dir}/a/.bootstrapped`),
+      );
+
+      // The passive waits for the active's confdir copy, bounded, and says what it waited for.
+      const b = {
+        ...base,
+        TRUSTEE_ROLE: 'passive',
+        TRUSTEE_HOST: 'node-b',
+        TRUSTEE_PEER_HOST: 'node-a',
+        TRUSTEE_HOME: join(dir, 'b'),
+      };
+      const waited = entrypoint(b);
+      expect(waited.code).toBe(1);
+      expect(waited.stderr).toContain(`the active's confdir did not appear in ${share}/confdir within 1s`);
+      mkdirSync(join(share, 'confdir'), { recursive: true });
+      writeFileSync(join(share, 'confdir', 'keytrustee.conf'), '{}');
+      const cb = `--confdir ${dir}/b/.keytrustee`;
+      const passive = entrypoint(b);
+      expect(passive.code).toBe(0);
+      expect(passive.stdout.trim().split('\n')).toEqual([
+        `+ ktadmin ${cb} init --host node-b --port 11371 --peer https://node-a:11371 --from-peer-confdir ${share}/confdir`,
+        `+ ktadmin ${cb} db --bootstrap --port 11381 --pg-rootdir ${dir}/b/db --master node-a:11381`,
+        `+ rm -rf ${share}/confdir`,
+        `+ mkdir -p ${dir}/certs`,
+        `+ cp ${dir}/b/.keytrustee/.ssl/ssl-cert-keytrustee.pem ${dir}/certs/node-b.pem`,
+        `+ touch ${dir}/b/.bootstrapped`,
+        `+ ktadmin ${cb} db --start --background`,
+        `+ runuser -u keytrustee -- keytrusteed ${cb}`,
+      ]);
+
+      // A later start (the volume says bootstrapped): start only, no init, no bootstrap.
+      mkdirSync(join(dir, 'b'), { recursive: true });
+      writeFileSync(join(dir, 'b', '.bootstrapped'), '');
+      expect(entrypoint(b).stdout.trim().split('\n')).toEqual([
+        `+ ktadmin ${cb} db --start --background`,
+        `+ runuser -u keytrustee -- keytrusteed ${cb}`,
+      ]);
+
+      const noRole = entrypoint({ ...b, TRUSTEE_ROLE: '' });
+      expect(noRole.code).toBe(1);
+      expect(noRole.stderr).toContain("set TRUSTEE_ROLE to active or passive (found '')");
+      const noPeer = entrypoint({ ...a, TRUSTEE_PEER_HOST: '' });
+      expect(noPeer.code).toBe(1);
+      expect(noPeer.stderr).toContain('set TRUSTEE_PEER_HOST to the other node');
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
 describe('a live pair: scrapes, gauges flipping, request ids', () => {
   let cluster: TestCluster;
   let client: TestClient;
@@ -309,6 +507,20 @@ describe('a live pair: scrapes, gauges flipping, request ids', () => {
     expect(bad.headers['x-request-id']).toBe(bad.json.error.requestId);
     const ok = await httpsRequest(cluster.a.url, { path: '/v1/health' });
     expect(ok.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test("the compose health check (entrypoint.sh healthcheck) passes on a live node's /v1/health, fails without one", async () => {
+    const env = {
+      TRUSTEE_HOST: 'localhost',
+      TRUSTEE_HEALTH_URL: `${cluster.a.url}/v1/health`,
+      TRUSTEE_HEALTH_CA: join(cluster.a.confdir, '.ssl', 'ssl-cert-keytrustee.pem'),
+    };
+    expect(entrypoint(env, ['healthcheck']).code).toBe(0);
+    const down = entrypoint({ ...env, TRUSTEE_HEALTH_URL: 'https://127.0.0.1:1/v1/health' }, ['healthcheck']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('ECONNREFUSED');
+    // Verified against the node's certificate: another name does not pass.
+    expect(entrypoint({ ...env, TRUSTEE_HOST: 'node-z' }, ['healthcheck']).code).toBe(1);
   });
 
   test("the passive's PostgreSQL dies: the active's trustee_writable goes 1 -> 0 with the reason, and back", async () => {
