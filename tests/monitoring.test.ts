@@ -7,12 +7,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TrusteeClient } from '@trustee/sdk';
 import { BINS, runCli } from './helpers/cli';
 import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
 import { registerTestClient, type TestClient } from './helpers/clients';
 import { putDepositRaw } from './helpers/deposit-requests';
 import { httpsRequest } from './helpers/https-request';
 import { waitFor } from './helpers/processes';
+import { registerSdkClient } from './helpers/sdk-client';
 import { makeTempDir, removeDir } from './helpers/temp-dir';
 
 const ROOT = join(__dirname, '..');
@@ -507,6 +509,37 @@ describe('a live pair: scrapes, gauges flipping, request ids', () => {
     expect(bad.headers['x-request-id']).toBe(bad.json.error.requestId);
     const ok = await httpsRequest(cluster.a.url, { path: '/v1/health' });
     expect(ok.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test('each request is logged with its id: the one the caller sent, and one the SDK sends per call', async () => {
+    const reg = await registerSdkClient(cluster, 'trustee-monitoring-');
+    const sdk = TrusteeClient.fromConfigFile(reg.configPath, {
+      endpoints: [cluster.a.url],
+      cache: { maxEntries: 0 },
+    });
+    try {
+      // Another client's deposit names are not visible: a 404 through the SDK, logged like any request.
+      await expect(sdk.get('monitoring-1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    } finally {
+      sdk.close();
+      removeDir(reg.dir);
+    }
+    const logged = await waitFor('request lines in the log', () => {
+      const lines = readFileSync(join(cluster.a.dir, 'keytrusteed.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"'))
+        .map(
+          (l) =>
+            JSON.parse(l) as { reqId: string; route: string; method: string; status: number; ms: number },
+        );
+      const sent = lines.find((l) => l.reqId === 'mon-test.1:a_b');
+      const fromSdk = lines.find((l) => l.route === '/v1/deposits/:name' && l.method === 'GET');
+      return sent && fromSdk ? { sent, fromSdk } : undefined;
+    });
+    expect(logged.sent).toMatchObject({ route: 'unmatched', method: 'GET', status: 404 });
+    expect(logged.fromSdk.status).toBe(404);
+    expect(logged.fromSdk.reqId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-/);
+    expect(logged.fromSdk.ms).toBeGreaterThanOrEqual(0);
   });
 
   test("the compose health check (entrypoint.sh healthcheck) passes on a live node's /v1/health, fails without one", async () => {

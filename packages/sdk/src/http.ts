@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { TrusteeError, errorFromResponse, toTrusteeError } from './errors';
@@ -65,7 +66,12 @@ export function sendRequest(
       if (err !== undefined) reject(err);
       else if (res !== undefined) resolve(res);
     };
-    const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
+    // A request id the server logs and echoes (error.requestId): quote it when reporting a failure.
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'x-request-id': randomUUID(),
+      ...request.headers,
+    };
     if (request.body !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(request.body));
