@@ -147,6 +147,8 @@ async function main() {
     const initMs = Date.now() - tInit;
     stops.push(() => replicator.stopPostgres(rawInst));
     const rawSock = replicator.socketDirFor(rawDir);
+    // The dump grants to the app role (migration 0004): the raw server needs it as the node has it.
+    psql(rawPort, rawSock, 'postgres', 'create role keytrustee_app');
     const rawRestore = [];
     for (let i = 0; i < 3; i++) {
       psql(rawPort, rawSock, 'postgres', 'drop database if exists kt_raw');
