@@ -7,6 +7,7 @@ import {
   selectDepositPage,
   selectDepositVersion,
   selectLatestDeposit,
+  selectPriorAndLatest,
   type DepositRow,
 } from '../db/sql/deposits';
 import { runWrite, runWriteBarrier, type WriteControl, type WritePathOptions } from '../db/write-path';
@@ -86,6 +87,7 @@ async function writeVersion(
     Omit<Parameters<typeof insertDeposit>[1], 'owner' | 'name' | 'idempotencyKey' | 'requestHash' | 'version'>
   >,
 ): Promise<WriteResult> {
+  // Before the transaction, so that replays never queue on the name lock (tests/issue-10-barrier).
   const replay = await replayIfKnown(svc, req, ctl);
   if (replay) return replay;
   try {
@@ -93,9 +95,10 @@ async function writeVersion(
       svc.write,
       async (c): Promise<WriteResult> => {
         await lockDepositName(c, req.owner, req.name);
+        // One round trip under the lock: the Idempotency-Key re-check (a concurrent retry may
+        // have committed meanwhile) and the latest version.
+        const { prior, latest } = await selectPriorAndLatest(c, req.owner, req.name, req.idempotencyKey);
         if (req.idempotencyKey) {
-          // Re-check under the lock: a concurrent retry may have committed meanwhile.
-          const prior = await selectDepositByIdempotencyKey(c, req.owner, req.idempotencyKey);
           if (prior) {
             if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
               throw new AppError(
@@ -109,7 +112,6 @@ async function writeVersion(
             return { name: prior.name, version: prior.version, replayed: true };
           }
         }
-        const latest = await selectLatestDeposit(c, req.owner, req.name);
         const fields = await decide(c, latest);
         const version = (latest?.version ?? 0) + 1;
         await insertDeposit(c, {

@@ -12,11 +12,13 @@ export interface ClientRow {
 }
 
 export async function selectClient(c: ClientBase, fingerprint: string): Promise<ClientRow | undefined> {
-  const { rows } = await c.query<ClientRow>(
-    `select c.fingerprint, c.org_id, o.name as org_name, c.name, c.state, c.certificate
+  // Named (prepared once per connection): every authenticated request runs it.
+  const { rows } = await c.query<ClientRow>({
+    name: 'kt-select-client',
+    text: `select c.fingerprint, c.org_id, o.name as org_name, c.name, c.state, c.certificate
        from clients c join orgs o on o.id = c.org_id where c.fingerprint = $1`,
-    [fingerprint],
-  );
+    values: [fingerprint],
+  });
   return rows[0];
 }
 

@@ -17,7 +17,11 @@ const COLUMNS =
 
 /** Serialises writers of one (owner, name) for the rest of the transaction. */
 export async function lockDepositName(c: ClientBase, owner: string, name: string): Promise<void> {
-  await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`${owner}/${name}`]);
+  await c.query({
+    name: 'kt-lock-deposit-name',
+    text: 'select pg_advisory_xact_lock(hashtextextended($1::text, 0))',
+    values: [`${owner}/${name}`],
+  });
 }
 
 export async function selectLatestDeposit(
@@ -25,10 +29,11 @@ export async function selectLatestDeposit(
   owner: string,
   name: string,
 ): Promise<DepositRow | undefined> {
-  const { rows } = await c.query<DepositRow>(
-    `select ${COLUMNS} from deposits where owner_fp = $1 and name = $2 order by version desc limit 1`,
-    [owner, name],
-  );
+  const { rows } = await c.query<DepositRow>({
+    name: 'kt-select-latest-deposit',
+    text: `select ${COLUMNS} from deposits where owner_fp = $1 and name = $2 order by version desc limit 1`,
+    values: [owner, name],
+  });
   return rows[0];
 }
 
@@ -38,10 +43,11 @@ export async function selectDepositVersion(
   name: string,
   version: number,
 ): Promise<DepositRow | undefined> {
-  const { rows } = await c.query<DepositRow>(
-    `select ${COLUMNS} from deposits where owner_fp = $1 and name = $2 and version = $3::int`,
-    [owner, name, version],
-  );
+  const { rows } = await c.query<DepositRow>({
+    name: 'kt-select-deposit-version',
+    text: `select ${COLUMNS} from deposits where owner_fp = $1 and name = $2 and version = $3::int`,
+    values: [owner, name, version],
+  });
   return rows[0];
 }
 
@@ -50,11 +56,48 @@ export async function selectDepositByIdempotencyKey(
   owner: string,
   key: string,
 ): Promise<DepositRow | undefined> {
-  const { rows } = await c.query<DepositRow>(
-    `select ${COLUMNS} from deposits where owner_fp = $1 and idempotency_key = $2`,
-    [owner, key],
-  );
+  const { rows } = await c.query<DepositRow>({
+    name: 'kt-select-deposit-by-idempotency-key',
+    text: `select ${COLUMNS} from deposits where owner_fp = $1 and idempotency_key = $2`,
+    values: [owner, key],
+  });
   return rows[0];
+}
+
+/**
+ * One round trip under the name lock: the row an Idempotency-Key already produced (when `key` is
+ * given) and the latest version of `name`. Same answers as selectDepositByIdempotencyKey and
+ * selectLatestDeposit, which it replaces on the write path.
+ */
+export async function selectPriorAndLatest(
+  c: ClientBase,
+  owner: string,
+  name: string,
+  key: string | null,
+): Promise<{ prior: DepositRow | undefined; latest: DepositRow | undefined }> {
+  const { rows } = await c.query<DepositRow & { which: 'prior' | 'latest' }>({
+    name: 'kt-select-prior-and-latest',
+    text: `select 'prior' as which, ${COLUMNS} from deposits where owner_fp = $1 and idempotency_key = $3
+           union all
+           (select 'latest' as which, ${COLUMNS} from deposits where owner_fp = $1 and name = $2 order by version desc limit 1)`,
+    values: [owner, name, key],
+  });
+  const pick = (which: string): DepositRow | undefined => {
+    const r = rows.find((x) => x.which === which);
+    if (!r) return undefined;
+    return {
+      name: r.name,
+      version: r.version,
+      deleted: r.deleted,
+      sealed_value: r.sealed_value,
+      key_id: r.key_id,
+      metadata: r.metadata,
+      idempotency_key: r.idempotency_key,
+      request_hash: r.request_hash,
+      created_at: r.created_at,
+    };
+  };
+  return { prior: pick('prior'), latest: pick('latest') };
 }
 
 export async function insertDeposit(
@@ -71,10 +114,11 @@ export async function insertDeposit(
     requestHash: Buffer;
   },
 ): Promise<{ created_at: Date }> {
-  const { rows } = await c.query<{ created_at: Date }>(
-    `insert into deposits (owner_fp, name, version, deleted, sealed_value, key_id, metadata, idempotency_key, request_hash)
+  const { rows } = await c.query<{ created_at: Date }>({
+    name: 'kt-insert-deposit',
+    text: `insert into deposits (owner_fp, name, version, deleted, sealed_value, key_id, metadata, idempotency_key, request_hash)
      values ($1, $2, $3::int, $4, $5, $6, $7::jsonb, $8, $9) returning created_at`,
-    [
+    values: [
       row.owner,
       row.name,
       row.version,
@@ -85,7 +129,7 @@ export async function insertDeposit(
       row.idempotencyKey,
       row.requestHash,
     ],
-  );
+  });
   return rows[0];
 }
 
