@@ -171,9 +171,17 @@ describe('packaging: tarballs installed without a checkout', () => {
         'CHANGELOG.md',
       ]),
     );
+    // No sources, maps, declarations or compiled tests; deploy/ ships as is (its promtool rule
+    // tests, alerts.test.yml, are an operator's asset).
     expect(
-      srv.filter((f) => /\.map$|\.test\.|^src\/|\.d\.ts$/.test(f) && !f.startsWith('node_modules/')),
+      srv.filter(
+        (f) =>
+          /\.map$|\.test\.|^src\/|\.d\.ts$/.test(f) &&
+          !f.startsWith('node_modules/') &&
+          !f.startsWith('deploy/'),
+      ),
     ).toEqual([]);
+    expect(srv).toContain('deploy/prometheus/alerts.yml');
     const serverManifest = JSON.parse(
       readFileSync(join(prefix, 'lib', 'node_modules', '@trustee', 'server', 'package.json'), 'utf8'),
     ) as { dependencies: Record<string, string> };
