@@ -4,16 +4,27 @@
  * every metric the alert rules and the Grafana dashboard use must appear in a live scrape of a
  * real pair; the gauges flip on that pair during a passive outage and a promotion; request ids.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { readPostmasterPid } from '@trustee/replicator';
 import { TrusteeClient } from '@trustee/sdk';
 import { BINS, runCli } from './helpers/cli';
 import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
 import { registerTestClient, type TestClient } from './helpers/clients';
 import { putDepositRaw } from './helpers/deposit-requests';
 import { httpsRequest } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
+import { trackPid, untrackPid, waitFor, waitForExit } from './helpers/processes';
+import { freePort } from './helpers/ports';
 import { registerSdkClient } from './helpers/sdk-client';
 import { makeTempDir, removeDir } from './helpers/temp-dir';
 
@@ -389,7 +400,7 @@ describe('docker-compose.yml and its entrypoint (validated here: no Docker engin
       expect(lines.slice(0, 3)).toEqual([
         `+ ktadmin ${ca} init --host node-a --port 11371 --peer https://node-b:11371`,
         `+ set REDIS_URL=redis://redis:6379 in ${dir}/a/.keytrustee/keytrustee.conf`,
-        `+ ktadmin ${ca} db --bootstrap --port 11381 --pg-rootdir ${dir}/a/db --slave node-b`,
+        `+ ktadmin ${ca} db --bootstrap --port 11381 --pg-rootdir ${dir}/a/db --slave node-b:11381`,
       ]);
       expect(lines).toEqual(
         expect.arrayContaining([
@@ -451,6 +462,112 @@ describe('docker-compose.yml and its entrypoint (validated here: no Docker engin
       removeDir(dir);
     }
   });
+});
+
+describe('the compose entrypoint for real: two node homes on loopback ports stand in for the two containers', () => {
+  const dir = makeTempDir('trustee-entrypoint-real-');
+  const homes = { a: join(dir, 'a'), b: join(dir, 'b') };
+  const running: Partial<Record<NodeName, ChildProcess>> = {};
+  let ports: { a: { api: number; db: number }; b: { api: number; db: number } };
+
+  function start(n: NodeName): ChildProcess {
+    const me = ports[n];
+    const peer = ports[n === 'a' ? 'b' : 'a'];
+    const log = openSync(join(dir, `${n}.log`), 'a');
+    const child = spawn('bash', [ENTRYPOINT], {
+      env: {
+        PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`,
+        TRUSTEE_ROLE: n === 'a' ? 'active' : 'passive',
+        TRUSTEE_HOST: 'localhost',
+        TRUSTEE_PEER_HOST: 'localhost',
+        TRUSTEE_API_PORT: String(me.api),
+        TRUSTEE_DB_PORT: String(me.db),
+        TRUSTEE_PEER_API_PORT: String(peer.api),
+        TRUSTEE_PEER_DB_PORT: String(peer.db),
+        TRUSTEE_HOME: homes[n],
+        TRUSTEE_BOOTSTRAP_DIR: join(dir, 'share'),
+        TRUSTEE_CERTS_DIR: join(dir, 'certs'),
+        TRUSTEE_WAIT_SECONDS: '120',
+        TRUSTEE_LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', log, log],
+      detached: true,
+    });
+    closeSync(log);
+    trackPid(child.pid!);
+    running[n] = child;
+    return child;
+  }
+
+  /** SIGTERM as `docker stop` sends it: the entrypoint stops keytrusteed, then PostgreSQL. */
+  async function stop(n: NodeName): Promise<void> {
+    const child = running[n];
+    if (!child?.pid) return;
+    child.kill('SIGTERM');
+    expect(await waitForExit(child.pid, 60_000)).toBe(true);
+    untrackPid(child.pid);
+    running[n] = undefined;
+  }
+
+  const health = async (n: NodeName) =>
+    (await httpsRequest(`https://localhost:${ports[n].api}`, { path: '/v1/health' }).catch(() => undefined))
+      ?.json as { role: string; writable: boolean; writeMode: string | null } | undefined;
+
+  beforeAll(async () => {
+    ports = {
+      a: { api: await freePort(), db: await freePort() },
+      b: { api: await freePort(), db: await freePort() },
+    };
+  });
+  afterAll(async () => {
+    for (const n of ['a', 'b'] as const) {
+      const child = running[n];
+      if (child?.pid) {
+        child.kill('SIGTERM');
+        if (!(await waitForExit(child.pid, 30_000))) process.kill(-child.pid, 'SIGKILL');
+        untrackPid(child.pid);
+      }
+      const pg = readPostmasterPid(join(homes[n], 'db'));
+      if (pg) process.kill(pg, 'SIGKILL');
+    }
+    removeDir(dir);
+  });
+
+  test('first start bootstraps a synchronous pair; docker stop stops both processes; a second start only starts', async () => {
+    start('a');
+    start('b');
+    const writable = async () => {
+      const [a, b] = [await health('a'), await health('b')];
+      return a?.role === 'active' && a.writable && a.writeMode === 'sync' && b?.role === 'passive';
+    };
+    await waitFor('the pair writable and synchronous', writable, 150_000, 500);
+    // The confdir copy (identity, master key) is gone from the shared volume once the passive took it.
+    expect(readdirSync(join(dir, 'share'))).toEqual([]);
+    expect(readdirSync(join(dir, 'certs'))).toEqual(['localhost.pem']);
+    for (const n of ['a', 'b'] as const) {
+      const hc = entrypoint(
+        { TRUSTEE_HOST: 'localhost', TRUSTEE_API_PORT: String(ports[n].api), TRUSTEE_HOME: homes[n] },
+        ['healthcheck'],
+      );
+      expect({ n, code: hc.code }).toEqual({ n, code: 0 });
+    }
+
+    await stop('b');
+    await stop('a');
+    for (const n of ['a', 'b'] as const)
+      expect({ n, pg: readPostmasterPid(join(homes[n], 'db')) }).toEqual({ n, pg: undefined });
+    expect(readFileSync(join(dir, 'a.log'), 'utf8')).toContain('synchronous replication enabled');
+
+    start('a');
+    start('b');
+    await waitFor('the pair writable again after a restart', writable, 90_000, 500);
+    const second =
+      readFileSync(join(dir, 'b.log'), 'utf8').split('was bootstrapped before: starting')[1] ?? '';
+    expect(second).not.toContain('taking a base backup');
+    expect(second).not.toContain('initialized');
+    await stop('b');
+    await stop('a');
+  }, 300_000);
 });
 
 describe('a live pair: scrapes, gauges flipping, request ids', () => {

@@ -92,7 +92,8 @@ bootstrap_active() {
   say "first start: making $HOST the active (peer $PEER)"
   ktadmin_ init --host "$HOST" --port "$API_PORT" --peer "https://$PEER:$PEER_API_PORT"
   set_redis
-  ktadmin_ db --bootstrap --port "$DB_PORT" --pg-rootdir "$DB_DIR" --slave "$PEER"
+  # HOST:PORT names the passive's slot as the passive derives it (port left out when 11381).
+  ktadmin_ db --bootstrap --port "$DB_PORT" --pg-rootdir "$DB_DIR" --slave "$PEER:$PEER_DB_PORT"
   # The passive copies this (as the README's `rsync --exclude .ssl`): it holds the cluster
   # identity and master key, so it lives only until the passive took it (see bootstrap_passive).
   run mkdir -p "$SHARE"
@@ -115,6 +116,20 @@ bootstrap_passive() {
   run rm -rf "$SHARE/confdir"
 }
 
+# On `docker stop` (SIGTERM) or when keytrusteed exits: stop the server, the sync helper and
+# PostgreSQL, in that order (`wait … || true`: a signalled child must not abort this under set -e).
+stop_node() {
+  trap - TERM INT
+  if [ -n "${SYNC_PID:-}" ]; then
+    pkill -TERM -P "$SYNC_PID" 2>/dev/null || true
+    kill -TERM "$SYNC_PID" 2>/dev/null || true
+  fi
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  ktadmin --confdir "$CONFDIR" db --stop || true
+  exit "${1:-0}"
+}
+
 main() {
   [ "${1:-}" = healthcheck ] && healthcheck
   case "$ROLE" in
@@ -131,12 +146,14 @@ main() {
     # The active's PostgreSQL is started by db --bootstrap; later starts (and the passive) start it here.
   fi
   ktadmin_ db --start --background
+  local sync_pid=''
   if [ "$ROLE" = active ] && [ ! -f "$HOME_DIR/.synchronous" ]; then
     # Once, when the passive streams: from then on every write waits for it.
     (
       retry 'enable-synchronous-replication' ktadmin --confdir "$CONFDIR" enable-synchronous-replication
       run touch "$HOME_DIR/.synchronous"
     ) &
+    sync_pid=$!
   fi
   if [ "$DRY" = 1 ]; then
     echo "+ runuser -u keytrustee -- keytrusteed --confdir $CONFDIR"
@@ -146,12 +163,13 @@ main() {
   # keytrusteed as the service account (ktadmin made it and gave it the confdir); PID 1 stays this
   # shell so that a stop also stops PostgreSQL cleanly.
   runuser -u keytrustee -- keytrusteed --confdir "$CONFDIR" &
-  local pid=$!
-  trap 'kill -TERM $pid 2>/dev/null; wait $pid; ktadmin --confdir "$CONFDIR" db --stop; exit 0' TERM INT
-  wait $pid
-  local rc=$?
-  ktadmin --confdir "$CONFDIR" db --stop || true
-  exit $rc
+  SERVER_PID=$!
+  SYNC_PID=$sync_pid
+  trap stop_node TERM INT
+  local rc=0
+  wait "$SERVER_PID" || rc=$?
+  say "keytrusteed exited ($rc)"
+  stop_node "$rc"
 }
 
 main "$@"
