@@ -717,6 +717,46 @@ describe('a live pair: scrapes, gauges flipping, request ids', () => {
     );
   }, 150_000);
 
+  test("the passive's PostgreSQL hangs (SIGSTOP): writes in doubt are counted by reason", async () => {
+    await waitFor('active writable', async () => sample(await scrape('a'), 'trustee_writable') === 1, 60_000);
+    const before = await scrape('a');
+    expect(sample(before, 'trustee_writes_in_doubt_total', { reason: 'standby_not_confirmed' })).toBe(0);
+    const refusedBefore = sample(before, 'trustee_write_refusals_total', { reason: 'WRITE_IN_DOUBT' }) ?? -1;
+    cluster.signalPostgres('b', 'SIGSTOP');
+    let codes: string[];
+    try {
+      // Right away the standby still looks connected (wal_sender_timeout has not passed): the
+      // commits wait for it and are cancelled after COMMIT_WAIT_MS.
+      const answers = await Promise.all(
+        [1, 2, 3].map((i) =>
+          putDepositRaw(cluster.a.url, client, `in-doubt-${i}`, 'v', { timeoutMs: 30_000 }),
+        ),
+      );
+      codes = answers.map((r) => r.json?.error?.code as string);
+    } finally {
+      cluster.signalPostgres('b', 'SIGCONT');
+    }
+    const inDoubt = codes.filter((c) => c === 'WRITE_IN_DOUBT').length;
+    expect(inDoubt).toBeGreaterThanOrEqual(1);
+    const after = await scrape('a');
+    const byReason = [
+      'commit_outcome_unknown',
+      'standby_wait_interrupted',
+      'standby_not_confirmed',
+      'replay_not_confirmed',
+    ].map((reason) => sample(after, 'trustee_writes_in_doubt_total', { reason }) ?? -1);
+    expect(byReason.reduce((a, b) => a + b, 0)).toBe(inDoubt);
+    expect(byReason[2]).toBeGreaterThanOrEqual(1);
+    expect(sample(after, 'trustee_write_refusals_total', { reason: 'WRITE_IN_DOUBT' })).toBe(
+      refusedBefore + inDoubt,
+    );
+    await waitFor(
+      'active writable after SIGCONT',
+      async () => sample(await scrape('a'), 'trustee_writable') === 1,
+      60_000,
+    );
+  }, 120_000);
+
   test('after a promotion the new active reports trustee_node_role{role="active"} 1 and a higher timeline', async () => {
     const timelineBefore = sample(await scrape('b'), 'trustee_timeline');
     expect(sample(await scrape('b'), 'trustee_node_role', { role: 'passive' })).toBe(1);

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { IN_DOUBT_REASONS } from './db/write-path';
 import { HTTP_STATUS } from './errors';
 import type { NodeState } from './node/node-state';
 
@@ -60,6 +61,12 @@ export function createMetrics() {
   const writeRefusals = new Counter({
     name: 'trustee_write_refusals_total',
     help: 'Writes refused or left in doubt, by reason (NOT_ACTIVE, PASSIVE_UNAVAILABLE, WRITE_IN_DOUBT, UNAVAILABLE)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const writesInDoubt = new Counter({
+    name: 'trustee_writes_in_doubt_total',
+    help: 'Writes answered WRITE_IN_DOUBT, by reason: commit_outcome_unknown, standby_wait_interrupted, standby_not_confirmed, replay_not_confirmed',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
@@ -182,6 +189,7 @@ export function createMetrics() {
   for (const code of Object.keys(HTTP_STATUS)) errors.inc({ code }, 0);
   for (const reason of ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'])
     writeRefusals.inc({ reason }, 0);
+  for (const reason of IN_DOUBT_REASONS) writesInDoubt.inc({ reason }, 0);
   for (const limiter of ['registration', 'requests']) {
     rateLimitRejections.inc({ limiter }, 0);
     rateLimitStoreErrors.inc({ limiter }, 0);
@@ -222,6 +230,7 @@ export function createMetrics() {
     deposits,
     clients,
     writeRefusals,
+    writesInDoubt,
     singleNodeWrites,
     observeNode,
     backupLastSuccess,

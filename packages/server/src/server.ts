@@ -231,6 +231,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         log,
         gate: () => ns.admitWrite(),
         onSingleNodeWrite: () => metrics.singleNodeWrites.inc(),
+        onInDoubt: (reason) => metrics.writesInDoubt.inc({ reason }),
       },
     };
     const metricsTimer = setInterval(() => metrics.observeNode(ns), 1000);

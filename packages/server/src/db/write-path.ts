@@ -11,6 +11,21 @@ import { waitForStandbyReplay } from './wait-for-standby-replay';
  */
 export type WriteGate = () => string | null | void;
 
+/**
+ * Why a write ended WRITE_IN_DOUBT: the COMMIT's outcome is unknown (connection lost, backend
+ * terminated, given up); the wait for the passive was interrupted; the passive did not confirm
+ * within commitWaitMs; or an idempotent replay's wait for the passive's replay ran out.
+ */
+export type InDoubtReason =
+  'commit_outcome_unknown' | 'standby_wait_interrupted' | 'standby_not_confirmed' | 'replay_not_confirmed';
+
+export const IN_DOUBT_REASONS: readonly InDoubtReason[] = [
+  'commit_outcome_unknown',
+  'standby_wait_interrupted',
+  'standby_not_confirmed',
+  'replay_not_confirmed',
+];
+
 export interface WritePathOptions {
   db: Db;
   gate: WriteGate;
@@ -27,6 +42,8 @@ export interface WritePathOptions {
   onStandbyMissing?: () => void;
   /** Called after a write committed in single-node mode (metrics; the write exists on this node only). */
   onSingleNodeWrite?: () => void;
+  /** Called when a write ends WRITE_IN_DOUBT, with why (metrics: trustee_writes_in_doubt_total). */
+  onInDoubt?: (reason: InDoubtReason) => void;
   log?: Logger;
 }
 
@@ -143,7 +160,8 @@ async function syncStandbyStreaming(client: PoolClient): Promise<boolean> {
   return rows[0]?.ok === true;
 }
 
-function inDoubt(message: string, cause?: unknown): AppError {
+function inDoubt(opts: WritePathOptions, reason: InDoubtReason, message: string, cause?: unknown): AppError {
+  opts.onInDoubt?.(reason);
   return new AppError('WRITE_IN_DOUBT', message, { cause, retryAfterSec: 1 });
 }
 
@@ -210,7 +228,12 @@ async function commitBounded(
     if (typeof code === 'string' && /^(23|40)/.test(code)) throw toAppError(e);
     // Anything else (connection lost, backend terminated, given up) leaves the outcome unknown.
     conn.broken ??= e as Error;
-    throw inDoubt('the commit outcome is unknown; retry with the same Idempotency-Key', e);
+    throw inDoubt(
+      opts,
+      'commit_outcome_unknown',
+      'the commit outcome is unknown; retry with the same Idempotency-Key',
+      e,
+    );
   } finally {
     for (const t of timers) clearTimeout(t);
     client.off('notice', onNotice);
@@ -231,6 +254,8 @@ async function commitBounded(
   }
   if (warned && !cancel) {
     throw inDoubt(
+      opts,
+      'standby_wait_interrupted',
       'committed on the active but the wait for the passive was interrupted; retry with the same Idempotency-Key',
     );
   }
@@ -240,6 +265,8 @@ async function commitBounded(
       'commit not confirmed by the passive in time; write in doubt',
     );
     throw inDoubt(
+      opts,
+      'standby_not_confirmed',
       `committed on the active but not confirmed by the passive within ${opts.commitWaitMs} ms; retry with the same Idempotency-Key`,
     );
   }
@@ -262,6 +289,9 @@ export async function runWriteBarrier(opts: WritePathOptions, ctl: WriteControl 
     timeoutMs: opts.commitWaitMs,
     signal,
     onStandbyMissing: opts.onStandbyMissing,
+  }).catch((e: unknown) => {
+    if (e instanceof AppError && e.code === 'WRITE_IN_DOUBT') opts.onInDoubt?.('replay_not_confirmed');
+    throw e;
   });
 }
 
