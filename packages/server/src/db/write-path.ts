@@ -74,6 +74,25 @@ export interface WriteControl {
   signal?: AbortSignal;
 }
 
+/**
+ * SQL expression: a synchronous standby is connected and streaming right now (walsenders leave
+ * the list as they exit). The function under the pg_stat_replication view: the view (a join with
+ * pg_stat_activity and pg_authid) cost ~0.66 ms of planning per write, this ~0.07 ms (NOTES.md);
+ * the same walsender states, visible to the app role through pg_monitor.
+ */
+export const SYNC_STANDBY_STREAMING_SQL = `exists (select 1 from pg_stat_get_wal_senders() w where w.state = 'streaming' and w.sync_state = 'sync')`;
+
+/** What the transaction's own statements tell runWrite. */
+export interface WriteTx {
+  /**
+   * Set by the transaction's last statement when it also evaluated SYNC_STANDBY_STREAMING_SQL
+   * (e.g. in an INSERT's RETURNING): runWrite then uses that answer instead of its own check
+   * just before COMMIT, which would cost a round trip more. Nothing may run between that
+   * statement and the COMMIT.
+   */
+  standbyStreaming?: boolean;
+}
+
 const PASSIVE_UNAVAILABLE_MESSAGE =
   'the passive node is not streaming; writes need both nodes and were not attempted (reads still work)';
 
@@ -87,7 +106,7 @@ const PASSIVE_UNAVAILABLE_MESSAGE =
  */
 export async function runWrite<T>(
   opts: WritePathOptions,
-  fn: (c: PoolClient) => Promise<T>,
+  fn: (c: PoolClient, tx: WriteTx) => Promise<T>,
   ctl: WriteControl = {},
 ): Promise<T> {
   const { signal } = ctl;
@@ -108,15 +127,16 @@ export async function runWrite<T>(
       `begin; set local synchronous_commit = ${singleNode ? 'local' : 'remote_apply'}; set local lock_timeout = ${LOCK_TIMEOUT_MS}; set local statement_timeout = ${STATEMENT_TIMEOUT_MS}`,
     );
     let result: T;
+    const tx: WriteTx = {};
     try {
-      result = await fn(client);
+      result = await fn(client, tx);
       // The client has gone and nothing is committed yet: store nothing.
       if (signal?.aborted) throw requestAbandoned(signal);
     } catch (e) {
       await client.query('rollback').catch((err: Error) => (conn.broken = err));
       throw statementError(e);
     }
-    if (checkStandby && !(await syncStandbyStreaming(client))) {
+    if (checkStandby && !(tx.standbyStreaming ?? (await syncStandbyStreaming(client)))) {
       await client.query('rollback').catch((err: Error) => (conn.broken = err));
       opts.onStandbyMissing?.();
       throw new AppError('PASSIVE_UNAVAILABLE', PASSIVE_UNAVAILABLE_MESSAGE, { retryAfterSec: 1 });
@@ -146,16 +166,11 @@ function statementError(e: unknown): unknown {
   );
 }
 
-/**
- * A synchronous standby is connected and streaming right now (walsenders leave the list as they
- * exit). The function under the pg_stat_replication view, prepared once per connection: the view
- * (a join with pg_stat_activity and pg_authid) cost ~0.66 ms of planning per write, this ~0.07 ms
- * (NOTES.md); the same walsender states, visible to the app role through pg_monitor.
- */
+/** SYNC_STANDBY_STREAMING_SQL in a round trip of its own (a prepared statement). */
 async function syncStandbyStreaming(client: PoolClient): Promise<boolean> {
   const { rows } = await client.query<{ ok: boolean }>({
     name: 'kt-sync-standby-streaming',
-    text: `select exists (select 1 from pg_stat_get_wal_senders() w where w.state = 'streaming' and w.sync_state = 'sync') as ok`,
+    text: `select ${SYNC_STANDBY_STREAMING_SQL} as ok`,
   });
   return rows[0]?.ok === true;
 }

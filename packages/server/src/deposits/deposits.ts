@@ -93,7 +93,7 @@ async function writeVersion(
   try {
     const result = await runWrite(
       svc.write,
-      async (c): Promise<WriteResult> => {
+      async (c, tx): Promise<WriteResult> => {
         await lockDepositName(c, req.owner, req.name);
         // One round trip under the lock: the Idempotency-Key re-check (a concurrent retry may
         // have committed meanwhile) and the latest version.
@@ -114,7 +114,8 @@ async function writeVersion(
         }
         const fields = await decide(c, latest);
         const version = (latest?.version ?? 0) + 1;
-        await insertDeposit(c, {
+        // The last statement before COMMIT: its RETURNING answers the standby check too.
+        const inserted = await insertDeposit(c, {
           ...fields,
           owner: req.owner,
           name: req.name,
@@ -122,6 +123,7 @@ async function writeVersion(
           idempotencyKey: req.idempotencyKey,
           requestHash: req.hash,
         });
+        tx.standbyStreaming = inserted.standby_streaming;
         return { name: req.name, version, replayed: false };
       },
       ctl,

@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { SYNC_STANDBY_STREAMING_SQL } from '../write-path';
 
 export interface DepositRow {
   name: string;
@@ -113,11 +114,13 @@ export async function insertDeposit(
     idempotencyKey: string | null;
     requestHash: Buffer;
   },
-): Promise<{ created_at: Date }> {
-  const { rows } = await c.query<{ created_at: Date }>({
+): Promise<{ created_at: Date; standby_streaming: boolean }> {
+  // RETURNING also reads the walsender states: the write path's check just before COMMIT, in
+  // this round trip instead of one of its own (WriteTx.standbyStreaming).
+  const { rows } = await c.query<{ created_at: Date; standby_streaming: boolean }>({
     name: 'kt-insert-deposit',
     text: `insert into deposits (owner_fp, name, version, deleted, sealed_value, key_id, metadata, idempotency_key, request_hash)
-     values ($1, $2, $3::int, $4, $5, $6, $7::jsonb, $8, $9) returning created_at`,
+     values ($1, $2, $3::int, $4, $5, $6, $7::jsonb, $8, $9) returning created_at, ${SYNC_STANDBY_STREAMING_SQL} as standby_streaming`,
     values: [
       row.owner,
       row.name,
