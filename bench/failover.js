@@ -7,11 +7,11 @@
  * Not part of `npm test`. Usage: npm run bench:failover [-- --cycles N]
  */
 'use strict';
-const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, median } = require('./lib');
+const { freePort, median, killTree } = require('./lib');
 const https = require('node:https');
 const server = require('../packages/server/dist');
 const { readPostmasterPid } = require('../packages/replicator/dist');
@@ -56,25 +56,6 @@ async function waitUntil(what, fn, timeoutMs = 60_000) {
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-function killTree(pid) {
-  let kids = [];
-  try {
-    kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    // no children
-  }
-  for (const p of [pid, ...kids]) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
 }
 
 async function main() {

@@ -9,11 +9,10 @@
  * Not part of `npm test`. Usage: npm run bench:kms [-- --seconds N --concurrency C]
  */
 'use strict';
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, median } = require('./lib');
+const { freePort, median, killTree } = require('./lib');
 const server = require('../packages/server/dist');
 const sdk = require('../packages/sdk/dist');
 const { readPostmasterPid } = require('../packages/replicator/dist');
@@ -28,25 +27,6 @@ const SECONDS = arg('--seconds', 5, 1, 60);
 const CONCURRENCY = arg('--concurrency', 32, 1, 256);
 const ROUNDS = 3;
 const say = (m) => process.stdout.write(`${m}\n`);
-
-function killTree(pid) {
-  let kids = [];
-  try {
-    kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    // no children
-  }
-  for (const p of [pid, ...kids]) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
 
 /** ops/s of `op` run by CONCURRENCY callers for SECONDS. Any failure stops the benchmark. */
 async function opsPerSecond(op) {

@@ -1,6 +1,7 @@
 'use strict';
 /* Small pieces every benchmark in bench/ uses. */
 const net = require('node:net');
+const { execFileSync } = require('node:child_process');
 
 /** A free TCP port on loopback. */
 function freePort() {
@@ -16,4 +17,25 @@ function freePort() {
 /** Median of a list of numbers (the upper one for an even count). */
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-module.exports = { freePort, median };
+/** SIGKILLs a process and its direct children (a keytrusteed or a postmaster and its backends). */
+function killTree(pid) {
+  if (!pid) return;
+  let kids = [];
+  try {
+    kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // no children
+  }
+  for (const p of [pid, ...kids]) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+module.exports = { freePort, median, killTree };

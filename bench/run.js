@@ -13,7 +13,7 @@ const fs = require('node:fs');
 const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort } = require('./lib');
+const { freePort, killTree } = require('./lib');
 const server = require('../packages/server/dist');
 const sdk = require('../packages/sdk/dist');
 const replicator = require('../packages/replicator/dist');
@@ -39,26 +39,6 @@ const pct = (xs, p) => {
   const s = Float64Array.from(xs).sort();
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
-
-function killTree(pid) {
-  if (!pid) return;
-  let kids = [];
-  try {
-    kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    // no children
-  }
-  for (const p of [pid, ...kids]) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
 
 function run(bin, args, opts = {}) {
   const t = process.hrtime.bigint();
