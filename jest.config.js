@@ -14,6 +14,9 @@ module.exports = {
     '<rootDir>/tests/**/*.test.ts',
   ],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // A per-run pool of RSA identity / replication CA keys for the cluster helpers.
+  globalSetup: '<rootDir>/tests/helpers/global-setup.ts',
+  globalTeardown: '<rootDir>/tests/helpers/global-teardown.ts',
   testTimeout: 120000,
   maxWorkers: 2,
 };

@@ -15,6 +15,7 @@ import { registerTestClient, type TestClient } from './clients';
 import { freePort } from './ports';
 import { childPids, trackPid, untrackPid, waitForExit } from './processes';
 import { makeTempDir, removeDir } from './temp-dir';
+import { takeTestKeys } from './test-keys';
 
 export type NodeName = 'a' | 'b';
 
@@ -47,6 +48,7 @@ export async function startTestCluster(): Promise<TestCluster> {
     home,
     apiPorts: [ports[0], ports[1]] as [number, number],
     dbPorts: [ports[2], ports[3]] as [number, number],
+    keys: await takeTestKeys(),
   };
   let cluster: LocalCluster;
   try {

@@ -12,6 +12,7 @@ import {
 import { freePort } from './ports';
 import { trackPid, untrackPid } from './processes';
 import { makeTempDir, removeDir } from './temp-dir';
+import { takeTestKeys } from './test-keys';
 
 export interface SingleNode {
   home: string;
@@ -39,7 +40,7 @@ export async function startSingleNode(
   const dbDir = join(home, 'db');
   const dbPort = await freePort();
   try {
-    await initConfdir({ confdir, host: 'localhost', port: 0 });
+    await initConfdir({ confdir, host: 'localhost', port: 0, keys: await takeTestKeys() });
     await bootstrapActiveDb({ confdir, pgRootdir: dbDir, port: dbPort, listenAddresses: '127.0.0.1' });
   } catch (e) {
     await Promise.resolve()

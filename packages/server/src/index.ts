@@ -11,7 +11,13 @@ export {
 } from './server';
 export { createApp } from './app';
 export { loadKeytrusteeConf, keytrusteeConfSchema, ConfigError, type KeytrusteeConf } from './config';
-export { initConfdir, InitError, type InitOptions, type InitResult } from './confdir/init-confdir';
+export {
+  initConfdir,
+  InitError,
+  type InitKeys,
+  type InitOptions,
+  type InitResult,
+} from './confdir/init-confdir';
 export { confPaths, pidFilePath, CONF_FILE } from './confdir/paths';
 export { updateKeytrusteeConf } from './confdir/update-conf';
 export { assertSecretFileMode, InsecureFileError } from './confdir/secret-files';

@@ -43,6 +43,18 @@ export interface InitOptions {
   fromPeerConfdir?: string;
   /** Progress lines for the CLI. */
   onStep?: (message: string) => void;
+  /**
+   * Ready-made private keys (PKCS#8 PEM) to use instead of generating them when this run makes
+   * a new identity: only the test helpers pass them, from a per-run pool, to skip RSA 4096/3072
+   * generation. Not exposed on the CLI; everything else (certificates, master key, replication
+   * secret, TLS key) is still made fresh.
+   */
+  keys?: InitKeys;
+}
+
+export interface InitKeys {
+  identityKeyPem?: string;
+  replicationCaKeyPem?: string;
 }
 
 export interface InitResult {
@@ -120,13 +132,13 @@ export async function initConfdir(opts: InitOptions): Promise<InitResult> {
     if (previous.length) retire(previous);
     step('generating cluster identity key (RSA 4096)…');
     const t0 = Date.now();
-    const identityKey = await generateRsaKeyPem(4096);
+    const identityKey = opts.keys?.identityKeyPem ?? (await generateRsaKeyPem(4096));
     writeSecretFile(p.identityKey, identityKey);
     writePublicFile(p.identityCert, createIdentityCaCert(identityKey, `Trustee cluster ${host}`));
     writeNewMasterKey(p.masterKey);
     writeSecretFile(p.replicationSecret, randomBytes(24).toString('base64url') + '\n');
     created.push(p.identityKey, p.identityCert, p.masterKey, p.replicationSecret);
-    created.push(...createReplicationCa(opts.confdir, host));
+    created.push(...createReplicationCa(opts.confdir, host, opts.keys?.replicationCaKeyPem));
     step(`identity key ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   if (retiredDir) {

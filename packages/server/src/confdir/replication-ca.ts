@@ -27,10 +27,11 @@ export function hasReplicationCa(confdir: string): boolean {
  * node that defines the cluster does this (`init`, or `db --bootstrap` of the active on a
  * confdir made before the CA existed); the passive gets both files with the confdir copy.
  * Synchronous: it runs once per cluster, in a CLI, and callers such as `nodeInstance` are.
+ * `keyPem` (tests only, via initConfdir's `keys`) replaces the generated key.
  */
-export function createReplicationCa(confdir: string, host: string): string[] {
+export function createReplicationCa(confdir: string, host: string, keyPem?: string): string[] {
   const p = confPaths(confdir);
-  const key = generateRsaKeyPemSync(REPLICATION_CA_BITS);
+  const key = keyPem ?? generateRsaKeyPemSync(REPLICATION_CA_BITS);
   writeSecretFile(p.replicationCaKey, key);
   writePublicFile(p.replicationCaCert, createReplicationCaCert(key, `Trustee replication CA ${host}`));
   return [p.replicationCaKey, p.replicationCaCert];

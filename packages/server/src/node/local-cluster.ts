@@ -12,7 +12,7 @@ import {
 import { request } from 'node:https';
 import { join, relative } from 'node:path';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
-import { initConfdir } from '../confdir/init-confdir';
+import { initConfdir, type InitKeys } from '../confdir/init-confdir';
 import { createReplicationCa, hasReplicationCa } from '../confdir/replication-ca';
 import { openNodeServices } from './node-services';
 import { addOrg, listOrgs } from '../orgs/orgs';
@@ -43,6 +43,8 @@ export interface LocalClusterOptions {
   /** Organization created on first set-up; default `demo`. */
   org?: string;
   onStep?: (message: string) => void;
+  /** Pre-made identity / replication CA keys for node-a's init (test helpers only). */
+  keys?: InitKeys;
 }
 
 export interface LocalCluster {
@@ -97,6 +99,7 @@ export async function setupLocalCluster(opts: LocalClusterOptions): Promise<Loca
       port: a.apiPort,
       peers: [b.url],
       force: true,
+      ...(opts.keys ? { keys: opts.keys } : {}),
     });
     step(`node-a: bootstrapping the active database on port ${a.dbPort}…`);
     await bootstrapActiveDb({
