@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { withClient } from '../db/pool';
 import { countPendingClients, insertClient, selectClient, type ClientState } from '../db/sql/clients';
 import { selectOrg } from '../db/sql/orgs';
-import { runWrite, runWriteBarrier, touchWriteBarrier } from '../db/write-path';
+import { runWrite, runWriteBarrier } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
 import { CsrError, issueClientCert, parseCsr, type TbsSigner } from '../crypto/certificates';
 import { keyFingerprint } from '../crypto/fingerprint';
@@ -122,22 +122,32 @@ export async function registerClient(
     svc.signTbs,
   );
   const stored = await runWrite(svc.write, async (c) => {
+    // Registrations of one key take turns (bounded by the write's lock_timeout): a second one
+    // waits for the first to commit and then finds its row, instead of failing on the key.
+    await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`client/${fingerprint}`]);
     const raced = await selectClient(c, fingerprint);
     if (raced) {
-      // A concurrent registration of the same key won: answer with what is stored, and make
-      // this COMMIT wait for the passive like the winner's.
-      await touchWriteBarrier(c);
-      return { state: raced.state, certificate: raced.certificate };
+      // A concurrent registration of the same key won. Into another organization: the key is
+      // taken, as if it had come first. Into this one: answer with what is stored (this
+      // transaction writes nothing), once the passive has it (below, without holding a connection).
+      if (raced.org_name !== org.name) throw takenKey();
+      return { state: raced.state, certificate: raced.certificate, raced: true };
     }
     if (state === 'pending' && cap !== undefined) {
       await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`pending/${org.id}`]);
       if ((await countPendingClients(c, org.id)) >= cap) throw quotaExceeded();
     }
     await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
-    return { state, certificate };
+    return { state, certificate, raced: false };
   });
+  if (stored.raced) await runWriteBarrier(svc.write);
   if (state === 'pending') svc.decoys.observePending(performance.now() - started);
-  return { fingerprint, ...stored, caCertificate: identity.certPem };
+  return {
+    fingerprint,
+    state: stored.state,
+    certificate: stored.certificate,
+    caCertificate: identity.certPem,
+  };
 }
 
 /**

@@ -108,6 +108,30 @@ describe('client registration', () => {
     expectError(await register({ org: 'openorg', csr: first.csr }), 400, 'INVALID_REQUEST');
   });
 
+  it('answers concurrent registrations of one key with one stored client: the same certificate for all in its org, "another organization" elsewhere', async () => {
+    const k = makeCsr('acme');
+    const same = await Promise.all(
+      Array.from({ length: 8 }, () => register({ org: 'acme', csr: k.csr, authCode: acmeCode })),
+    );
+    expect(same.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(new Set(same.map((r) => r.json.certificate)).size).toBe(1);
+    expect(new Set(same.map((r) => r.json.fingerprint)).size).toBe(1);
+
+    const other = makeCsr('acme');
+    const [a, b] = await Promise.all([
+      register({ org: 'acme', csr: other.csr, authCode: acmeCode }),
+      register({ org: 'openorg', csr: other.csr }),
+    ]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([200, 400]);
+    const loser = a.status === 400 ? a : b;
+    expectError(loser, 400, 'INVALID_REQUEST');
+    expect(loser.json.error.message).toContain('another organization');
+    const winner = a.status === 200 ? a : b;
+    // The winner's certificate works; the loser got none.
+    expect((await depositsList(winner, other.key)).status).toBe(200);
+  });
+
   it('derives the fingerprint as <bits>R/<SHA-1 of the DER SPKI, upper-case hex> of the client key', async () => {
     const { res, publicKey } = await registerNew('acme', acmeCode);
     const der = createPublicKey(publicKey).export({ type: 'spki', format: 'der' });
