@@ -5,6 +5,7 @@ import {
   type NodeDecision,
   type PeerObservation,
 } from './decide';
+import { healthyPrimaryInput, type DecisionOverrides } from '../../test/support/decision-input';
 
 /**
  * Table-driven tests of the one decision (DESIGN.md "Losing a node"; issue 8 item 1). The tables
@@ -18,30 +19,10 @@ const HOUR = 3_600_000;
 const TL = 5;
 
 type Db = DecisionInput['db'];
-type Over = Omit<Partial<DecisionInput>, 'db'> & { db?: Partial<Db> };
+type Over = DecisionOverrides;
 
 /** A healthy primary of a two-node pair with a synchronous passive; `over` changes what a row varies. */
-function mk(over: Over = {}): DecisionInput {
-  const { db, ...rest } = over;
-  return {
-    now: NOW,
-    twoNode: true,
-    db: {
-      up: true,
-      inRecovery: false,
-      timeline: TL,
-      syncStreaming: true,
-      streamingNotSync: false,
-      lostSlots: [],
-      ...db,
-    },
-    identityMatches: true,
-    peer: undefined,
-    fencedByTimeline: null,
-    singleNodeWritesUntil: null,
-    ...rest,
-  };
-}
+const mk = (over: Over = {}): DecisionInput => healthyPrimaryInput({ now: NOW, timeline: TL }, over);
 
 interface PeerCase {
   label: string;

@@ -1,5 +1,6 @@
 import { decideNode, type DecisionInput, type PeerObservation } from '../node/decide';
 import { decideRevocationPath, type RevocationPath } from './revocation-path';
+import { healthyPrimaryInput, type DecisionOverrides } from '../../test/support/decision-input';
 
 /**
  * Which path disable-client takes, from the node's one decision (issue 10, finding 2): every row
@@ -9,29 +10,10 @@ import { decideRevocationPath, type RevocationPath } from './revocation-path';
 const NOW = Date.parse('2030-06-01T12:00:00.000Z');
 const TL = 3;
 
-type Over = Omit<Partial<DecisionInput>, 'db'> & { db?: Partial<DecisionInput['db']> };
+type Over = DecisionOverrides;
 
-function input(over: Over = {}): DecisionInput {
-  const { db, ...rest } = over;
-  return {
-    now: NOW,
-    twoNode: true,
-    db: {
-      up: true,
-      inRecovery: false,
-      timeline: TL,
-      syncStreaming: true,
-      streamingNotSync: false,
-      lostSlots: [],
-      ...db,
-    },
-    identityMatches: true,
-    peer: undefined,
-    fencedByTimeline: null,
-    singleNodeWritesUntil: null,
-    ...rest,
-  };
-}
+/** A healthy primary of a two-node pair with a synchronous passive; `over` changes what a row varies. */
+const input = (over: Over = {}): DecisionInput => healthyPrimaryInput({ now: NOW, timeline: TL }, over);
 
 const path = (over: Over): RevocationPath => decideRevocationPath(decideNode(input(over)), over.peer);
 const passive = { db: { inRecovery: true, syncStreaming: false } };
