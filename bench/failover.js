@@ -11,8 +11,7 @@ const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, median, killTree } = require('./lib');
-const https = require('node:https');
+const { freePort, median, killTree, healthStatus } = require('./lib');
 const server = require('../packages/server/dist');
 const { readPostmasterPid } = require('../packages/replicator/dist');
 
@@ -32,21 +31,6 @@ function ktadmin(confdir, args) {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`ktadmin ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
   return { ms, out: r.stdout };
-}
-
-function health(url, which = '') {
-  return new Promise((resolve) => {
-    const req = https.get(
-      `${url}/v1/health${which}`,
-      { rejectUnauthorized: false, agent: false, timeout: 2000 },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode);
-      },
-    );
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
-  });
 }
 
 async function waitUntil(what, fn, timeoutMs = 60_000) {
@@ -112,7 +96,7 @@ async function main() {
       const rejoin = ktadmin(active.confdir, ['rejoin', '--master', `localhost:${passive.dbPort}`]);
       const rewindMs = Number(/pg_rewind done in (\d+) ms/.exec(rejoin.out)[1]);
       const t1 = Date.now();
-      await waitUntil('writable', async () => (await health(passive.url, '/writable')) === 200);
+      await waitUntil('writable', async () => (await healthStatus(passive.url, '/writable')) === 200);
       rows.push({
         promoteMs: promote.ms,
         pgPromoteMs,

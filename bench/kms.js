@@ -12,7 +12,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, median, killTree } = require('./lib');
+const { freePort, median, killTree, registerBenchClient } = require('./lib');
 const server = require('../packages/server/dist');
 const sdk = require('../packages/sdk/dist');
 const { readPostmasterPid } = require('../packages/replicator/dist');
@@ -74,16 +74,7 @@ async function main() {
       children.push(server.spawnNodeServer(n, { logLevel: 'warn' }));
       await server.waitForHealth(n.url, 30_000);
     }
-    const configPath = path.join(home, 'client.conf');
-    const reg = await sdk.TrusteeClient.register({
-      servers: [cluster.a.url, cluster.b.url],
-      org: cluster.org,
-      authCode: cluster.authCode,
-      configPath,
-      skipSslCheck: true,
-      keyBits: 2048,
-    });
-    reg.client.close();
+    const configPath = await registerBenchClient(sdk, cluster, home);
     const open = (clientOverrides, providerOptions) => {
       const p = sdk.KeyProvider.fromConfigFile(configPath, clientOverrides, providerOptions);
       closers.push(() => p.close());

@@ -2,6 +2,8 @@
 /* Small pieces every benchmark in bench/ uses. */
 const net = require('node:net');
 const { execFileSync } = require('node:child_process');
+const https = require('node:https');
+const path = require('node:path');
 
 /** A free TCP port on loopback. */
 function freePort() {
@@ -38,4 +40,38 @@ function killTree(pid) {
   }
 }
 
-module.exports = { freePort, median, killTree };
+/** HTTP status of `url/v1/health<which>` (e.g. '/writable'); 0 when the node does not answer in 2 s. */
+function healthStatus(url, which = '') {
+  return new Promise((resolve) => {
+    const req = https.get(
+      `${url}/v1/health${which}`,
+      { rejectUnauthorized: false, agent: false, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      },
+    );
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+/**
+ * Registers one SDK client (2048-bit key) with the cluster's organization and writes its config
+ * to `home/client.conf`; returns that path.
+ */
+async function registerBenchClient(sdk, cluster, home) {
+  const configPath = path.join(home, 'client.conf');
+  const reg = await sdk.TrusteeClient.register({
+    servers: [cluster.a.url, cluster.b.url],
+    org: cluster.org,
+    authCode: cluster.authCode,
+    configPath,
+    skipSslCheck: true,
+    keyBits: 2048,
+  });
+  reg.client.close();
+  return configPath;
+}
+
+module.exports = { freePort, median, killTree, healthStatus, registerBenchClient };

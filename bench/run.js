@@ -13,7 +13,7 @@ const fs = require('node:fs');
 const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, killTree } = require('./lib');
+const { freePort, killTree, healthStatus, registerBenchClient } = require('./lib');
 const server = require('../packages/server/dist');
 const sdk = require('../packages/sdk/dist');
 const replicator = require('../packages/replicator/dist');
@@ -52,21 +52,6 @@ function run(bin, args, opts = {}) {
 }
 
 const ktadmin = (confdir, args) => run(process.execPath, [KTADMIN, '--confdir', confdir, ...args]);
-
-function healthStatus(url, which = '') {
-  return new Promise((resolve) => {
-    const req = https.get(
-      `${url}/v1/health${which}`,
-      { rejectUnauthorized: false, agent: false, timeout: 2000 },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode);
-      },
-    );
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
-  });
-}
 
 async function waitUntil(what, fn, timeoutMs = 60_000, everyMs = 10) {
   const deadline = Date.now() + timeoutMs;
@@ -394,16 +379,7 @@ async function main() {
       met: quickMs <= 20_000,
     });
 
-    const configPath = path.join(home, 'client.conf');
-    const reg = await sdk.TrusteeClient.register({
-      servers: [cluster.a.url, cluster.b.url],
-      org: cluster.org,
-      authCode: cluster.authCode,
-      configPath,
-      skipSslCheck: true,
-      keyBits: 2048,
-    });
-    reg.client.close();
+    const configPath = await registerBenchClient(sdk, cluster, home);
     const cfg = JSON.parse(fs.readFileSync(configPath, 'utf8'));
     const client = sdk.TrusteeClient.fromConfigFile(configPath, { cache: { maxEntries: 0 } });
     closers.push(() => client.close());
