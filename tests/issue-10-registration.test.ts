@@ -242,8 +242,10 @@ describe('certificate signatures run on worker threads (issue 10, finding 5)', (
     for (const a of answers.filter((x) => x.status === 503))
       expect(Number(a.headers['retry-after'])).toBeGreaterThan(0);
     expect(byStatus['200']).toBeGreaterThanOrEqual(FLOOD / 2);
-    // Each 200 needed one signature, and none of them ran on this (the server's) thread.
-    expect(signed).toBe(byStatus['200']);
+    // Each 200 needed one signature (a signed registration may still end UNAVAILABLE when the
+    // database is slow to answer on a loaded machine), and none ran on this (the server's) thread.
+    expect(signed).toBeGreaterThanOrEqual(byStatus['200']);
+    expect(signed).toBeLessThanOrEqual(FLOOD);
     expect(pool.completedByThread.has(threadId)).toBe(false);
     expect(pool.threadIds().every((t) => t !== threadId)).toBe(true);
     // Health answered throughout.

@@ -69,6 +69,38 @@ describe('SDK failover, cache and encryption on a real cluster (issue #5)', () =
     return Date.now() - started;
   }
 
+  it('a put retried from a fresh client with its Idempotency-Key resolves to the version that landed', async () => {
+    // As after WRITE_IN_DOUBT: the first put landed, its caller never learned it, and a new
+    // process retries with the key the error carried. The sealed value must be the same bytes
+    // (same nonce), or the server takes the retry for a different request.
+    const key = `retry-${Date.now()}`;
+    const first = await writer.put('in-doubt-retry', 'the same value', { idempotencyKey: key });
+    expect(first.version).toBe(1);
+    const fresh = TrusteeClient.fromConfigFile(configPath);
+    try {
+      const again = await fresh.put('in-doubt-retry', 'the same value', { idempotencyKey: key });
+      expect(again.version).toBe(1);
+      expect((await fresh.get('in-doubt-retry')).text()).toBe('the same value');
+      // The key still guards against a different request under it.
+      let err: unknown;
+      await fresh.put('in-doubt-retry', 'another value', { idempotencyKey: key }).catch((e) => (err = e));
+      expect(err).toBeInstanceOf(TrusteeError);
+      expect((err as TrusteeError).message).toContain('different request');
+    } finally {
+      fresh.close();
+    }
+    expect(
+      (
+        await getDepositRaw(
+          cluster.b.url,
+          { cert: config.certificate, key: config.privateKey },
+          'in-doubt-retry',
+          2,
+        )
+      ).status,
+    ).toBe(404);
+  });
+
   it('register writes a 0600 config; fromConfigFile refuses it once group/others can read it', async () => {
     expect(statSync(configPath).mode & 0o777).toBe(0o600);
     const ok = TrusteeClient.fromConfigFile(configPath);

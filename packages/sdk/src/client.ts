@@ -200,7 +200,7 @@ export class TrusteeClient {
     const newVersion = ifMatch === undefined ? undefined : ifMatch + 1;
     const stored =
       sealed && this.dataKey !== undefined && newVersion !== undefined
-        ? encryptValue(this.dataKey, name, newVersion, plaintext)
+        ? encryptValue(this.dataKey, name, newVersion, plaintext, idempotencyKey)
         : plaintext;
     const body = JSON.stringify({ value: stored.toString('base64'), metadata: options.metadata });
     const headers: Record<string, string> = { 'idempotency-key': idempotencyKey };

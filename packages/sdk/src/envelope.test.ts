@@ -42,6 +42,27 @@ describe('envelope encryption', () => {
     expect(encryptValue(key, 'a', 1, secret).equals(encryptValue(key, 'a', 1, secret))).toBe(false);
   });
 
+  it('seals one put (same Idempotency-Key, name, version, value) to the same bytes, and nothing else alike', () => {
+    const nonceOf = (e: Buffer) => e.subarray(5, 17).toString('hex');
+    const first = encryptValue(key, 'a', 1, secret, 'key-1');
+    expect(encryptValue(key, 'a', 1, secret, 'key-1').equals(first)).toBe(true);
+    expect(decryptValue(key, 'a', 1, first)).toEqual(secret);
+    const others = [
+      encryptValue(key, 'a', 1, secret, 'key-2'),
+      encryptValue(key, 'b', 1, secret, 'key-1'),
+      encryptValue(key, 'a', 2, secret, 'key-1'),
+      encryptValue(key, 'a', 1, Buffer.from('another value'), 'key-1'),
+      encryptValue(generateDataKey(), 'a', 1, secret, 'key-1'),
+      encryptValue(key, 'a', 1, secret),
+    ];
+    const nonces = new Set([first, ...others].map(nonceOf));
+    expect(nonces.size).toBe(others.length + 1);
+    // Length prefixes: moving bytes between the key and the name changes the nonce.
+    expect(nonceOf(encryptValue(key, 'xa', 1, secret, 'k'))).not.toBe(
+      nonceOf(encryptValue(key, 'a', 1, secret, 'kx')),
+    );
+  });
+
   it('detects a ciphertext moved to another name', () => {
     expectDecryptFailure(() => decryptValue(key, 'other-name', 1, encryptValue(key, 'hdfs-key', 1, secret)));
   });

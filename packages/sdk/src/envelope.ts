@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { TrusteeError } from './errors';
 
 /**
@@ -63,19 +63,59 @@ export function isEnvelope(stored: Uint8Array): boolean {
 }
 
 /**
+ * The nonce of a put with an Idempotency-Key: HMAC-SHA-256, under a key derived from the data key,
+ * of the key, the name, the version and the plaintext (each length-prefixed), cut to 12 bytes.
+ * A retry of the same put (same key, same value) therefore sends the same envelope, and the server
+ * recognises it as the same request: a write that ended WRITE_IN_DOUBT and landed resolves to its
+ * version instead of "already used for a different request". A nonce repeats only for the same
+ * plaintext under the same name, version and key (then the envelope repeats too, which tells
+ * nothing new); any other input gives an unrelated nonce, as a random one would.
+ */
+function syntheticNonce(
+  dataKey: Uint8Array,
+  idempotencyKey: string,
+  name: string,
+  version: number,
+  plaintext: Uint8Array,
+): Buffer {
+  const nonceKey = Buffer.from(
+    hkdfSync('sha256', dataKey, Buffer.alloc(0), 'trustee envelope nonce v1', DATA_KEY_LENGTH),
+  );
+  const mac = createHmac('sha256', nonceKey);
+  for (const part of [
+    Buffer.from(idempotencyKey, 'utf8'),
+    Buffer.from(name, 'utf8'),
+    Buffer.from(plaintext),
+  ]) {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64BE(BigInt(part.length));
+    mac.update(len).update(part);
+  }
+  const v = Buffer.alloc(8);
+  v.writeBigUInt64BE(BigInt(version));
+  mac.update(v);
+  return mac.digest().subarray(0, NONCE_LENGTH);
+}
+
+/**
  * Seals `plaintext` for deposit `name` at `version` (the version the server will store it as:
- * the put's If-Match + 1).
+ * the put's If-Match + 1). With `idempotencyKey` the nonce is derived from the request
+ * (syntheticNonce), so the same put sealed twice is byte-identical; without it, random.
  */
 export function encryptValue(
   dataKey: Uint8Array,
   name: string,
   version: number,
   plaintext: Uint8Array,
+  idempotencyKey?: string,
 ): Buffer {
   assertDataKey(dataKey);
   assertVersion(version);
   const head = header(ENVELOPE_VERSION);
-  const nonce = randomBytes(NONCE_LENGTH);
+  const nonce =
+    idempotencyKey === undefined
+      ? randomBytes(NONCE_LENGTH)
+      : syntheticNonce(dataKey, idempotencyKey, name, version, plaintext);
   const cipher = createCipheriv('aes-256-gcm', dataKey, nonce, { authTagLength: TAG_LENGTH });
   cipher.setAAD(additionalData(name, head, version));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
