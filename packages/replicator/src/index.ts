@@ -17,7 +17,13 @@ export {
   type PgInstance,
   type PgInstanceOptions,
 } from './postgres/instance';
-export { initDataDir, prepareDataDir, writeHba } from './postgres/initdb';
+export {
+  INITDB_TEMPLATE_ENV,
+  initDataDir,
+  makeInitdbTemplate,
+  prepareDataDir,
+  writeHba,
+} from './postgres/initdb';
 export {
   startPostgres,
   stopPostgres,

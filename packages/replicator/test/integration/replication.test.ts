@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,8 @@ import {
   createPgInstance,
   enableSyncReplication,
   initDataDir,
+  INITDB_TEMPLATE_ENV,
+  makeInitdbTemplate,
   readPostmasterPid,
   readReplicationState,
   ReplicatorError,
@@ -255,5 +257,56 @@ describe('streaming replication between two local clusters', () => {
       message: expect.stringMatching(/must use TLS, but ssl is off/),
     });
     expect(readFileSync(hba, 'utf8')).toBe(before);
+  });
+});
+
+describe('an initdb template (INITDB_TEMPLATE_ENV, the test suite’s per-run copy source)', () => {
+  let root: string;
+  let copy: PgInstance | undefined;
+  const saved = process.env[INITDB_TEMPLATE_ENV];
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'trustee-template-'));
+    chmodSync(root, 0o755);
+  });
+  afterAll(async () => {
+    if (saved === undefined) delete process.env[INITDB_TEMPLATE_ENV];
+    else process.env[INITDB_TEMPLATE_ENV] = saved;
+    await killCluster(copy);
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('is copied with its owner and modes, gets the node settings, and starts', async () => {
+    const template = createPgInstance({ dataDir: join(root, 'template'), port: await freePort() });
+    await makeInitdbTemplate(template);
+    process.env[INITDB_TEMPLATE_ENV] = template.dataDir;
+    copy = createPgInstance({ dataDir: join(root, 'copy'), port: await freePort() });
+    await initDataDir(copy);
+    expect(readdirSync(copy.dataDir)).not.toContain('trustee-initdb-template.json');
+    const st = statSync(join(copy.dataDir, 'PG_VERSION'));
+    expect(st.uid).toBe(statSync(join(template.dataDir, 'PG_VERSION')).uid);
+    expect(statSync(copy.dataDir).mode & 0o777).toBe(0o700);
+    expect(readFileSync(join(copy.dataDir, 'postgresql.conf'), 'utf8')).toMatch(
+      new RegExp(`port = '?${copy.port}'?\n`),
+    );
+    await startPostgres(copy);
+    const c = await connectLocal(copy, 'postgres');
+    try {
+      expect((await c.query('show data_checksums')).rows).toEqual([{ data_checksums: 'on' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('refuses a directory that is not a template made the same way, and copies nothing', async () => {
+    const fake = join(root, 'not-a-template');
+    mkdirSync(fake);
+    process.env[INITDB_TEMPLATE_ENV] = fake;
+    const other = createPgInstance({ dataDir: join(root, 'refused'), port: await freePort() });
+    await expect(initDataDir(other)).rejects.toMatchObject({
+      code: 'INITDB_TEMPLATE_MISMATCH',
+      message: expect.stringContaining('unset it to run initdb'),
+    });
+    expect(readdirSync(other.dataDir)).toEqual([]);
   });
 });
