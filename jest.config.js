@@ -1,5 +1,7 @@
 /** Jest runs TypeScript straight from src (no prior build needed for imports);
- *  tests that spawn CLIs use the dist build that `npm test` makes first. */
+ *  tests that spawn CLIs use the dist build that `npm test` makes first. tsconfig.test.json sets
+ *  isolatedModules, so ts-jest only transpiles each file: `npm test` type-checks the whole tree
+ *  with `tsc -p tsconfig.test.json` before jest starts. */
 module.exports = {
   testEnvironment: 'node',
   transform: {
@@ -15,8 +17,8 @@ module.exports = {
   ],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   // A per-run pool of RSA identity / replication CA keys for the cluster helpers.
-  globalSetup: '<rootDir>/tests/helpers/global-setup.ts',
-  globalTeardown: '<rootDir>/tests/helpers/global-teardown.ts',
+  globalSetup: '<rootDir>/packages/server/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/packages/server/test/support/global-teardown.ts',
   testTimeout: 120000,
   maxWorkers: 2,
 };

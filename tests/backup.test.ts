@@ -8,13 +8,18 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPostmasterPid } from '@trustee/replicator';
-import { BINS, runCli } from './helpers/cli';
-import { registerTestClient, type TestClient } from './helpers/clients';
-import { psqlAt } from './helpers/psql';
-import { useTestCluster } from './helpers/cluster';
-import { getDepositRaw, isWritable, putDepositRaw, valueOf } from './helpers/deposit-requests';
-import { freePort } from './helpers/ports';
-import { trackPid, waitFor, waitForExit } from './helpers/processes';
+import { BINS, runCli } from '../packages/server/test/support/cli';
+import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
+import { psqlAt } from '../packages/server/test/support/psql';
+import { useTestCluster } from '../packages/server/test/support/cluster';
+import {
+  getDepositRaw,
+  isWritable,
+  putDepositRaw,
+  valueOf,
+} from '../packages/server/test/support/deposit-requests';
+import { freePort } from '../packages/server/test/support/ports';
+import { trackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
 import {
   confPaths,
   deriveJournalKey,
@@ -23,7 +28,7 @@ import {
   updateKeytrusteeConf,
   waitForHealth,
 } from '@trustee/server';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 describe('ktbackup (issue #9)', () => {
   const fixture = useTestCluster();

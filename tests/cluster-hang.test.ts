@@ -4,15 +4,15 @@
  * after SIGCONT a retry with the same Idempotency-Key returns the original version exactly once.
  */
 import { randomUUID } from 'node:crypto';
-import { useTestCluster } from './helpers/cluster';
+import { useTestCluster } from '../packages/server/test/support/cluster';
 import {
   getDepositRaw,
   isWritable,
   putDepositRaw,
   valueOf,
   type TimedResponse,
-} from './helpers/deposit-requests';
-import { waitFor } from './helpers/processes';
+} from '../packages/server/test/support/deposit-requests';
+import { waitFor } from '../packages/server/test/support/processes';
 
 const COMMIT_WAIT_MS = 2000; // the server default; the cluster does not override it
 const BOUND_MS = COMMIT_WAIT_MS + 1500;

@@ -1,7 +1,7 @@
 import { initConfdir } from '@trustee/server';
-import { useTestCluster } from './helpers/cluster';
-import { httpsRequest } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
+import { useTestCluster } from '../packages/server/test/support/cluster';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { waitFor } from '../packages/server/test/support/processes';
 
 /**
  * DESIGN.md "Roles": a passive whose cluster identity differs from the active's (a half-done

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
-import { useTestCluster } from './helpers/cluster';
-import { withSuperuser } from './helpers/psql';
-import { getDepositRaw, putDepositRaw } from './helpers/deposit-requests';
-import { waitFor } from './helpers/processes';
+import { useTestCluster } from '../packages/server/test/support/cluster';
+import { withSuperuser } from '../packages/server/test/support/psql';
+import { getDepositRaw, putDepositRaw } from '../packages/server/test/support/deposit-requests';
+import { waitFor } from '../packages/server/test/support/processes';
 
 /**
  * A retry that arrives while the first attempt still waits for the passive must not be

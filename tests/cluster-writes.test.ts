@@ -4,12 +4,18 @@
  * the passive's PostgreSQL dies, recovery without operator action, NOT_ACTIVE on the passive,
  * reads from the passive when the active's server dies, health/metrics/status, disable-client.
  */
-import { BINS, runCli } from './helpers/cli';
-import { registerTestClient, makeCsr } from './helpers/clients';
-import { useTestCluster } from './helpers/cluster';
-import { getDepositRaw, health, isWritable, putDepositRaw, valueOf } from './helpers/deposit-requests';
-import { httpsRequest, jsonRequest } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
+import { BINS, runCli } from '../packages/server/test/support/cli';
+import { registerTestClient, makeCsr } from '../packages/server/test/support/clients';
+import { useTestCluster } from '../packages/server/test/support/cluster';
+import {
+  getDepositRaw,
+  health,
+  isWritable,
+  putDepositRaw,
+  valueOf,
+} from '../packages/server/test/support/deposit-requests';
+import { httpsRequest, jsonRequest } from '../packages/server/test/support/https-request';
+import { waitFor } from '../packages/server/test/support/processes';
 
 describe('cluster writes (issue #4)', () => {
   const fixture = useTestCluster({ withClient: true });

@@ -8,13 +8,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TrusteeClient, TrusteeError, readConfigFile } from '@trustee/sdk';
-import { BINS, runCli, type CliResult } from './helpers/cli';
-import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
-import { getDepositRaw, health, isWritable } from './helpers/deposit-requests';
-import { httpsRequest } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
-import { registerSdkClient } from './helpers/sdk-client';
-import { removeDir } from './helpers/temp-dir';
+import { BINS, runCli, type CliResult } from '../packages/server/test/support/cli';
+import { startTestCluster, type NodeName, type TestCluster } from '../packages/server/test/support/cluster';
+import { getDepositRaw, health, isWritable } from '../packages/server/test/support/deposit-requests';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { waitFor } from '../packages/server/test/support/processes';
+import { registerSdkClient } from '../packages/server/test/support/sdk-client';
+import { removeDir } from '../packages/server/test/support/temp-dir';
 
 describe('losing a node: promote, fence, rejoin, single-node writes (issue #8)', () => {
   let cluster: TestCluster;

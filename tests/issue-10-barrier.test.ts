@@ -18,18 +18,18 @@ import {
   touchWriteBarrier,
   type WritePathOptions,
 } from '../packages/server/src/db/write-path';
-import { registerTestClient, type TestClient } from './helpers/clients';
-import { useTestCluster, type NodeName } from './helpers/cluster';
+import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
+import { useTestCluster, type NodeName } from '../packages/server/test/support/cluster';
 import {
   getDepositRaw,
   isWritable,
   putDepositRaw,
   valueOf,
   type TimedResponse,
-} from './helpers/deposit-requests';
-import { httpsRequest, type RawResponse } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
-import { withSuperuser } from './helpers/psql';
+} from '../packages/server/test/support/deposit-requests';
+import { httpsRequest, type RawResponse } from '../packages/server/test/support/https-request';
+import { waitFor } from '../packages/server/test/support/processes';
+import { withSuperuser } from '../packages/server/test/support/psql';
 
 const STORM = 500;
 

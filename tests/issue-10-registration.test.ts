@@ -15,12 +15,12 @@ import { addOrgCli, expectError, orgtool } from '../packages/server/test/support
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { updateKeytrusteeConf } from '@trustee/server';
-import { BINS, runCli } from './helpers/cli';
-import { makeCsr } from './helpers/clients';
-import { httpsRequest, jsonRequest, type RawResponse } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
-import { startSingleNode, type SingleNode } from './helpers/single-node';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS, runCli } from '../packages/server/test/support/cli';
+import { makeCsr } from '../packages/server/test/support/clients';
+import { httpsRequest, jsonRequest, type RawResponse } from '../packages/server/test/support/https-request';
+import { waitFor } from '../packages/server/test/support/processes';
+import { startSingleNode, type SingleNode } from '../packages/server/test/support/single-node';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 

@@ -7,11 +7,17 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BINS, runCli, type CliResult } from './helpers/cli';
-import { registerTestClient, type TestClient } from './helpers/clients';
-import { useTestCluster, type NodeName } from './helpers/cluster';
-import { getDepositRaw, health, isWritable, putDepositRaw, valueOf } from './helpers/deposit-requests';
-import { waitFor } from './helpers/processes';
+import { BINS, runCli, type CliResult } from '../packages/server/test/support/cli';
+import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
+import { useTestCluster, type NodeName } from '../packages/server/test/support/cluster';
+import {
+  getDepositRaw,
+  health,
+  isWritable,
+  putDepositRaw,
+  valueOf,
+} from '../packages/server/test/support/deposit-requests';
+import { waitFor } from '../packages/server/test/support/processes';
 
 describe('revocation while a node is down (issue #10, finding 2)', () => {
   const fixture = useTestCluster({ withClient: true });

@@ -21,13 +21,13 @@ import {
   type JournalRecord,
   type JournalTransaction,
 } from '@trustee/server';
-import { BINS, runCli } from './helpers/cli';
-import { psqlAt } from './helpers/psql';
-import { registerTestClient, type TestClient } from './helpers/clients';
-import { startTestCluster, type TestCluster } from './helpers/cluster';
-import { putDepositRaw } from './helpers/deposit-requests';
-import { httpsRequest } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
+import { BINS, runCli } from '../packages/server/test/support/cli';
+import { psqlAt } from '../packages/server/test/support/psql';
+import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
+import { startTestCluster, type TestCluster } from '../packages/server/test/support/cluster';
+import { putDepositRaw } from '../packages/server/test/support/deposit-requests';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { waitFor } from '../packages/server/test/support/processes';
 
 describe('change journal (issue 9, part 4)', () => {
   let cluster: TestCluster;

@@ -18,15 +18,15 @@ import {
 import { join } from 'node:path';
 import { readPostmasterPid } from '@trustee/replicator';
 import { TrusteeClient } from '@trustee/sdk';
-import { BINS, runCli } from './helpers/cli';
-import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
-import { registerTestClient, type TestClient } from './helpers/clients';
-import { putDepositRaw } from './helpers/deposit-requests';
-import { httpsRequest } from './helpers/https-request';
-import { trackPid, untrackPid, waitFor, waitForExit } from './helpers/processes';
-import { freePort } from './helpers/ports';
-import { registerSdkClient } from './helpers/sdk-client';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS, runCli } from '../packages/server/test/support/cli';
+import { startTestCluster, type NodeName, type TestCluster } from '../packages/server/test/support/cluster';
+import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
+import { putDepositRaw } from '../packages/server/test/support/deposit-requests';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { trackPid, untrackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
+import { freePort } from '../packages/server/test/support/ports';
+import { registerSdkClient } from '../packages/server/test/support/sdk-client';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 const ROOT = join(__dirname, '..');
 const PROM_DIR = join(ROOT, 'deploy', 'prometheus');

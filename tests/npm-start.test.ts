@@ -12,12 +12,12 @@ import { readPostmasterPid, waitReady } from '@trustee/replicator';
 import { nodeInstance } from '@trustee/server';
 import { processState } from '../packages/replicator/src/postgres/postmaster';
 import { absolutePath } from '../packages/server/src/cli/common';
-import { BINS, runCli } from './helpers/cli';
-import { httpsRequest } from './helpers/https-request';
-import { freePort } from './helpers/ports';
-import { childPids, trackPid, untrackPid, waitFor } from './helpers/processes';
-import { startSingleNode, type SingleNode } from './helpers/single-node';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS, runCli } from '../packages/server/test/support/cli';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { freePort } from '../packages/server/test/support/ports';
+import { childPids, trackPid, untrackPid, waitFor } from '../packages/server/test/support/processes';
+import { startSingleNode, type SingleNode } from '../packages/server/test/support/single-node';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 const ROOT = join(__dirname, '..');
 const START_SCRIPT = join(ROOT, 'scripts', 'start-cluster.js');

@@ -3,9 +3,9 @@ import { readdirSync, readFileSync, realpathSync, writeFileSync, mkdirSync } fro
 import { dirname, join } from 'node:path';
 import { readPostmasterPid } from '@trustee/replicator';
 import { waitForHealth } from '@trustee/server';
-import { freePort } from './helpers/ports';
-import { isAlive, trackPid, untrackPid, waitForExit } from './helpers/processes';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { freePort } from '../packages/server/test/support/ports';
+import { isAlive, trackPid, untrackPid, waitForExit } from '../packages/server/test/support/processes';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 /**
  * The tarballs of `npm run pack`, installed as a user would: the server (with the replicator

@@ -3,11 +3,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPostmasterPid } from '@trustee/replicator';
 import { waitForHealth } from '@trustee/server';
-import { BINS, runCli, type CliResult } from './helpers/cli';
-import { httpsRequest } from './helpers/https-request';
-import { freePort } from './helpers/ports';
-import { trackPid, untrackPid, waitForExit } from './helpers/processes';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS, runCli, type CliResult } from '../packages/server/test/support/cli';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { freePort } from '../packages/server/test/support/ports';
+import { trackPid, untrackPid, waitForExit } from '../packages/server/test/support/processes';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 /**
  * The README's single-node walkthrough, command by command, through the installed CLIs only —

@@ -28,10 +28,10 @@ import {
   issueServerCert,
 } from '../packages/server/src/crypto/certificates';
 import { dbTlsFiles } from '../packages/server/src/node/db-tls';
-import { useTestCluster } from './helpers/cluster';
-import { freePort } from './helpers/ports';
-import { withSuperuser } from './helpers/psql';
-import { trackPid, untrackPid, waitFor } from './helpers/processes';
+import { useTestCluster } from '../packages/server/test/support/cluster';
+import { freePort } from '../packages/server/test/support/ports';
+import { withSuperuser } from '../packages/server/test/support/psql';
+import { trackPid, untrackPid, waitFor } from '../packages/server/test/support/processes';
 
 interface WalSender {
   pid: number;

@@ -12,13 +12,19 @@ import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
 import { readPostmasterPid, socketDirFor } from '@trustee/replicator';
 import { waitForHealth } from '@trustee/server';
-import { BINS, runCli, type CliResult } from './helpers/cli';
-import { registerTestClient, type TestClient } from './helpers/clients';
-import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
-import { getDepositRaw, health, isWritable, putDepositRaw, valueOf } from './helpers/deposit-requests';
-import { freePort } from './helpers/ports';
-import { trackPid, untrackPid, waitFor, waitForExit } from './helpers/processes';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS, runCli, type CliResult } from '../packages/server/test/support/cli';
+import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
+import { startTestCluster, type NodeName, type TestCluster } from '../packages/server/test/support/cluster';
+import {
+  getDepositRaw,
+  health,
+  isWritable,
+  putDepositRaw,
+  valueOf,
+} from '../packages/server/test/support/deposit-requests';
+import { freePort } from '../packages/server/test/support/ports';
+import { trackPid, untrackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 const ktadminAt = (confdir: string, args: string[]): Promise<CliResult> =>
   runCli(BINS.ktadmin, ['--confdir', confdir, ...args], { timeoutMs: 120_000 });

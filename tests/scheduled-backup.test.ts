@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { socketDirFor } from '@trustee/replicator';
 import { updateKeytrusteeConf } from '@trustee/server';
-import { BINS, runCli, type CliResult } from './helpers/cli';
-import { registerTestClient } from './helpers/clients';
-import { startTestCluster, type NodeName, type TestCluster } from './helpers/cluster';
-import { health, putDepositRaw } from './helpers/deposit-requests';
-import { httpsRequest } from './helpers/https-request';
-import { waitFor } from './helpers/processes';
-import { withSuperuser } from './helpers/psql';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS, runCli, type CliResult } from '../packages/server/test/support/cli';
+import { registerTestClient } from '../packages/server/test/support/clients';
+import { startTestCluster, type NodeName, type TestCluster } from '../packages/server/test/support/cluster';
+import { health, putDepositRaw } from '../packages/server/test/support/deposit-requests';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { waitFor } from '../packages/server/test/support/processes';
+import { withSuperuser } from '../packages/server/test/support/psql';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 interface LogLine {
   time: number;

@@ -5,11 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { TrusteeClient, TrusteeError, readConfigFile } from '@trustee/sdk';
-import { startTestCluster, type TestCluster } from './helpers/cluster';
-import { getDepositRaw, isWritable } from './helpers/deposit-requests';
-import { isAlive, waitFor } from './helpers/processes';
-import { removeDir } from './helpers/temp-dir';
-import { registerSdkClient } from './helpers/sdk-client';
+import { startTestCluster, type TestCluster } from '../packages/server/test/support/cluster';
+import { getDepositRaw, isWritable } from '../packages/server/test/support/deposit-requests';
+import { isAlive, waitFor } from '../packages/server/test/support/processes';
+import { removeDir } from '../packages/server/test/support/temp-dir';
+import { registerSdkClient } from '../packages/server/test/support/sdk-client';
 
 const WRITERS = 6;
 const WRITES_EACH = 15;

@@ -14,11 +14,11 @@ import {
   type ClientConfigFile,
   type Deposit,
 } from '@trustee/sdk';
-import { startTestCluster, type TestCluster } from './helpers/cluster';
-import { getDepositRaw, health, isWritable } from './helpers/deposit-requests';
-import { isAlive, waitFor } from './helpers/processes';
-import { removeDir } from './helpers/temp-dir';
-import { registerSdkClient } from './helpers/sdk-client';
+import { startTestCluster, type TestCluster } from '../packages/server/test/support/cluster';
+import { getDepositRaw, health, isWritable } from '../packages/server/test/support/deposit-requests';
+import { isAlive, waitFor } from '../packages/server/test/support/processes';
+import { removeDir } from '../packages/server/test/support/temp-dir';
+import { registerSdkClient } from '../packages/server/test/support/sdk-client';
 
 const MARKER = 'PLAINTEXT-MARKER';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,13 +16,13 @@ import {
   type EncryptedKeyVersion,
   type KeyVersion,
 } from '@trustee/sdk';
-import { BINS, runCli } from './helpers/cli';
-import { startTestCluster, type TestCluster } from './helpers/cluster';
-import { isWritable } from './helpers/deposit-requests';
-import { waitFor } from './helpers/processes';
-import { withSuperuser } from './helpers/psql';
-import { registerSdkClient } from './helpers/sdk-client';
-import { removeDir } from './helpers/temp-dir';
+import { BINS, runCli } from '../packages/server/test/support/cli';
+import { startTestCluster, type TestCluster } from '../packages/server/test/support/cluster';
+import { isWritable } from '../packages/server/test/support/deposit-requests';
+import { waitFor } from '../packages/server/test/support/processes';
+import { withSuperuser } from '../packages/server/test/support/psql';
+import { registerSdkClient } from '../packages/server/test/support/sdk-client';
+import { removeDir } from '../packages/server/test/support/temp-dir';
 
 /** What a Hadoop KMS computes for an EEK: AES-CTR with the IV's bits flipped, by openssl. */
 function opensslEek(versionKey: Buffer, iv: Buffer, dek: Buffer): Buffer {

@@ -38,12 +38,12 @@ import {
   updateKeytrusteeConf,
   type RunningServer,
 } from '@trustee/server';
-import { BINS } from './helpers/cli';
-import { registerTestClient } from './helpers/clients';
-import { putDepositRaw } from './helpers/deposit-requests';
-import { freePort } from './helpers/ports';
-import { trackPid, untrackPid } from './helpers/processes';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS } from '../packages/server/test/support/cli';
+import { registerTestClient } from '../packages/server/test/support/clients';
+import { putDepositRaw } from '../packages/server/test/support/deposit-requests';
+import { freePort } from '../packages/server/test/support/ports';
+import { trackPid, untrackPid } from '../packages/server/test/support/processes';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 const SVC = DEFAULT_PG_OS_USER;
 const isRoot = process.getuid?.() === 0;

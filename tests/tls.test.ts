@@ -8,13 +8,13 @@ import { connect, type TLSSocket } from 'node:tls';
 import { confPaths, spawnNodeServer, updateKeytrusteeConf, waitForHealth } from '@trustee/server';
 import { createIdentityCaCert, issueClientCert } from '../packages/server/src/crypto/certificates';
 import { addOrgCli } from '../packages/server/test/support/api';
-import { BINS } from './helpers/cli';
-import { registerTestClient } from './helpers/clients';
-import { httpsRequest } from './helpers/https-request';
-import { freePort } from './helpers/ports';
-import { trackPid, untrackPid, waitFor, waitForExit } from './helpers/processes';
-import { startSingleNode, type SingleNode } from './helpers/single-node';
-import { makeTempDir, removeDir } from './helpers/temp-dir';
+import { BINS } from '../packages/server/test/support/cli';
+import { registerTestClient } from '../packages/server/test/support/clients';
+import { httpsRequest } from '../packages/server/test/support/https-request';
+import { freePort } from '../packages/server/test/support/ports';
+import { trackPid, untrackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
+import { startSingleNode, type SingleNode } from '../packages/server/test/support/single-node';
+import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir';
 
 /**
  * The seed's TLS policy (001-admin-guide "TLS" sections, issue 10) on a real node: an

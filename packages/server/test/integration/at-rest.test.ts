@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DB_NAME, DB_SUPERUSER, findPgBinDir, socketDirFor } from '@trustee/replicator';
-import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { registerTestClient, type TestClient } from '../support/clients';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, call, expectError, expectNoStackTrace, orgtool, putDeposit } from '../support/api';
 
 let node: SingleNode;

@@ -1,7 +1,7 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { createCsr } from '@trustee/sdk';
-import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { registerTestClient, type TestClient } from '../support/clients';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, call, expectError, orgtool, putDeposit, selfSignedCert } from '../support/api';
 
 let node: SingleNode;

@@ -5,9 +5,9 @@
  * certificate is answered 401 before its body is read or parsed.
  */
 import { connect, type Socket } from 'node:net';
-import { httpsRequest } from '../../../../tests/helpers/https-request';
-import { waitFor } from '../../../../tests/helpers/processes';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { httpsRequest } from '../support/https-request';
+import { waitFor } from '../support/processes';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { expectError } from '../support/api';
 
 describe('connection limits (issue 10, finding 6)', () => {

@@ -1,6 +1,6 @@
-import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
-import type { RawResponse } from '../../../../tests/helpers/https-request';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { registerTestClient, type TestClient } from '../support/clients';
+import type { RawResponse } from '../support/https-request';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, call, expectError, putDeposit, type Creds } from '../support/api';
 
 let node: SingleNode;

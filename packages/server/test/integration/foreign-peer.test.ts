@@ -6,9 +6,9 @@
  * same timeline" and refuse all client traffic. Health now names the cluster; an answer naming
  * another one is ignored and reported.
  */
-import { health } from '../../../../tests/helpers/deposit-requests';
-import { waitFor } from '../../../../tests/helpers/processes';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { health } from '../support/deposit-requests';
+import { waitFor } from '../support/processes';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 
 describe('a node of another cluster at the peer address (peer probe)', () => {
   let other: SingleNode;

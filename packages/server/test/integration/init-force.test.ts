@@ -2,11 +2,11 @@ import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeF
 import { join, relative } from 'node:path';
 import { readPostmasterPid, startPostgres, stopPostgres } from '@trustee/replicator';
 import { confPaths, nodeInstance } from '@trustee/server';
-import { BINS, runCli, type CliResult } from '../../../../tests/helpers/cli';
-import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
-import { trackPid } from '../../../../tests/helpers/processes';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
-import { makeTempDir, removeDir } from '../../../../tests/helpers/temp-dir';
+import { BINS, runCli, type CliResult } from '../support/cli';
+import { registerTestClient, type TestClient } from '../support/clients';
+import { trackPid } from '../support/processes';
+import { startSingleNode, type SingleNode } from '../support/single-node';
+import { makeTempDir, removeDir } from '../support/temp-dir';
 import { addOrgCli, call, putDeposit } from '../support/api';
 
 /**

@@ -8,10 +8,10 @@
 import { Client } from 'pg';
 import { DB_NAME, socketDirFor } from '@trustee/replicator';
 import { DB_APP_ROLE } from '@trustee/server';
-import { registerTestClient } from '../../../../tests/helpers/clients';
-import { getDepositRaw, putDepositRaw, valueOf } from '../../../../tests/helpers/deposit-requests';
-import { withSuperuser } from '../../../../tests/helpers/psql';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { registerTestClient } from '../support/clients';
+import { getDepositRaw, putDepositRaw, valueOf } from '../support/deposit-requests';
+import { withSuperuser } from '../support/psql';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli } from '../support/api';
 
 describe('least privilege for requests (issue 10, finding 8)', () => {

@@ -1,5 +1,5 @@
-import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { registerTestClient, type TestClient } from '../support/clients';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, call, putDeposit } from '../support/api';
 
 let node: SingleNode;

@@ -1,6 +1,6 @@
 import { listOrgs, openNodeServices, type NodeServices } from '@trustee/server';
-import type { CliResult } from '../../../../tests/helpers/cli';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import type { CliResult } from '../support/cli';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { orgtool } from '../support/api';
 
 let node: SingleNode;

@@ -2,9 +2,9 @@
  * Issue 10, finding 5 (part): anonymous registrations without the auth code cannot pile up
  * pending clients in an organization (each also costs a signature): MAX_PENDING_CLIENTS_PER_ORG.
  */
-import { makeCsr, registerTestClient } from '../../../../tests/helpers/clients';
-import { jsonRequest } from '../../../../tests/helpers/https-request';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { makeCsr, registerTestClient } from '../support/clients';
+import { jsonRequest } from '../support/https-request';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, expectError, orgtool } from '../support/api';
 
 describe('cap on pending clients per organization (issue 10, finding 5)', () => {

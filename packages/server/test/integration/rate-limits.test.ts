@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
-import { registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
-import { httpsRequest } from '../../../../tests/helpers/https-request';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { registerTestClient, type TestClient } from '../support/clients';
+import { httpsRequest } from '../support/https-request';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, orgtool } from '../support/api';
 
 /** Rate limits shared through the real Redis on 127.0.0.1:6379 (REDIS_URL). */

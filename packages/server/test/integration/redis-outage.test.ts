@@ -6,12 +6,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { makeCsr, registerTestClient, type TestClient } from '../../../../tests/helpers/clients';
-import { httpsRequest } from '../../../../tests/helpers/https-request';
-import { freePort } from '../../../../tests/helpers/ports';
-import { trackPid, untrackPid, waitFor, waitForExit } from '../../../../tests/helpers/processes';
-import { makeTempDir, removeDir } from '../../../../tests/helpers/temp-dir';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { makeCsr, registerTestClient, type TestClient } from '../support/clients';
+import { httpsRequest } from '../support/https-request';
+import { freePort } from '../support/ports';
+import { trackPid, untrackPid, waitFor, waitForExit } from '../support/processes';
+import { makeTempDir, removeDir } from '../support/temp-dir';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, orgtool, putDeposit } from '../support/api';
 
 describe('registration fails closed when the rate-limit store is down (issue 10)', () => {

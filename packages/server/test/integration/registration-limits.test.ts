@@ -1,9 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
 import { createCsr } from '@trustee/sdk';
-import { makeCsr } from '../../../../tests/helpers/clients';
-import { jsonRequest } from '../../../../tests/helpers/https-request';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { makeCsr } from '../support/clients';
+import { jsonRequest } from '../support/https-request';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, expectError } from '../support/api';
 
 /** Hardening found by review: guessing codes in parallel, and CSRs built to stall the server. */

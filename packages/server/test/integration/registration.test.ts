@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
-import { makeCsr } from '../../../../tests/helpers/clients';
-import { jsonRequest } from '../../../../tests/helpers/https-request';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { makeCsr } from '../support/clients';
+import { jsonRequest } from '../support/https-request';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, call, expectError, orgtool } from '../support/api';
 
 let node: SingleNode;

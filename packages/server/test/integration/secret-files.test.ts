@@ -2,9 +2,9 @@ import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { confPaths, keyFingerprint, startServer, StartupError } from '@trustee/server';
-import { BINS, runCli } from '../../../../tests/helpers/cli';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
-import { makeTempDir, removeDir } from '../../../../tests/helpers/temp-dir';
+import { BINS, runCli } from '../support/cli';
+import { startSingleNode, type SingleNode } from '../support/single-node';
+import { makeTempDir, removeDir } from '../support/temp-dir';
 import { call } from '../support/api';
 
 let node: SingleNode;

@@ -7,10 +7,10 @@
 import { Client } from 'pg';
 import { socketDirFor } from '@trustee/replicator';
 import { runWrite } from '../../src/db/write-path';
-import { registerTestClient } from '../../../../tests/helpers/clients';
-import { waitFor } from '../../../../tests/helpers/processes';
-import { withSuperuser } from '../../../../tests/helpers/psql';
-import { startSingleNode, type SingleNode } from '../../../../tests/helpers/single-node';
+import { registerTestClient } from '../support/clients';
+import { waitFor } from '../support/processes';
+import { withSuperuser } from '../support/psql';
+import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, expectError, orgtool, putDeposit } from '../support/api';
 
 describe('write path traps (issue 10, finding 7)', () => {

@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
-import { BINS, runCli, type CliResult } from '../../../../tests/helpers/cli';
-import { httpsRequest, jsonRequest, type RawResponse } from '../../../../tests/helpers/https-request';
-import type { SingleNode } from '../../../../tests/helpers/single-node';
+import { BINS, runCli, type CliResult } from './cli';
+import { httpsRequest, jsonRequest, type RawResponse } from './https-request';
+import type { SingleNode } from './single-node';
 import type { OrgListing } from '@trustee/server';
 
 /** The TLS identity a test client presents (absent: an anonymous caller). */

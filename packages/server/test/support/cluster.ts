@@ -142,8 +142,11 @@ export async function startTestCluster(): Promise<TestCluster> {
     },
   };
   try {
-    await startServerOf('a');
-    await startServerOf('b');
+    // Both at once: each decides its role from its own PostgreSQL (a standby is passive), and a
+    // peer that does not answer yet is only unreachable, so neither start waits on the other.
+    const started = await Promise.allSettled([startServerOf('a'), startServerOf('b')]);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (e) {
     await tc.stop();
     throw e;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { InitKeys } from '@trustee/server';
 
-/** Env var naming the per-run key pool directory, set by tests/helpers/global-setup.ts. */
+/** Env var naming the per-run key pool directory, set by packages/server/test/support/global-setup.ts. */
 export const KEY_POOL_ENV = 'TRUSTEE_TEST_KEY_POOL';
 
 /** Slots per test file: a file asking for more gets fresh keys from initConfdir itself. */

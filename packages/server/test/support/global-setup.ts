@@ -7,7 +7,7 @@ import { makeTempDir } from './temp-dir';
 
 /**
  * Once per jest run, before any test file:
- * - the key pool directory (0700), filled lazily by tests/helpers/test-keys.ts;
+ * - the key pool directory (0700), filled lazily by packages/server/test/support/test-keys.ts;
  * - one initdb template that every database of the run copies instead of running initdb
  *   (`TRUSTEE_INITDB_TEMPLATE`, inherited by the CLIs the tests spawn).
  */
