@@ -113,6 +113,17 @@ describe('loadKeytrusteeConf', () => {
     expect(loadError(text).message).toMatch(/^could not read .*keytrustee\.conf: .*JSON/);
   });
 
+  it('never quotes the text around a JSON error (it may be a secret written without quotes)', () => {
+    for (const text of [
+      '{"HOST": "kt01", "SSL_PRIVATE_KEY_PASSWORD_SCRIPT": echo s3cretPW}',
+      '{"HOST": "kt01",\n "REDIS_URL": redis://:s3cretPW@kt03:6379}',
+    ]) {
+      const message = loadError(text).message;
+      expect(message).toMatch(/not valid JSON/);
+      expect(message).not.toMatch(/s3cre|echo|redis:/);
+    }
+  });
+
   it.each([
     ['an array', '[]', '(root)'],
     ['a string', '"kt01"', '(root)'],
@@ -153,6 +164,9 @@ describe('loadKeytrusteeConf', () => {
     ['METRICS_REQUIRE_CLIENT_CERT', 'yes'],
     ['PEERS', 'https://kt02:11371'],
     ['PEERS', ['not a url']],
+    ['PEERS', ['kt02:11371']],
+    ['PEERS', ['http://kt02:11371']],
+    ['PEERS', ['ftp://kt02:11371']],
     ['METRICS_LISTEN', 'localhost'],
     ['METRICS_LISTEN', '127.0.0.1:99999'],
     ['MAX_SLOT_WAL_KEEP_SIZE', '4G'],

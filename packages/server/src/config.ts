@@ -102,7 +102,16 @@ export const keytrusteeConfSchema = z
     /** PostgreSQL data directory (holds the unix socket); set by `ktadmin db --bootstrap`. */
     DB_ROOTDIR: z.string().optional(),
     /** The other node(s): base URLs such as https://kt02.example.com:11371. */
-    PEERS: z.array(z.string().url()).default([]),
+    PEERS: z
+      .array(
+        z
+          .string()
+          .url()
+          .refine((u) => !URL.canParse(u) || new URL(u).protocol === 'https:', {
+            message: 'each peer is an https:// URL such as https://kt02.example.com:11371',
+          }),
+      )
+      .default([]),
     /** Bound on the wait for the passive at commit, ms; default 2000. */
     COMMIT_WAIT_MS: z.number().int().min(50).max(60_000).default(2000),
     /** Largest deposit value in bytes; default 65536. */
@@ -219,10 +228,14 @@ export function loadKeytrusteeConf(confdir: string, env: NodeJS.ProcessEnv = pro
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
+    // JSON.parse quotes the text around a syntax error, which may be part of a secret (an
+    // unquoted password script or URL): say where, never what.
     const why =
       (e as NodeJS.ErrnoException).code === 'ENOENT'
         ? 'not found (run `ktadmin init` first)'
-        : (e as Error).message;
+        : e instanceof SyntaxError
+          ? `not valid JSON (the parser's message is left out: it quotes the file, which may hold a secret; \`python3 -m json.tool ${file}\` shows where)`
+          : (e as Error).message;
     throw new ConfigError(`could not read ${file}: ${why}`);
   }
   // Environment overrides (one product prefix): a shared Redis can be named per deployment.

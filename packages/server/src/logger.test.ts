@@ -26,6 +26,16 @@ describe('createLogger redaction (the safety net for a careless call)', () => {
     expect(parsed()[0].obj).toEqual({ [key]: '[redacted]', kept: 'visible' });
   });
 
+  it.each(['password', 'value', 'passphrase', 'pin', 'authCode'])(
+    'censors %s at the top of the logged object too',
+    (key) => {
+      const { log, lines, parsed } = capture();
+      log.info({ [key]: SECRET, kept: 'visible' }, 'something happened');
+      expect(lines.join('')).not.toContain(SECRET);
+      expect(parsed()[0]).toMatchObject({ [key]: '[redacted]', kept: 'visible' });
+    },
+  );
+
   it('censors the Authorization and Cookie headers of a logged request', () => {
     const { log, lines, parsed } = capture();
     log.warn(

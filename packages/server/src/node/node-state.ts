@@ -85,6 +85,16 @@ export async function readNodeSnapshot(pool: Pool, identityFingerprint: string):
   }
 }
 
+/** pg's and pg-pool's timeouts (query_timeout, connectionTimeoutMillis): slow, not refused. */
+function isPollTimeout(e: unknown): boolean {
+  const m = e instanceof Error ? e.message : '';
+  return (
+    m === 'Query read timeout' ||
+    m === 'timeout exceeded when trying to connect' ||
+    m === 'Connection terminated due to connection timeout'
+  );
+}
+
 /** A snapshot older than this is not trusted for write decisions. */
 export const SNAPSHOT_MAX_AGE_MS = 1000;
 
@@ -127,6 +137,8 @@ export class NodeState {
   private haStateError?: string;
   private lastDecision?: NodeDecision;
   private polling = false;
+  /** Set by a timed-out poll forgiven once (readOnce); cleared by the next successful poll. */
+  private timeoutGraceUsed = false;
   private inflight?: Promise<NodeSnapshot>;
   private readonly now: () => number;
 
@@ -311,7 +323,21 @@ export class NodeState {
     const prev = this.snapshot;
     try {
       this.snapshot = await readNodeSnapshot(this.opts.pool, this.opts.identityFingerprint);
+      this.timeoutGraceUsed = false;
     } catch (e) {
+      if (prev.dbUp && !this.timeoutGraceUsed && isPollTimeout(e)) {
+        // One slow answer from a database that answered the poll before is not an outage: on a
+        // starved machine a poll can miss its 2 s bound. Keep the last snapshot (it ages, so
+        // ensureFresh polls again at once); a second timeout in a row marks the database down.
+        // Safe for writes: a write still checks the standby inside its own transaction, and a
+        // database that really hangs fails the request's own statement and checkout bounds.
+        this.timeoutGraceUsed = true;
+        this.opts.log?.warn(
+          { error: (e as Error).message },
+          'database state poll timed out; polling again before calling the database unavailable',
+        );
+        return this.snapshot;
+      }
       this.snapshot = {
         ...this.snapshot,
         at: this.now(),

@@ -1,4 +1,4 @@
-import { parseHealth } from './peer-probe';
+import { parseHealth, probePeer } from './peer-probe';
 
 describe('parseHealth: what a peer that answered /v1/health decided about itself', () => {
   it.each([
@@ -108,4 +108,13 @@ describe('parseHealth with this cluster named: a node of another cluster is not 
       timeline: 2,
     });
   });
+});
+
+describe('probePeer with a PEERS entry it cannot use', () => {
+  it.each(['kt02:11371', 'http://127.0.0.1:1', 'not a url'])(
+    'answers unreachable for %s instead of throwing',
+    async (url) => {
+      await expect(probePeer(url, 200)).resolves.toEqual({ reachable: false });
+    },
+  );
 });

@@ -15,8 +15,18 @@ import type { PeerObservation } from './decide';
  * `cluster`: this cluster's identity fingerprint; an answer naming another is `foreign`.
  */
 export function probePeer(url: string, timeoutMs = 1000, cluster?: string): Promise<PeerObservation> {
+  let target: URL;
+  try {
+    // A PEERS entry that is no URL, or not https (config.ts refuses both; an older file may not
+    // have been checked): the peer is unreachable, never a thrown error that stops the caller.
+    target = new URL('/v1/health', url);
+    if (target.protocol !== 'https:') throw new Error(`not https: ${target.protocol}`);
+  } catch {
+    return Promise.resolve({ reachable: false });
+  }
   return new Promise((resolve) => {
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const done = (o: PeerObservation) => {
       if (settled) return;
       settled = true;
@@ -24,7 +34,7 @@ export function probePeer(url: string, timeoutMs = 1000, cluster?: string): Prom
       resolve(o);
     };
     const req = request(
-      new URL('/v1/health', url),
+      target,
       {
         rejectUnauthorized: false,
         agent: false,
@@ -41,7 +51,7 @@ export function probePeer(url: string, timeoutMs = 1000, cluster?: string): Prom
         res.on('error', () => done({ reachable: true }));
       },
     );
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       req.destroy();
       done({ reachable: false });
     }, timeoutMs);

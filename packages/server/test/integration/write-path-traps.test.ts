@@ -4,11 +4,13 @@
  * stored write; and a commit whose wait for the synchronous standby is cancelled is recognised by
  * its SQLSTATE (01000), not by the (translatable) severity word.
  */
-import { Client } from 'pg';
-import { socketDirFor } from '@trustee/replicator';
+import { Client, Pool } from 'pg';
+import { DB_NAME, DB_SUPERUSER, readPostmasterPid, socketDirFor } from '@trustee/replicator';
+import { NodeState } from '../../src/node/node-state';
 import { runWrite } from '../../src/db/write-path';
 import { registerTestClient } from '../support/clients';
-import { waitFor } from '../support/processes';
+import { isWritable } from '../support/deposit-requests';
+import { childPids, waitFor } from '../support/processes';
 import { withSuperuser } from '../support/psql';
 import { startSingleNode, type SingleNode } from '../support/single-node';
 import { addOrgCli, expectError, orgtool, putDeposit } from '../support/api';
@@ -140,5 +142,49 @@ describe('write path traps (issue 10, finding 7)', () => {
     } finally {
       await holder.end();
     }
+  });
+
+  it('forgives one timed-out state poll of a database that answered before; a second in a row marks it down', async () => {
+    const pool = new Pool({
+      host: socketDirFor(node.dbDir),
+      port: node.dbPort,
+      user: DB_SUPERUSER,
+      database: DB_NAME,
+      max: 1,
+      query_timeout: 300,
+      connectionTimeoutMillis: 300,
+    });
+    const ns = new NodeState({ pool, identityFingerprint: 'unused', requireSyncStandby: false });
+    const pg = readPostmasterPid(node.dbDir)!;
+    const freeze = (signal: NodeJS.Signals) => {
+      for (const p of [pg, ...childPids(pg)]) process.kill(p, signal);
+    };
+    try {
+      expect((await ns.poll()).dbUp).toBe(true);
+      const answeredAt = ns.current().at;
+      freeze('SIGSTOP');
+      try {
+        // The first timeout keeps the last snapshot (it only ages); the second calls it down.
+        expect(await ns.poll()).toMatchObject({ dbUp: true, at: answeredAt });
+        const down = await ns.poll();
+        expect(down.dbUp).toBe(false);
+        expect(down.error).toMatch(/timeout/);
+      } finally {
+        freeze('SIGCONT');
+      }
+      await waitFor('the database answers the poll again', async () => (await ns.poll()).dbUp, 10_000, 100);
+      // A success resets the grace: one timeout is forgiven again.
+      freeze('SIGSTOP');
+      try {
+        expect((await ns.poll()).dbUp).toBe(true);
+      } finally {
+        freeze('SIGCONT');
+      }
+    } finally {
+      ns.stop();
+      await pool.end().catch(() => undefined);
+    }
+    // The node itself kept serving through it.
+    await waitFor('the node is writable again', () => isWritable(node.url), 15_000, 200);
   });
 });
