@@ -26,7 +26,6 @@ export function probePeer(url: string, timeoutMs = 1000, cluster?: string): Prom
   }
   return new Promise((resolve) => {
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
     const done = (o: PeerObservation) => {
       if (settled) return;
       settled = true;
@@ -51,7 +50,7 @@ export function probePeer(url: string, timeoutMs = 1000, cluster?: string): Prom
         res.on('error', () => done({ reachable: true }));
       },
     );
-    timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       req.destroy();
       done({ reachable: false });
     }, timeoutMs);
