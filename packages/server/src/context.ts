@@ -5,6 +5,7 @@ import type { DecoyRegistrations } from './orgs/decoy-registration';
 import type { Db } from './db/pool';
 import type { WritePathOptions } from './db/write-path';
 import type { KeyHierarchy } from './keys/key-hierarchy';
+import type { HsmKeyHierarchy } from './keys/hsm-key-hierarchy';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 import type { NodeState } from './node/node-state';
@@ -15,6 +16,8 @@ import type { RateLimits } from './rate-limit';
 export interface ServerContext {
   db: Db;
   keys: KeyHierarchy;
+  /** Set when an HSM holds the KEK (keys is then this hierarchy). */
+  hsm?: HsmKeyHierarchy;
   write: WritePathOptions;
   identity: Identity;
   nodeState: NodeState;

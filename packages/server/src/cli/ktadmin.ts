@@ -26,7 +26,8 @@ import {
 } from '../node/bootstrap-db';
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
 import { enqueueBackupNow } from '../jobs/backup-now';
-import { defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
+import { enableHsm } from '../keys/enable-hsm';
+import { absolutePath, defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
 
@@ -418,6 +419,36 @@ program
       say(
         'note: no job runner is connected here yet (keytrusteed stopped or starting); it runs once keytrusteed runs',
       );
+  });
+
+program
+  .command('keyhsm')
+  .description(
+    'keep the at-rest key-encryption key (KEK) in an HSM over PKCS#11: data keys are wrapped by it; run on the active first, then on the passive, then restart keytrusteed on both',
+  )
+  .requiredOption(
+    '--pkcs11-module <lib>',
+    'PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so',
+    absolutePath,
+  )
+  .requiredOption('--token-label <label>', 'label of the token holding the KEK')
+  .requiredOption(
+    '--pin-file <file>',
+    'file (mode 0600) holding the token user PIN on its first line; the PIN is never taken on the command line',
+    absolutePath,
+  )
+  .action(async (o: { pkcs11Module: string; tokenLabel: string; pinFile: string }, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    const r = await enableHsm({
+      confdir,
+      settings: { module: o.pkcs11Module, tokenLabel: o.tokenLabel, pinFile: o.pinFile },
+      onStep: say,
+    });
+    say(
+      r.role === 'active'
+        ? 'HSM configured on the active. Next: the same command on the passive (same token, or a token holding the same KEK), then restart keytrusteed on both nodes.'
+        : 'HSM configured on the passive. Restart keytrusteed on this node.',
+    );
   });
 
 program

@@ -4,7 +4,7 @@ import { readSecretFile } from '../confdir/secret-files';
 import { keyFingerprint } from '../crypto/fingerprint';
 import type { Db } from '../db/pool';
 import type { WritePathOptions } from '../db/write-path';
-import { createFileMasterKey } from '../keys/file-master-key';
+import { openKeyHierarchy } from '../keys/open-key-hierarchy';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
 import { connectNodeDb } from '../db/node-db';
 import { NodeState } from './node-state';
@@ -28,8 +28,15 @@ export interface NodeServices {
 export async function openNodeServices(confdir: string): Promise<NodeServices> {
   const conf = loadKeytrusteeConf(confdir);
   const p = confPaths(confdir);
-  const keys = createFileMasterKey(p.masterKey);
   const db = connectNodeDb(conf, confdir, { max: 2 });
+  let opened;
+  try {
+    opened = await openKeyHierarchy(confdir, conf, { pool: db.pool });
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  const { keys, hsm } = opened;
   const state = new NodeState({
     pool: db.control,
     identityFingerprint: keyFingerprint(readSecretFile(p.identityKey).toString('utf8')),
@@ -51,6 +58,9 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
       gate: () => state.admitWrite(),
     },
     state,
-    close: () => db.close(),
+    async close() {
+      hsm?.close();
+      await db.close();
+    },
   };
 }

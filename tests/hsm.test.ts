@@ -1,0 +1,260 @@
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { waitForHealth } from '@trustee/server';
+import { BINS, runCli } from './helpers/cli';
+import { registerTestClient, type TestClient } from './helpers/clients';
+import { getDepositRaw, putDepositRaw, valueOf } from './helpers/deposit-requests';
+import { httpsRequest } from './helpers/https-request';
+import { trackPid, untrackPid, waitFor, waitForExit } from './helpers/processes';
+import { freePort } from './helpers/ports';
+import { startSingleNode, type SingleNode } from './helpers/single-node';
+import { createSoftHsmToken, type SoftHsmToken } from './helpers/softhsm';
+import { withSuperuser } from './helpers/psql';
+import { addOrgCli } from '../packages/server/test/support/api';
+
+/**
+ * Issue 14, direct PKCS#11 on one node with a real SoftHSM2 token: `ktadmin keyhsm` refusals and
+ * set-up, deposits under HSM data keys, /test_hsm, the token removed while running and at start.
+ */
+let token: SoftHsmToken;
+let node: SingleNode;
+let server: ChildProcess | undefined;
+let port: number;
+let client: TestClient;
+let url: string;
+
+/**
+ * keytrusteed as a child process: SoftHSM reads SOFTHSM2_CONF with getenv, and jest gives a test
+ * a copy of process.env that native code never sees, so the in-process server could not.
+ */
+function spawnServer(): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(
+    process.execPath,
+    [BINS.keytrusteedDist, '--confdir', node.confdir, '--port', String(port)],
+    {
+      env: { ...process.env, SOFTHSM2_CONF: token.conf, TRUSTEE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  if (child.pid) trackPid(child.pid);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function stopServer(): Promise<void> {
+  await node.server.close().catch(() => undefined);
+  const child = server;
+  server = undefined;
+  if (!child?.pid) return;
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    await waitForExit(child.pid, 10_000);
+  }
+  untrackPid(child.pid);
+}
+
+async function restartServer(): Promise<void> {
+  await stopServer();
+  const s = spawnServer();
+  server = s.child;
+  url = `https://localhost:${port}`;
+  await Promise.race([
+    waitForHealth(url, 20_000),
+    s.exited.then((code) => {
+      throw new Error(`keytrusteed exited (${code}): ${s.output()}`);
+    }),
+  ]);
+}
+
+/** Starts keytrusteed expecting it to refuse; returns what it printed. */
+async function failedStart(): Promise<string> {
+  const s = spawnServer();
+  const timer = setTimeout(() => s.child.kill('SIGKILL'), 20_000);
+  const code = await s.exited;
+  clearTimeout(timer);
+  if (s.child.pid) untrackPid(s.child.pid);
+  expect(code).toBe(1);
+  return s.output();
+}
+
+function keyhsm(extra: string[] = [], pinFile = token.pinFile) {
+  return runCli(BINS.ktadmin, [
+    '--confdir',
+    node.confdir,
+    'keyhsm',
+    '--pkcs11-module',
+    token.module,
+    '--token-label',
+    token.label,
+    '--pin-file',
+    pinFile,
+    ...extra,
+  ]);
+}
+
+function confText(): string {
+  return readFileSync(join(node.confdir, 'keytrustee.conf'), 'utf8');
+}
+
+beforeAll(async () => {
+  token = createSoftHsmToken();
+  // SoftHSM reads its configuration from the environment: this process (the in-process server)
+  // and the CLIs it spawns use the test's own token directory.
+  process.env.SOFTHSM2_CONF = token.conf;
+  // A new data key every second and room for one unwrapped key: the tests below need a row
+  // whose data key is not cached.
+  node = await startSingleNode({ conf: { HSM_DATA_KEY_MAX_AGE_SECONDS: 1, HSM_DATA_KEY_CACHE_SIZE: 1 } });
+  port = await freePort();
+  url = node.url;
+  const code = await addOrgCli(node, 'hsmorg');
+  client = await registerTestClient(url, 'hsmorg', code);
+});
+
+afterAll(async () => {
+  if (node) await stopServer();
+  await node?.stop();
+  token?.restore();
+  token?.destroy();
+});
+
+test('ktadmin keyhsm refuses a group-readable PIN file, a wrong PIN and an unknown token, changing nothing', async () => {
+  const loose = join(token.dir, 'loose.pin');
+  writeFileSync(loose, readFileSync(token.pinFile));
+  chmodSync(loose, 0o644);
+  const r1 = await keyhsm([], loose);
+  expect(r1.code).toBe(1);
+  expect(r1.stderr).toMatch(/must be 0600/);
+
+  const wrong = join(token.dir, 'wrong.pin');
+  writeFileSync(wrong, '0000-wrong\n', { mode: 0o600 });
+  const r2 = await keyhsm([], wrong);
+  expect(r2.code).toBe(1);
+  expect(r2.stderr).toMatch(/PIN .* was refused \(CKR_PIN_INCORRECT\)/);
+  expect(r2.stderr).not.toContain('0000-wrong');
+
+  const r3 = await runCli(BINS.ktadmin, [
+    '--confdir',
+    node.confdir,
+    'keyhsm',
+    '--pkcs11-module',
+    token.module,
+    '--token-label',
+    'no-such-token',
+    '--pin-file',
+    token.pinFile,
+  ]);
+  expect(r3.code).toBe(1);
+  expect(r3.stderr).toMatch(/no token labelled "no-such-token"/);
+  expect(confText()).not.toMatch(/HSM_PKCS11_MODULE/);
+});
+
+const dataKeyOf = (name: string) =>
+  withSuperuser(node, async (c) => {
+    const { rows } = await c.query<{ key_id: string }>(
+      'select key_id from deposits where name = $1 order by version desc limit 1',
+      [name],
+    );
+    return rows[0]?.key_id;
+  });
+
+test('after ktadmin keyhsm and a restart, new deposits are sealed with HSM data keys and old ones still read', async () => {
+  expect((await putDepositRaw(url, client, 'before-hsm', 'file-sealed')).status).toBe(201);
+  const r = await keyhsm();
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/created the KEK "trustee-kek-1"/);
+  expect(confText()).toMatch(/"HSM_TOKEN_LABEL": "trustee-test"/);
+  expect(confText()).not.toContain('4321-test');
+  // A second run (e.g. on a re-installed node) verifies the token instead of creating anything.
+  const again = await keyhsm();
+  expect(again.code).toBe(0);
+  expect(again.stdout).toMatch(/holds the cluster's KEK "trustee-kek-1"/);
+
+  await restartServer();
+  expect((await putDepositRaw(url, client, 'under-hsm', 'hsm-sealed')).status).toBe(201);
+  expect(await dataKeyOf('under-hsm')).toMatch(/^dk:/);
+  expect(await dataKeyOf('before-hsm')).toMatch(/^file:/);
+  const a = await getDepositRaw(url, client, 'under-hsm');
+  expect(a.status).toBe(200);
+  expect(valueOf(a)).toBe('hsm-sealed');
+  const b = await getDepositRaw(url, client, 'before-hsm');
+  expect(valueOf(b)).toBe('file-sealed');
+  // The admin tools open the same hierarchy (org secrets are sealed with HSM data keys too).
+  await addOrgCli(node, 'hsmorg2');
+  const metrics = (await httpsRequest(url, { path: '/metrics', timeoutMs: 5000 })).text;
+  expect(metrics).toMatch(/trustee_hsm_operations_total\{op="unwrap",result="ok"\} [1-9]/);
+  expect(metrics).toMatch(/trustee_hsm_operation_duration_seconds_count\{op="unwrap"\} [1-9]/);
+  expect(metrics).not.toContain('4321-test');
+});
+
+test('GET /test_hsm creates the sample deposit through the HSM and answers the seed sentence', async () => {
+  const res = await httpsRequest(url, { path: '/test_hsm', timeoutMs: 10_000 });
+  expect(res.status).toBe(200);
+  expect(res.json).toMatch(/^Sample Key TEST_HELLO_DEPOSIT\d{4}-\d{2}-\d{2}-\d{6} has been created$/);
+  const name = (res.json as string).split(' ')[2];
+  const rows = await withSuperuser(node, (c) =>
+    c.query<{ key_id: string }>('select key_id from hsm_test_deposits where name = $1', [name]),
+  );
+  expect(rows.rows[0].key_id).toMatch(/^dk:/);
+});
+
+test('with the token gone, values of cached data keys still read; the others answer UNAVAILABLE with the reason', async () => {
+  // One data key a second and a cache of one: wait until under-hsm's key is no longer current.
+  const old = await dataKeyOf('under-hsm');
+  await waitFor(
+    'a newer data key',
+    async () => {
+      const r = await putDepositRaw(url, client, 'recent', 'cached-key');
+      return r.status === 201 && (await dataKeyOf('recent')) !== old;
+    },
+    15_000,
+    300,
+  );
+  token.remove();
+  try {
+    // The current data key is cached: writes and reads under it go on without the token.
+    expect((await putDepositRaw(url, client, 'during-outage', 'cached-key')).status).toBe(201);
+    const cached = await getDepositRaw(url, client, 'during-outage');
+    expect(cached.status).toBe(200);
+    expect(valueOf(cached)).toBe('cached-key');
+    const uncached = await getDepositRaw(url, client, 'under-hsm');
+    expect(uncached.status).toBe(503);
+    expect(uncached.json.error.code).toBe('UNAVAILABLE');
+    expect(uncached.json.error.reason).toBe('HSM');
+    expect(uncached.json.error.hsmReason).toMatch(/^(CKR_[A-Z_]+|KEK_NOT_FOUND|TOKEN_NOT_PRESENT)$/);
+    const metrics = (await httpsRequest(url, { path: '/metrics', timeoutMs: 5000 })).text;
+    expect(metrics).toMatch(/trustee_hsm_errors_total\{op="[a-z]+",reason="[A-Z_]+"\} [1-9]/);
+    expect(metrics).toMatch(/trustee_hsm_up 0/);
+  } finally {
+    token.restore();
+  }
+  // The token back: the next read reopens the session, no restart needed.
+  const again = await getDepositRaw(url, client, 'under-hsm');
+  expect(again.status).toBe(200);
+  expect(valueOf(again)).toBe('hsm-sealed');
+});
+
+test('keytrusteed refuses to start when the token is missing or the PIN is wrong, saying which', async () => {
+  await stopServer();
+  token.remove();
+  try {
+    expect(await failedStart()).toMatch(/key HSM: no token labelled "trustee-test"/);
+  } finally {
+    token.restore();
+  }
+  const pin = readFileSync(token.pinFile);
+  writeFileSync(token.pinFile, '0000-wrong\n');
+  try {
+    const out = await failedStart();
+    expect(out).toMatch(/PIN for token "trustee-test" was refused \(CKR_PIN_INCORRECT\)/);
+    expect(out).not.toContain('0000-wrong');
+  } finally {
+    writeFileSync(token.pinFile, pin);
+  }
+  await restartServer();
+  expect((await getDepositRaw(url, client, 'under-hsm')).status).toBe(200);
+});
