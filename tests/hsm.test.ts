@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { waitForHealth } from '@trustee/server';
+import { updateKeytrusteeConf, waitForHealth } from '@trustee/server';
 import { BINS, runCli } from './helpers/cli';
 import { registerTestClient, type TestClient } from './helpers/clients';
 import { getDepositRaw, putDepositRaw, valueOf } from './helpers/deposit-requests';
@@ -22,6 +22,7 @@ let node: SingleNode;
 let server: ChildProcess | undefined;
 let port: number;
 let client: TestClient;
+let orgCode: string;
 let url: string;
 
 /**
@@ -108,10 +109,12 @@ beforeAll(async () => {
   // A new data key every second and room for one unwrapped key: the tests below need a row
   // whose data key is not cached.
   node = await startSingleNode({ conf: { HSM_DATA_KEY_MAX_AGE_SECONDS: 1, HSM_DATA_KEY_CACHE_SIZE: 1 } });
+  // keytrusteed's own port in keytrustee.conf: `ktadmin keyhsm --migrate` asks it which keys it runs with.
   port = await freePort();
+  updateKeytrusteeConf(node.confdir, { PORT: port });
   url = node.url;
-  const code = await addOrgCli(node, 'hsmorg');
-  client = await registerTestClient(url, 'hsmorg', code);
+  orgCode = await addOrgCli(node, 'hsmorg');
+  client = await registerTestClient(url, 'hsmorg', orgCode);
 });
 
 afterAll(async () => {
@@ -189,6 +192,105 @@ test('after ktadmin keyhsm and a restart, new deposits are sealed with HSM data 
   expect(metrics).toMatch(/trustee_hsm_operations_total\{op="unwrap",result="ok"\} [1-9]/);
   expect(metrics).toMatch(/trustee_hsm_operation_duration_seconds_count\{op="unwrap"\} [1-9]/);
   expect(metrics).not.toContain('4321-test');
+});
+
+const fileSealedCount = () =>
+  withSuperuser(node, async (c) => {
+    const d = await c.query<{ n: string }>(
+      "select count(*) as n from deposits where key_id like 'file:%' and sealed_value is not null",
+    );
+    const o = await c.query<{ n: string }>(
+      "select count(*) as n from orgs where auth_secret_key_id like 'file:%'",
+    );
+    return Number(d.rows[0].n) + Number(o.rows[0].n);
+  });
+
+test('--migrate refuses a non-conforming deposit name, then asks the seed question and moves everything', async () => {
+  // A name the API never accepts, as a database restored from elsewhere may hold.
+  await withSuperuser(node, async (c) => {
+    await c.query('alter table deposits drop constraint deposits_name_check');
+    await c.query(
+      `insert into deposits (owner_fp, name, version, sealed_value, key_id)
+       select owner_fp, 'bad name@1', 1, sealed_value, key_id from deposits where name = 'before-hsm'`,
+    );
+  });
+  const before = await fileSealedCount();
+  const refused = await keyhsm(['--migrate', '--yes']);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/migration refused: 1 deposit name\(s\) do not conform/);
+  expect(refused.stderr).toContain('bad name@1');
+  expect(refused.stderr).toMatch(/Nothing was moved/);
+  expect(await fileSealedCount()).toBe(before);
+
+  // The owner re-stores the data under a conforming name and destroys the old deposit.
+  expect((await putDepositRaw(url, client, 'good-name', 'moved-by-owner')).status).toBe(201);
+  await withSuperuser(node, (c) =>
+    c.query(
+      `update deposits set deleted = true, sealed_value = null, key_id = null where name = 'bad name@1'`,
+    ),
+  );
+
+  const declined = await runCli(
+    BINS.ktadmin,
+    [
+      '--confdir',
+      node.confdir,
+      'keyhsm',
+      '--pkcs11-module',
+      token.module,
+      '--token-label',
+      token.label,
+      '--pin-file',
+      token.pinFile,
+      '--migrate',
+    ],
+    { input: 'n\n' },
+  );
+  expect(declined.code).toBe(0);
+  expect(declined.stdout).toContain('Some deposits were found that will need to be moved to the HSM.');
+  expect(declined.stdout).toMatch(/Migration not performed; nothing was moved/);
+  expect(await fileSealedCount()).toBe(before - 1);
+
+  const yes = await runCli(
+    BINS.ktadmin,
+    [
+      '--confdir',
+      node.confdir,
+      'keyhsm',
+      '--pkcs11-module',
+      token.module,
+      '--token-label',
+      token.label,
+      '--pin-file',
+      token.pinFile,
+      '--migrate',
+    ],
+    { input: 'yes\n' },
+  );
+  expect(yes.stderr).toBe('');
+  expect(yes.code).toBe(0);
+  expect(yes.stdout).toContain(`Some deposits were found that will need to be moved to the HSM.
+
+        Note that although this operation can be interrupted, once complete,
+        items stored in the HSM must remain there!
+
+Do you want to perform this migration now? [y/N]: `);
+  expect(yes.stdout).toMatch(/Migrating hsm deposits\.\.\.\n/);
+  expect(yes.stdout).toMatch(/\d+\/\d+ deposit versions moved/);
+  expect(yes.stdout).toMatch(/Migration Complete!/);
+  expect(yes.stdout).toMatch(/There is no path for migrating keys from the HSM back/);
+  expect(await fileSealedCount()).toBe(0);
+  expect(await dataKeyOf('before-hsm')).toMatch(/^dk:/);
+  const moved = await getDepositRaw(url, client, 'before-hsm');
+  expect(moved.status).toBe(200);
+  expect(valueOf(moved)).toBe('file-sealed');
+  // Org secrets moved too: a registration still checks the org's auth code (now HSM-sealed).
+  expect((await registerTestClient(url, 'hsmorg', orgCode)).state).toBe('active');
+  await expect(registerTestClient(url, 'hsmorg', 'wrong-code')).rejects.toThrow(/403/);
+
+  const again = await keyhsm(['--migrate']);
+  expect(again.code).toBe(0);
+  expect(again.stdout).toMatch(/No deposits need to be moved to the HSM/);
 });
 
 test('GET /test_hsm creates the sample deposit through the HSM and answers the seed sentence', async () => {

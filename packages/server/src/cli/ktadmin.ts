@@ -1,5 +1,5 @@
 import { VERSION } from '../package-info';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CONF_FILE } from '../confdir/paths';
@@ -27,6 +27,9 @@ import {
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
 import { enqueueBackupNow } from '../jobs/backup-now';
 import { enableHsm } from '../keys/enable-hsm';
+import { NO_WAY_BACK } from '../keys/migrate-to-hsm';
+import { runHsmMigration } from '../keys/run-hsm-migration';
+import { createInterface } from 'node:readline';
 import { absolutePath, defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
@@ -42,6 +45,33 @@ interface DbFlags {
   master?: string;
   replace?: boolean;
   peer?: string;
+}
+
+function parsePositiveInt(v: string): number {
+  if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected a positive integer');
+  return Number(v);
+}
+
+function parseNonNegativeInt(v: string): number {
+  if (!/^\d{1,9}$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(v);
+}
+
+/** Prints `prompt` and reads one line from stdin ('' at end of input). */
+function askLine(prompt: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: false });
+    let answered = false;
+    rl.on('line', (line) => {
+      answered = true;
+      rl.close();
+      resolve(line);
+    });
+    rl.on('close', () => {
+      if (!answered) resolve('');
+    });
+    process.stdout.write(prompt);
+  });
 }
 
 function usage(message: string): Error {
@@ -424,7 +454,7 @@ program
 program
   .command('keyhsm')
   .description(
-    'keep the at-rest key-encryption key (KEK) in an HSM over PKCS#11: data keys are wrapped by it; run on the active first, then on the passive, then restart keytrusteed on both',
+    'keep the at-rest key-encryption key (KEK) in an HSM over PKCS#11: data keys are wrapped by it; run on the active first, then on the passive, restart keytrusteed on both, then --migrate on the active',
   )
   .requiredOption(
     '--pkcs11-module <lib>',
@@ -437,19 +467,51 @@ program
     'file (mode 0600) holding the token user PIN on its first line; the PIN is never taken on the command line',
     absolutePath,
   )
-  .action(async (o: { pkcs11Module: string; tokenLabel: string; pinFile: string }, cmd: Command) => {
-    const confdir = confdirOf(cmd);
-    const r = await enableHsm({
-      confdir,
-      settings: { module: o.pkcs11Module, tokenLabel: o.tokenLabel, pinFile: o.pinFile },
-      onStep: say,
-    });
-    say(
-      r.role === 'active'
-        ? 'HSM configured on the active. Next: the same command on the passive (same token, or a token holding the same KEK), then restart keytrusteed on both nodes.'
-        : 'HSM configured on the passive. Restart keytrusteed on this node.',
-    );
-  });
+  .option(
+    '--migrate',
+    'on the active, once keytrusteed runs with the HSM on both nodes: move the values still sealed with the master key file to HSM data keys (resumable; there is no way back)',
+  )
+  .option('--yes', 'answer yes to the migration question')
+  .option('--batch-size <n>', 'rows moved per write (each committed on both nodes)', parsePositiveInt, 100)
+  .option('--batch-pause-ms <ms>', 'pause between batches, to spare a busy cluster', parseNonNegativeInt, 0)
+  .addHelpText('after', `\n${NO_WAY_BACK}\n`)
+  .action(
+    async (
+      o: {
+        pkcs11Module: string;
+        tokenLabel: string;
+        pinFile: string;
+        migrate?: boolean;
+        yes?: boolean;
+        batchSize: number;
+        batchPauseMs: number;
+      },
+      cmd: Command,
+    ) => {
+      const confdir = confdirOf(cmd);
+      const r = await enableHsm({
+        confdir,
+        settings: { module: o.pkcs11Module, tokenLabel: o.tokenLabel, pinFile: o.pinFile },
+        onStep: say,
+      });
+      if (o.migrate) {
+        await runHsmMigration({
+          confdir,
+          yes: o.yes,
+          batchSize: o.batchSize,
+          pauseMs: o.batchPauseMs,
+          ask: askLine,
+          say,
+        });
+        return;
+      }
+      say(
+        r.role === 'active'
+          ? 'HSM configured on the active. Next: the same command on the passive (same token, or a token holding the same KEK), restart keytrusteed on both nodes, then run this again with --migrate here to move existing deposits.'
+          : 'HSM configured on the passive. Restart keytrusteed on this node.',
+      );
+    },
+  );
 
 program
   .command('status')

@@ -28,7 +28,7 @@ export interface WriteResult {
 }
 
 /** The row's owner, name and version are bound as associated data: a row moved elsewhere fails to open. */
-function depositAad(owner: string, name: string, version: number): Buffer {
+export function depositAad(owner: string, name: string, version: number): Buffer {
   return Buffer.from(`trustee-deposit-v1\u0000${owner}\u0000${name}\u0000${version}`, 'utf8');
 }
 
