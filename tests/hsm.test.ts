@@ -360,3 +360,119 @@ test('keytrusteed refuses to start when the token is missing or the PIN is wrong
   await restartServer();
   expect((await getDepositRaw(url, client, 'under-hsm')).status).toBe(200);
 });
+
+/** The seed's Key HSM service (packages/server/src/cli/keyhsm.ts), built. */
+const KEYHSM_BIN = join(__dirname, '..', 'packages/server/dist/cli/keyhsm.js');
+
+test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, ktadmin keyhsm --server --trust", async () => {
+  const khDir = join(token.dir, 'keyhsm');
+  const khPort = await freePort();
+  const setup = await runCli(KEYHSM_BIN, [
+    '--confdir',
+    khDir,
+    'setup',
+    '--pkcs11-module',
+    token.module,
+    '--token-label',
+    token.label,
+    '--pin-file',
+    token.pinFile,
+    '--host',
+    'localhost',
+    '--port',
+    String(khPort),
+  ]);
+  expect(setup.stderr).toBe('');
+  expect(setup.code).toBe(0);
+  let service: ChildProcess | undefined;
+  const startService = async () => {
+    service = spawn(process.execPath, [KEYHSM_BIN, '--confdir', khDir, 'run'], {
+      env: { ...process.env, SOFTHSM2_CONF: token.conf, TRUSTEE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    if (service.pid) trackPid(service.pid);
+    let out = '';
+    service.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    service.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('keyhsm listening', () => out.includes('keyhsm listening on'), 15_000, 50);
+  };
+  const stopService = async () => {
+    const s = service;
+    service = undefined;
+    if (!s?.pid) return;
+    s.kill('SIGTERM');
+    await waitForExit(s.pid, 10_000);
+    untrackPid(s.pid);
+  };
+  const certFile = join(node.confdir, '.ssl', 'ssl-cert-keytrustee.pem');
+  const keyFile = join(node.confdir, '.ssl', 'ssl-cert-keytrustee-pk.pem');
+  const server = `https://localhost:${khPort}`;
+  const viaService = () =>
+    runCli(BINS.ktadmin, [
+      '--confdir',
+      node.confdir,
+      'keyhsm',
+      '--server',
+      server,
+      '--client-certfile',
+      certFile,
+      '--client-keyfile',
+      keyFile,
+      '--trust',
+    ]);
+  try {
+    await startService();
+    // Not trusted yet: the service closes the connection, nothing changes here.
+    const untrusted = await viaService();
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toMatch(/Key HSM service https:\/\/localhost:\d+ is not usable/);
+    expect(confText()).not.toMatch(/HSM_SERVER/);
+
+    const trust = await runCli(KEYHSM_BIN, ['--confdir', khDir, 'trust', certFile]);
+    expect(trust.code).toBe(0);
+    expect(trust.stdout).toMatch(/trusted .*SHA-256/);
+
+    const r = await viaService();
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/trusted the Key HSM certificate/);
+    expect(r.stdout).toMatch(/holds the cluster's KEK "trustee-kek-1"/);
+    expect(r.stdout).toMatch(/No deposits need to be moved to the HSM/);
+    expect(readFileSync(join(node.confdir, '.ssl', 'ssl-cert-keyhsm.pem'), 'utf8')).toMatch(
+      /BEGIN CERTIFICATE/,
+    );
+    expect(confText()).toMatch(/"HSM_SERVER": "https:\/\/localhost:\d+"/);
+    expect(confText()).not.toMatch(/HSM_PKCS11_MODULE/);
+
+    await restartServer();
+    const read = await getDepositRaw(url, client, 'before-hsm');
+    expect(valueOf(read)).toBe('file-sealed');
+    expect((await putDepositRaw(url, client, 'via-service', 'keyhsm-sealed')).status).toBe(201);
+    const sample = await httpsRequest(url, { path: '/test_hsm', timeoutMs: 10_000 });
+    expect(sample.status).toBe(200);
+    expect(sample.json).toMatch(/^Sample Key TEST_HELLO_DEPOSIT[\d-]+ has been created$/);
+
+    // The service stopped: an uncached data key answers UNAVAILABLE with the network reason.
+    const old = await dataKeyOf('before-hsm');
+    await waitFor(
+      'a newer data key',
+      async () => {
+        const w = await putDepositRaw(url, client, 'recent2', 'x');
+        return w.status === 201 && (await dataKeyOf('recent2')) !== old;
+      },
+      15_000,
+      300,
+    );
+    await stopService();
+    const down = await getDepositRaw(url, client, 'before-hsm');
+    expect(down.status).toBe(503);
+    expect(down.json.error.reason).toBe('HSM');
+    expect(down.json.error.hsmReason).toBe('ECONNREFUSED');
+    await startService();
+    const back = await getDepositRaw(url, client, 'before-hsm');
+    expect(back.status).toBe(200);
+    expect(valueOf(back)).toBe('file-sealed');
+  } finally {
+    await stopService();
+  }
+});

@@ -1,6 +1,6 @@
 import { VERSION } from '../package-info';
 import { Command, InvalidArgumentError } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CONF_FILE } from '../confdir/paths';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
@@ -27,6 +27,10 @@ import {
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
 import { enqueueBackupNow } from '../jobs/backup-now';
 import { enableHsm } from '../keys/enable-hsm';
+import type { HsmSettings } from '../keys/open-key-hierarchy';
+import { fetchKeyHsmCert, storeKeyHsmCert } from '../keys/trust-keyhsm';
+import { writeSecretFile } from '../confdir/secret-files';
+import { confPaths } from '../confdir/paths';
 import { NO_WAY_BACK } from '../keys/migrate-to-hsm';
 import { runHsmMigration } from '../keys/run-hsm-migration';
 import { createInterface } from 'node:readline';
@@ -454,64 +458,117 @@ program
 program
   .command('keyhsm')
   .description(
-    'keep the at-rest key-encryption key (KEK) in an HSM over PKCS#11: data keys are wrapped by it; run on the active first, then on the passive, restart keytrusteed on both, then --migrate on the active',
+    'keep the at-rest key-encryption key (KEK) in an HSM, over PKCS#11 directly or through the Key HSM service (--server): data keys are wrapped by it; run on the active first, then on the passive, restart keytrusteed on both, then migrate existing deposits',
   )
-  .requiredOption(
-    '--pkcs11-module <lib>',
-    'PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so',
-    absolutePath,
-  )
-  .requiredOption('--token-label <label>', 'label of the token holding the KEK')
-  .requiredOption(
+  .option('--pkcs11-module <lib>', 'PKCS#11: library, e.g. /usr/lib/softhsm/libsofthsm2.so', absolutePath)
+  .option('--token-label <label>', 'PKCS#11: label of the token holding the KEK')
+  .option(
     '--pin-file <file>',
-    'file (mode 0600) holding the token user PIN on its first line; the PIN is never taken on the command line',
+    'PKCS#11: file (mode 0600) holding the token user PIN on its first line; the PIN is never taken on the command line',
     absolutePath,
+  )
+  .option('--server <url>', 'Key HSM service, e.g. https://keyhsm01.example.com:9090')
+  .option('--client-certfile <file>', "Key HSM: this node's TLS client certificate (PEM)", absolutePath)
+  .option('--client-keyfile <file>', 'Key HSM: its private key (PEM)', absolutePath)
+  .option('--trust', 'Key HSM: fetch the service certificate and pin it in .ssl/ssl-cert-keyhsm.pem')
+  .option(
+    '--passphrase',
+    'Key HSM: the client key is encrypted; ask for its passphrase (stored 0600 in .ssl/)',
   )
   .option(
     '--migrate',
-    'on the active, once keytrusteed runs with the HSM on both nodes: move the values still sealed with the master key file to HSM data keys (resumable; there is no way back)',
+    'PKCS#11: on the active, once keytrusteed runs with the HSM on both nodes, move the values still sealed with the master key file to HSM data keys (resumable; no way back). With --server this is asked for every time',
   )
   .option('--yes', 'answer yes to the migration question')
   .option('--batch-size <n>', 'rows moved per write (each committed on both nodes)', parsePositiveInt, 100)
   .option('--batch-pause-ms <ms>', 'pause between batches, to spare a busy cluster', parseNonNegativeInt, 0)
   .addHelpText('after', `\n${NO_WAY_BACK}\n`)
-  .action(
-    async (
-      o: {
-        pkcs11Module: string;
-        tokenLabel: string;
-        pinFile: string;
-        migrate?: boolean;
-        yes?: boolean;
-        batchSize: number;
-        batchPauseMs: number;
-      },
-      cmd: Command,
-    ) => {
-      const confdir = confdirOf(cmd);
-      const r = await enableHsm({
-        confdir,
-        settings: { module: o.pkcs11Module, tokenLabel: o.tokenLabel, pinFile: o.pinFile },
-        onStep: say,
-      });
-      if (o.migrate) {
-        await runHsmMigration({
-          confdir,
-          yes: o.yes,
-          batchSize: o.batchSize,
-          pauseMs: o.batchPauseMs,
-          ask: askLine,
-          say,
-        });
-        return;
-      }
-      say(
-        r.role === 'active'
-          ? 'HSM configured on the active. Next: the same command on the passive (same token, or a token holding the same KEK), restart keytrusteed on both nodes, then run this again with --migrate here to move existing deposits.'
-          : 'HSM configured on the passive. Restart keytrusteed on this node.',
+  .action(async (o: KeyHsmFlags, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    const direct = [o.pkcs11Module, o.tokenLabel, o.pinFile].filter(Boolean).length;
+    const remote = [o.server, o.clientCertfile, o.clientKeyfile].filter(Boolean).length;
+    let settings: HsmSettings;
+    if (direct === 3 && remote === 0) {
+      settings = { kind: 'pkcs11', module: o.pkcs11Module!, tokenLabel: o.tokenLabel!, pinFile: o.pinFile! };
+    } else if (remote === 3 && direct === 0) {
+      if (!/^https:\/\//.test(o.server!)) throw usage('--server must be an https:// URL');
+      settings = await prepareKeyHsmClient(confdir, o);
+    } else {
+      throw usage(
+        'give either --pkcs11-module, --token-label and --pin-file, or --server, --client-certfile and --client-keyfile',
       );
-    },
-  );
+    }
+    const r = await enableHsm({ confdir, settings, onStep: say });
+    // The seed's Key HSM form always offers to migrate; the PKCS#11 form when asked (--migrate).
+    const keyHsmForm = settings.kind === 'keyhsm';
+    if (o.migrate || keyHsmForm) {
+      await runHsmMigration({
+        confdir,
+        yes: o.yes,
+        batchSize: o.batchSize,
+        pauseMs: o.batchPauseMs,
+        ask: askLine,
+        say,
+        waitForRestart: keyHsmForm && !o.migrate,
+      });
+      if (o.migrate) return;
+    }
+    if (r.role === 'passive') say('HSM configured on the passive. Restart keytrusteed on this node.');
+    else if (keyHsmForm)
+      say(
+        'Key HSM configured on the active. Run the same command on the passive, then restart keytrusteed on both nodes.',
+      );
+    else
+      say(
+        'HSM configured on the active. Next: the same command on the passive (same token, or a token holding the same KEK), restart keytrusteed on both nodes, then run this again with --migrate here to move existing deposits.',
+      );
+  });
+
+interface KeyHsmFlags {
+  pkcs11Module?: string;
+  tokenLabel?: string;
+  pinFile?: string;
+  server?: string;
+  clientCertfile?: string;
+  clientKeyfile?: string;
+  trust?: boolean;
+  passphrase?: boolean;
+  migrate?: boolean;
+  yes?: boolean;
+  batchSize: number;
+  batchPauseMs: number;
+}
+
+/** --server: the passphrase (asked, stored 0600) and, with --trust, the pinned service certificate. */
+async function prepareKeyHsmClient(confdir: string, o: KeyHsmFlags): Promise<HsmSettings> {
+  const p = confPaths(confdir);
+  let passphrase: string | undefined;
+  if (o.passphrase) {
+    passphrase = await askLine('Passphrase for the client key: ');
+    mkdirSync(p.sslDir, { recursive: true, mode: 0o700 });
+    writeSecretFile(p.keyHsmPassphrase, `${passphrase}\n`);
+  }
+  if (o.trust) {
+    const pem = await fetchKeyHsmCert(o.server!, {
+      cert: readFileSync(o.clientCertfile!, 'utf8'),
+      key: readFileSync(o.clientKeyfile!, 'utf8'),
+      passphrase,
+    });
+    mkdirSync(p.sslDir, { recursive: true, mode: 0o700 });
+    const fp = storeKeyHsmCert(p.keyHsmCert, pem);
+    say(`trusted the Key HSM certificate (SHA-256 ${fp}) in ${p.keyHsmCert}`);
+  } else if (!existsSync(p.keyHsmCert)) {
+    throw usage(`no trusted Key HSM certificate in ${p.keyHsmCert} yet: add --trust`);
+  }
+  return {
+    kind: 'keyhsm',
+    server: o.server!,
+    clientCertFile: o.clientCertfile!,
+    clientKeyFile: o.clientKeyfile!,
+    passphraseFile: o.passphrase ? p.keyHsmPassphrase : undefined,
+    serverCertFile: p.keyHsmCert,
+  };
+}
 
 program
   .command('status')

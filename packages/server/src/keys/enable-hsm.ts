@@ -73,7 +73,7 @@ export async function enableHsm(opts: {
   const step = opts.onStep ?? (() => undefined);
   loadKeytrusteeConf(opts.confdir);
   // Token and PIN first: a missing token or a wrong PIN changes nothing.
-  const kek = openKekBackend(opts.settings);
+  const kek = await openKekBackend(opts.settings);
   try {
     step(`token ready: ${kek.description}`);
     const svc = await openNodeServices(opts.confdir);
@@ -124,12 +124,32 @@ export async function enableHsm(opts: {
         result = { role, kekId: await verifyKek(kek, svc), created: false };
         step(`the token holds the cluster's KEK "${result.kekId}"`);
       }
-      updateKeytrusteeConf(opts.confdir, {
-        HSM_PKCS11_MODULE: opts.settings.module,
-        HSM_TOKEN_LABEL: opts.settings.tokenLabel,
-        HSM_PIN_FILE: opts.settings.pinFile,
-      });
-      step(`keytrustee.conf now names the token (HSM_PKCS11_MODULE, HSM_TOKEN_LABEL, HSM_PIN_FILE)`);
+      const s = opts.settings;
+      if (s.kind === 'pkcs11') {
+        updateKeytrusteeConf(opts.confdir, {
+          HSM_PKCS11_MODULE: s.module,
+          HSM_TOKEN_LABEL: s.tokenLabel,
+          HSM_PIN_FILE: s.pinFile,
+          HSM_SERVER: undefined,
+          HSM_CLIENT_CERTFILE: undefined,
+          HSM_CLIENT_KEYFILE: undefined,
+          HSM_CLIENT_KEY_PASSPHRASE_FILE: undefined,
+        });
+        step('keytrustee.conf now names the token (HSM_PKCS11_MODULE, HSM_TOKEN_LABEL, HSM_PIN_FILE)');
+      } else {
+        updateKeytrusteeConf(opts.confdir, {
+          HSM_SERVER: s.server,
+          HSM_CLIENT_CERTFILE: s.clientCertFile,
+          HSM_CLIENT_KEYFILE: s.clientKeyFile,
+          HSM_CLIENT_KEY_PASSPHRASE_FILE: s.passphraseFile,
+          HSM_PKCS11_MODULE: undefined,
+          HSM_TOKEN_LABEL: undefined,
+          HSM_PIN_FILE: undefined,
+        });
+        step(
+          'keytrustee.conf now names the Key HSM service (HSM_SERVER, HSM_CLIENT_CERTFILE, HSM_CLIENT_KEYFILE)',
+        );
+      }
       return result;
     } finally {
       await svc.close();

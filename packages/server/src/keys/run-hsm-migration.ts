@@ -17,6 +17,11 @@ export interface RunMigrationOptions {
   /** Asks the operator (the seed's prompt) and resolves with the answer line. */
   ask: (prompt: string) => Promise<string>;
   say: (line: string) => void;
+  /**
+   * The seed's Key HSM form, run before keytrusteed was restarted: when a server does not run
+   * with the HSM yet, say to restart and run again instead of failing.
+   */
+  waitForRestart?: boolean;
 }
 
 /**
@@ -29,6 +34,8 @@ export async function runHsmMigration(opts: RunMigrationOptions): Promise<boolea
   const svc = await openNodeServices(opts.confdir);
   try {
     const role = svc.state.decide().role;
+    // The seed's form runs on both hosts: on the passive there is nothing to move.
+    if (role === 'passive' && opts.waitForRestart) return false;
     if (role !== 'active')
       throw new MigrationError(
         `this node is ${role}: run --migrate on the active (rows move through its write path)`,
@@ -54,6 +61,12 @@ export async function runHsmMigration(opts: RunMigrationOptions): Promise<boolea
     const urls = [`https://localhost:${svc.conf.PORT}`, ...svc.conf.PEERS];
     for (const url of urls) {
       const keys = await readServerKeys(url);
+      if (keys !== 'hsm' && opts.waitForRestart) {
+        opts.say(
+          `${pending.deposits} deposit version(s) are still sealed with the master key file. Restart keytrusteed on both nodes, then run this command again to move them to the HSM (both nodes must read HSM-sealed values first).`,
+        );
+        return false;
+      }
       if (keys !== 'hsm')
         throw new MigrationError(
           `keytrusteed at ${url} does not run with the HSM yet (${keys === 'file' ? 'it uses the master key file' : 'it does not answer'}): run \`ktadmin keyhsm\` on each node and restart keytrusteed on both first, so that both read the moved values. Nothing was moved.`,
