@@ -361,6 +361,59 @@ test('keytrusteed refuses to start when the token is missing or the PIN is wrong
   expect((await getDepositRaw(url, client, 'under-hsm')).status).toBe(200);
 });
 
+test('KEK rotation under read/write load: data keys re-wrapped in the background, old KEK retired, idempotent retries still recognised', async () => {
+  const idem = 'rotation-idempotency-key';
+  const first = await putDepositRaw(url, client, 'idem-before', 'v1', { idempotencyKey: idem });
+  expect(first.status).toBe(201);
+  let running = true;
+  let ops = 0;
+  const failures: string[] = [];
+  const load = (async () => {
+    for (let i = 0; running && i < 100_000; i++) {
+      const name = `load-${i % 10}`;
+      const w = await putDepositRaw(url, client, name, `x${i}`);
+      if (w.status !== 201) failures.push(`put ${name}: ${w.status} ${w.text}`);
+      const r = await getDepositRaw(url, client, name);
+      if (r.status !== 200 || valueOf(r) !== `x${i}`) failures.push(`get ${name}: ${r.status} ${r.text}`);
+      const o = await getDepositRaw(url, client, 'under-hsm');
+      if (o.status !== 200) failures.push(`get under-hsm: ${o.status} ${o.text}`);
+      ops++;
+    }
+  })();
+  try {
+    const rot = await runCli(BINS.ktadmin, ['--confdir', node.confdir, 'rotate-kek', '--wait', '30']);
+    expect(rot.stderr).toBe('');
+    expect(rot.code).toBe(0);
+    expect(rot.stdout).toMatch(/KEK "trustee-kek-2" is active; "trustee-kek-1" is retiring/);
+    expect(rot.stdout).toMatch(/"trustee-kek-1" is retired/);
+  } finally {
+    running = false;
+    await load;
+  }
+  expect(failures).toEqual([]);
+  expect(ops).toBeGreaterThan(3);
+  const left = await withSuperuser(node, (c) =>
+    c.query<{ n: string }>("select count(*) as n from data_keys where kek_id <> 'trustee-kek-2'"),
+  );
+  expect(Number(left.rows[0].n)).toBe(0);
+  const status = await runCli(BINS.ktadmin, ['--confdir', node.confdir, 'rotate-kek', '--status']);
+  expect(status.stdout).toMatch(/trustee-kek-1 {2}retired {2}0 data key/);
+  // A fresh server (empty cache) unwraps the re-wrapped data keys with the new KEK.
+  await restartServer();
+  const old = await getDepositRaw(url, client, 'before-hsm');
+  expect(old.status).toBe(200);
+  expect(valueOf(old)).toBe('file-sealed');
+  // The digest key moved with the rest: the retry is recognised, a different body is refused.
+  const replay = await putDepositRaw(url, client, 'idem-before', 'v1', { idempotencyKey: idem });
+  expect(replay.status).toBe(201);
+  expect(replay.json.version).toBe(first.json.version);
+  expect(replay.headers['idempotent-replayed']).toBe('true');
+  const other = await putDepositRaw(url, client, 'idem-before', 'v2', { idempotencyKey: idem });
+  expect(other.status).toBe(400);
+  const metrics = (await httpsRequest(url, { path: '/metrics', timeoutMs: 5000 })).text;
+  expect(metrics).toMatch(/trustee_hsm_operations_total\{op="unwrap",result="ok"\} [1-9]/);
+});
+
 /** The seed's Key HSM service (packages/server/src/cli/keyhsm.ts), built. */
 const KEYHSM_BIN = join(__dirname, '..', 'packages/server/dist/cli/keyhsm.js');
 
@@ -436,7 +489,7 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/trusted the Key HSM certificate/);
-    expect(r.stdout).toMatch(/holds the cluster's KEK "trustee-kek-1"/);
+    expect(r.stdout).toMatch(/holds the cluster's KEK "trustee-kek-2"/); // rotated above
     expect(r.stdout).toMatch(/No deposits need to be moved to the HSM/);
     expect(readFileSync(join(node.confdir, '.ssl', 'ssl-cert-keyhsm.pem'), 'utf8')).toMatch(
       /BEGIN CERTIFICATE/,

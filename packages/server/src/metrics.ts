@@ -228,6 +228,11 @@ export function createMetrics() {
     help: 'Unwrapped data keys held in memory (bounded by HSM_DATA_KEY_CACHE_SIZE)',
     registers: [registry],
   });
+  const hsmDataKeysRewrapped = new Counter({
+    name: 'trustee_hsm_data_keys_rewrapped_total',
+    help: 'Data keys re-wrapped from a retiring KEK to the active one (KEK rotation, on the active)',
+    registers: [registry],
+  });
   function observeHsm(op: HsmOp, seconds: number, errorReason?: string): void {
     hsmOperations.inc({ op, result: errorReason ? 'error' : 'ok' });
     hsmOperationSeconds.observe({ op }, seconds);
@@ -291,6 +296,7 @@ export function createMetrics() {
     initHsmSeries,
     hsmUp,
     hsmDataKeyCacheEntries,
+    hsmDataKeysRewrapped,
   };
 }
 

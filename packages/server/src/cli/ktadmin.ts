@@ -27,6 +27,7 @@ import {
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
 import { enqueueBackupNow } from '../jobs/backup-now';
 import { enableHsm } from '../keys/enable-hsm';
+import { readRotationStatus, rotateKek, type RotationStatus } from '../keys/rotate-kek';
 import type { HsmSettings } from '../keys/open-key-hierarchy';
 import { fetchKeyHsmCert, storeKeyHsmCert } from '../keys/trust-keyhsm';
 import { writeSecretFile } from '../confdir/secret-files';
@@ -569,6 +570,54 @@ async function prepareKeyHsmClient(confdir: string, o: KeyHsmFlags): Promise<Hsm
     serverCertFile: p.keyHsmCert,
   };
 }
+
+program
+  .command('rotate-kek')
+  .description(
+    'on the active: make a new key-encryption key on the HSM active; keytrusteed re-wraps the data keys in the background and retires the old KEK (deposits are not rewritten)',
+  )
+  .option('--status', 'only print the KEKs and how many data keys each still wraps')
+  .option(
+    '--wait <seconds>',
+    'after rotating, wait up to this long until the old KEK is retired',
+    parseSeconds,
+  )
+  .action(async (o: { status?: boolean; wait?: number }, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    const print = (st: RotationStatus) => {
+      for (const k of st.keks) say(`  ${k.id}  ${k.state}  ${k.dataKeys} data key(s)`);
+    };
+    if (o.status) {
+      print(await readRotationStatus(confdir));
+      return;
+    }
+    const r = await rotateKek(confdir);
+    say(
+      `KEK "${r.to}" is active; "${r.from}" is retiring: keytrusteed on the active re-wraps its data keys in the background.`,
+    );
+    if (!o.wait) {
+      say('progress: ktadmin rotate-kek --status (metric trustee_hsm_data_keys_rewrapped_total)');
+      return;
+    }
+    const deadline = Date.now() + o.wait * 1000;
+    for (;;) {
+      const st = await readRotationStatus(confdir);
+      if (st.keks.find((k) => k.id === r.from)?.state === 'retired') {
+        print(st);
+        say(
+          `"${r.from}" is retired: no data key uses it. Keep it on the token while backups from before the rotation are kept.`,
+        );
+        return;
+      }
+      if (Date.now() > deadline) {
+        print(st);
+        throw new Error(
+          `"${r.from}" was not retired within ${o.wait} s: is keytrusteed running on the active?`,
+        );
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  });
 
 program
   .command('status')

@@ -5,9 +5,12 @@ import {
   selectDataKey,
   selectDigestKey,
   selectKeks,
+  selectDataKeysOfKek,
+  rewrapDataKey,
+  retireKekIfUnused,
   type DataKeyRow,
 } from '../db/sql/data-keys';
-import type { WritePathOptions } from '../db/write-path';
+import { runWrite, type WritePathOptions } from '../db/write-path';
 import { openWithKey, sealWithKey } from './aes-gcm-blob';
 import { DataKeyCache } from './data-key-cache';
 import { createDataKey, dataKeyAad } from './data-keys';
@@ -29,7 +32,12 @@ export interface HsmKeyHierarchyOptions {
   /** A new deposit data key after this long (HSM_DATA_KEY_MAX_AGE_SECONDS), on the active. */
   maxDataKeyAgeMs: number;
   now?: () => number;
+  /** Called after a batch of data keys was re-wrapped to the active KEK (metrics). */
+  onRewrap?: (count: number) => void;
 }
+
+/** Data keys re-wrapped per write during a KEK rotation. */
+export const REWRAP_BATCH = 100;
 
 export interface HsmKeyHierarchy extends KeyHierarchy {
   readonly kek: KekBackend;
@@ -93,6 +101,36 @@ export function createHsmKeyHierarchy(opts: HsmKeyHierarchyOptions): HsmKeyHiera
     current = { id: row.id, createdAtMs: row.created_at.getTime() };
   }
 
+  /**
+   * KEK rotation, on the active: data keys still wrapped by a retiring KEK are unwrapped with it
+   * and wrapped with the active KEK, REWRAP_BATCH per write (the data keys themselves do not
+   * change, so no deposit is touched and digests stay the same); a retiring KEK no data key
+   * uses any more becomes retired.
+   */
+  async function rewrapRetiring(write: WritePathOptions): Promise<void> {
+    const keks = await selectKeks(opts.pool);
+    const active = keks.find((k) => k.state === 'active');
+    if (!active) return;
+    for (const old of keks.filter((k) => k.state === 'retiring')) {
+      const rows = await selectDataKeysOfKek(opts.pool, old.id, REWRAP_BATCH);
+      if (rows.length === 0) {
+        await runWrite(write, (c) => retireKekIfUnused(c, old.id));
+        continue;
+      }
+      const moved: { id: string; wrapped: Buffer }[] = [];
+      for (const r of rows) {
+        const key = await opts.kek.unwrap(old.id, r.wrapped, dataKeyAad(r.id, r.purpose));
+        moved.push({ id: r.id, wrapped: await opts.kek.wrap(active.id, key, dataKeyAad(r.id, r.purpose)) });
+        key.fill(0);
+      }
+      await runWrite(write, async (c) => {
+        for (const m of moved)
+          await rewrapDataKey(c, { id: m.id, fromKekId: old.id, toKekId: active.id, wrapped: m.wrapped });
+      });
+      opts.onRewrap?.(moved.length);
+    }
+  }
+
   const h: HsmKeyHierarchy = {
     kek: opts.kek,
     cache,
@@ -135,6 +173,7 @@ export function createHsmKeyHierarchy(opts: HsmKeyHierarchyOptions): HsmKeyHiera
       if (!digestKey) await h.init();
       await loadCurrent();
       if (!write) return;
+      await rewrapRetiring(write);
       if (current && now() - current.createdAtMs < opts.maxDataKeyAgeMs) return;
       // One creation at a time; the others wait for it.
       creating ??= (async () => {

@@ -119,6 +119,8 @@ export async function openKeyHierarchy(
   opts: {
     pool: Pool;
     observer?: HsmObserver;
+    /** Data keys re-wrapped during a KEK rotation (metrics). */
+    onRewrap?: (count: number) => void;
     /** Keep going when the database does not answer yet (the server's maintenance loop loads the keys later). */
     tolerateDatabaseDown?: boolean;
   },
@@ -133,6 +135,7 @@ export async function openKeyHierarchy(
     fileKey: existsSync(masterKeyFile) ? readFileMasterKey(masterKeyFile) : undefined,
     cacheSize: conf.HSM_DATA_KEY_CACHE_SIZE,
     maxDataKeyAgeMs: conf.HSM_DATA_KEY_MAX_AGE_SECONDS * SECOND,
+    onRewrap: opts.onRewrap,
   });
   try {
     await hsm.init();

@@ -27,6 +27,7 @@ export async function openNodeKeys(
     opened = await openKeyHierarchy(confdir, conf, {
       pool: db.pool,
       observer: metrics.observeHsm,
+      onRewrap: (n) => metrics.hsmDataKeysRewrapped.inc(n),
       tolerateDatabaseDown: true,
     });
   } catch (e) {

@@ -6,6 +6,7 @@ import type { Db } from '../db/pool';
 import type { WritePathOptions } from '../db/write-path';
 import { openKeyHierarchy } from '../keys/open-key-hierarchy';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
+import type { HsmKeyHierarchy } from '../keys/hsm-key-hierarchy';
 import { connectNodeDb } from '../db/node-db';
 import { NodeState } from './node-state';
 
@@ -14,6 +15,8 @@ export interface NodeServices {
   conf: KeytrusteeConf;
   db: Db;
   keys: KeyHierarchy;
+  /** Set when an HSM holds the KEK (keys is then this hierarchy). */
+  hsm?: HsmKeyHierarchy;
   write: WritePathOptions;
   /** The node's state as the server decides it (polled once at open; `poll()` refreshes it). */
   state: NodeState;
@@ -51,6 +54,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
     conf,
     db,
     keys,
+    hsm,
     write: {
       db,
       commitWaitMs: conf.COMMIT_WAIT_MS,

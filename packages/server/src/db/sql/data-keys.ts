@@ -72,3 +72,40 @@ export async function hasHsmTables(c: Queryable): Promise<boolean> {
   const { rows } = await c.query<{ ok: boolean }>(`select to_regclass('public.data_keys') is not null as ok`);
   return rows[0]?.ok === true;
 }
+
+/** Up to `limit` data keys still wrapped by `kekId`. */
+export async function selectDataKeysOfKek(c: Queryable, kekId: string, limit: number): Promise<DataKeyRow[]> {
+  const { rows } = await c.query<DataKeyRow>(
+    `select ${DK_COLUMNS} from data_keys where kek_id = $1 order by id limit $2`,
+    [kekId, limit],
+  );
+  return rows;
+}
+
+/** Moves one data key to another KEK, only if it is still wrapped by `fromKekId` (else 0). */
+export async function rewrapDataKey(
+  c: ClientBase,
+  row: { id: string; fromKekId: string; toKekId: string; wrapped: Buffer },
+): Promise<number> {
+  const r = await c.query('update data_keys set kek_id = $3, wrapped = $4 where id = $1 and kek_id = $2', [
+    row.id,
+    row.fromKekId,
+    row.toKekId,
+    row.wrapped,
+  ]);
+  return r.rowCount ?? 0;
+}
+
+/** Marks a retiring KEK retired once no data key uses it; returns whether it did. */
+export async function retireKekIfUnused(c: ClientBase, kekId: string): Promise<boolean> {
+  const r = await c.query(
+    `update hsm_keks set state = 'retired', retired_at = now()
+      where id = $1 and state = 'retiring' and not exists (select 1 from data_keys where kek_id = $1)`,
+    [kekId],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+export async function setKekState(c: ClientBase, kekId: string, state: KekRow['state']): Promise<void> {
+  await c.query('update hsm_keks set state = $2 where id = $1', [kekId, state]);
+}
