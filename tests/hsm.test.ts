@@ -1,4 +1,4 @@
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { updateKeytrusteeConf, waitForHealth } from '@trustee/server';
@@ -480,6 +480,7 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/Key HSM service https:\/\/localhost:\d+ is not usable/);
     expect(confText()).not.toMatch(/HSM_SERVER/);
+    expect(existsSync(join(node.confdir, '.ssl', 'ssl-cert-keyhsm.pem'))).toBe(false);
 
     const trust = await runCli(KEYHSM_BIN, ['--confdir', khDir, 'trust', certFile]);
     expect(trust.code).toBe(0);
@@ -488,7 +489,7 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
     const r = await viaService();
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/trusted the Key HSM certificate/);
+    expect(r.stdout).toMatch(/trusting the Key HSM certificate/);
     expect(r.stdout).toMatch(/holds the cluster's KEK "trustee-kek-2"/); // rotated above
     expect(r.stdout).toMatch(/No deposits need to be moved to the HSM/);
     expect(readFileSync(join(node.confdir, '.ssl', 'ssl-cert-keyhsm.pem'), 'utf8')).toMatch(

@@ -1,6 +1,6 @@
 import { VERSION } from '../package-info';
 import { Command, InvalidArgumentError } from 'commander';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CONF_FILE } from '../confdir/paths';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
@@ -499,7 +499,15 @@ program
         'give either --pkcs11-module, --token-label and --pin-file, or --server, --client-certfile and --client-keyfile',
       );
     }
-    const r = await enableHsm({ confdir, settings, onStep: say });
+    let r: Awaited<ReturnType<typeof enableHsm>>;
+    try {
+      r = await enableHsm({ confdir, settings, onStep: say });
+    } catch (e) {
+      // A refusal changes nothing: the newly fetched certificate and passphrase are dropped.
+      for (const f of pendingFiles(confdir)) rmSync(f, { force: true });
+      throw e;
+    }
+    for (const f of pendingFiles(confdir)) if (existsSync(f)) renameSync(f, f.slice(0, -PENDING.length));
     // The seed's Key HSM form always offers to migrate; the PKCS#11 form when asked (--migrate).
     const keyHsmForm = settings.kind === 'keyhsm';
     if (o.migrate || keyHsmForm) {
@@ -540,14 +548,26 @@ interface KeyHsmFlags {
   batchPauseMs: number;
 }
 
-/** --server: the passphrase (asked, stored 0600) and, with --trust, the pinned service certificate. */
+/** Suffix of files written by --trust / --passphrase until the set-up succeeded. */
+const PENDING = '.pending';
+
+function pendingFiles(confdir: string): string[] {
+  const p = confPaths(confdir);
+  return [p.keyHsmCert + PENDING, p.keyHsmPassphrase + PENDING];
+}
+
+/**
+ * --server: the passphrase (asked, stored 0600) and, with --trust, the service certificate to
+ * pin; both are written beside their final names and take them only once the set-up succeeded.
+ */
 async function prepareKeyHsmClient(confdir: string, o: KeyHsmFlags): Promise<HsmSettings> {
   const p = confPaths(confdir);
+  for (const f of pendingFiles(confdir)) rmSync(f, { force: true });
   let passphrase: string | undefined;
   if (o.passphrase) {
     passphrase = await askLine('Passphrase for the client key: ');
     mkdirSync(p.sslDir, { recursive: true, mode: 0o700 });
-    writeSecretFile(p.keyHsmPassphrase, `${passphrase}\n`);
+    writeSecretFile(p.keyHsmPassphrase + PENDING, `${passphrase}\n`);
   }
   if (o.trust) {
     const pem = await fetchKeyHsmCert(o.server!, {
@@ -556,8 +576,8 @@ async function prepareKeyHsmClient(confdir: string, o: KeyHsmFlags): Promise<Hsm
       passphrase,
     });
     mkdirSync(p.sslDir, { recursive: true, mode: 0o700 });
-    const fp = storeKeyHsmCert(p.keyHsmCert, pem);
-    say(`trusted the Key HSM certificate (SHA-256 ${fp}) in ${p.keyHsmCert}`);
+    const fp = storeKeyHsmCert(p.keyHsmCert + PENDING, pem);
+    say(`trusting the Key HSM certificate (SHA-256 ${fp}) in ${p.keyHsmCert}`);
   } else if (!existsSync(p.keyHsmCert)) {
     throw usage(`no trusted Key HSM certificate in ${p.keyHsmCert} yet: add --trust`);
   }
@@ -566,8 +586,8 @@ async function prepareKeyHsmClient(confdir: string, o: KeyHsmFlags): Promise<Hsm
     server: o.server!,
     clientCertFile: o.clientCertfile!,
     clientKeyFile: o.clientKeyfile!,
-    passphraseFile: o.passphrase ? p.keyHsmPassphrase : undefined,
-    serverCertFile: p.keyHsmCert,
+    passphraseFile: o.passphrase ? p.keyHsmPassphrase + PENDING : undefined,
+    serverCertFile: o.trust ? p.keyHsmCert + PENDING : p.keyHsmCert,
   };
 }
 

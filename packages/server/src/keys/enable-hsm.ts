@@ -141,7 +141,10 @@ export async function enableHsm(opts: {
           HSM_SERVER: s.server,
           HSM_CLIENT_CERTFILE: s.clientCertFile,
           HSM_CLIENT_KEYFILE: s.clientKeyFile,
-          HSM_CLIENT_KEY_PASSPHRASE_FILE: s.passphraseFile,
+          // The passphrase file ktadmin keeps (--passphrase); it may still carry its pending name here.
+          HSM_CLIENT_KEY_PASSPHRASE_FILE: s.passphraseFile
+            ? confPaths(opts.confdir).keyHsmPassphrase
+            : undefined,
           HSM_PKCS11_MODULE: undefined,
           HSM_TOKEN_LABEL: undefined,
           HSM_PIN_FILE: undefined,
