@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { updateKeytrusteeConf, waitForHealth } from '@trustee/server';
@@ -526,6 +527,46 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
     const back = await getDepositRaw(url, client, 'before-hsm');
     expect(back.status).toBe(200);
     expect(valueOf(back)).toBe('file-sealed');
+
+    // --passphrase: an encrypted client key; the passphrase is asked for and kept 0600 in .ssl/.
+    const encKey = join(token.dir, 'client-key-encrypted.pem');
+    writeFileSync(
+      encKey,
+      createPrivateKey(readFileSync(keyFile)).export({
+        type: 'pkcs8',
+        format: 'pem',
+        cipher: 'aes-256-cbc',
+        passphrase: 'kts-key-secret',
+      }) as string,
+      { mode: 0o600 },
+    );
+    const withPass = await runCli(
+      BINS.ktadmin,
+      [
+        '--confdir',
+        node.confdir,
+        'keyhsm',
+        '--passphrase',
+        '--server',
+        server,
+        '--client-certfile',
+        certFile,
+        '--client-keyfile',
+        encKey,
+        '--trust',
+      ],
+      { input: 'kts-key-secret\n' },
+    );
+    expect(withPass.stderr).toBe('');
+    expect(withPass.code).toBe(0);
+    expect(withPass.stdout).not.toContain('kts-key-secret');
+    const passFile = join(node.confdir, '.ssl', 'keyhsm-client-key.pass');
+    expect(statSync(passFile).mode & 0o777).toBe(0o600);
+    expect(confText()).toContain(`"HSM_CLIENT_KEY_PASSPHRASE_FILE": "${passFile}"`);
+    expect(confText()).not.toContain('kts-key-secret');
+    await restartServer();
+    const viaEncrypted = await getDepositRaw(url, client, 'via-service');
+    expect(valueOf(viaEncrypted)).toBe('keyhsm-sealed');
   } finally {
     await stopService();
   }
