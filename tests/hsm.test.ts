@@ -335,9 +335,16 @@ test('with the token gone, values of cached data keys still read; the others ans
   } finally {
     token.restore();
   }
-  // The token back: the next read reopens the session, no restart needed.
-  const again = await getDepositRaw(url, client, 'under-hsm');
-  expect(again.status).toBe(200);
+  // The token back: a read reopens the session (at most one attempt a second), no restart needed.
+  const again = await waitFor(
+    'the token to be used again',
+    async () => {
+      const r = await getDepositRaw(url, client, 'under-hsm');
+      return r.status === 200 ? r : undefined;
+    },
+    10_000,
+    200,
+  );
   expect(valueOf(again)).toBe('hsm-sealed');
 });
 

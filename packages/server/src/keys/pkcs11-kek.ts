@@ -4,6 +4,8 @@ import type { HsmObserver, HsmOp, KekBackend } from './kek-backend';
 import { HsmUnavailableError, KeyUnavailableError } from './key-hierarchy';
 
 const IV_BYTES = 12;
+/** Least time between two attempts to reopen a session on a token that failed, ms. */
+export const REOPEN_INTERVAL_MS = 1000;
 const TAG_BITS = 128;
 
 export interface Pkcs11Options {
@@ -142,14 +144,29 @@ export function openPkcs11Kek(opts: Pkcs11Options): KekBackend {
 
   function openSession(): graphene.Session {
     if (session) return session;
+    // While the token is away, one attempt per REOPEN_INTERVAL_MS: the calls in between fail at
+    // once with the last reason instead of each blocking on a library re-initialization.
+    if (lastFailure && Date.now() - lastFailure.at < REOPEN_INTERVAL_MS) {
+      throw new HsmUnavailableError(
+        lastFailure.reason,
+        `${description} is unavailable (${lastFailure.reason}); retrying at most every ${REOPEN_INTERVAL_MS} ms`,
+      );
+    }
     try {
-      return openSessionOnce();
+      try {
+        return openSessionOnce();
+      } catch (e) {
+        if (e instanceof Pkcs11SetupError || !needsReinit) throw e;
+        // After a failure: the library itself may need a fresh start (see reinitializeModule).
+        reinitializeModule(opts.module);
+        needsReinit = false;
+        return openSessionOnce();
+      }
     } catch (e) {
-      if (e instanceof Pkcs11SetupError || !needsReinit) throw e;
-      // After a failure: the library itself may need a fresh start (see reinitializeModule).
-      reinitializeModule(opts.module);
-      needsReinit = false;
-      return openSessionOnce();
+      if (!(e instanceof Pkcs11SetupError)) lastFailure = { at: Date.now(), reason: pkcs11Reason(e) };
+      throw e;
+    } finally {
+      if (session) lastFailure = undefined;
     }
   }
 
@@ -182,6 +199,8 @@ export function openPkcs11Kek(opts: Pkcs11Options): KekBackend {
 
   /** Set by a failure: the next open may re-initialize the module once. */
   let needsReinit = false;
+  /** The last failed attempt to open a session (see openSession). */
+  let lastFailure: { at: number; reason: string } | undefined;
 
   /** Drops the session after a failure, so the next call starts afresh. */
   function reset(): void {
