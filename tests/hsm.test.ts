@@ -332,6 +332,11 @@ test('with the token gone, values of cached data keys still read; the others ans
     const metrics = (await httpsRequest(url, { path: '/metrics', timeoutMs: 5000 })).text;
     expect(metrics).toMatch(/trustee_hsm_errors_total\{op="[a-z]+",reason="[A-Z_]+"\} [1-9]/);
     expect(metrics).toMatch(/trustee_hsm_up 0/);
+    const h = await httpsRequest(url, { path: '/v1/health', timeoutMs: 5000 });
+    expect(h.status).toBe(200);
+    expect(h.json.atRestKeys).toBe('hsm');
+    expect(h.json.hsm.up).toBe(false);
+    expect(h.json.hsm.reason).toMatch(/^[A-Z_]+$/);
   } finally {
     token.restore();
   }

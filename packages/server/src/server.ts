@@ -22,7 +22,7 @@ import {
 import { createRequestPool, type Db } from './db/pool';
 import { MIGRATIONS_DIR, VERSION } from './package-info';
 import { startNodeJournal } from './journal/run-journal-while-active';
-import { openNodeKeys, startHsmMaintenance } from './keys/open-node-keys';
+import { openNodeKeys, startHsmMaintenance, type HsmStatus } from './keys/open-node-keys';
 import type { OpenedKeys } from './keys/open-key-hierarchy';
 import { createLogger, type Logger } from './logger';
 import { createMetrics } from './metrics';
@@ -133,14 +133,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const metrics = createMetrics();
   // The key hierarchy: the master key file, or data keys under a KEK on the HSM (a missing token
   // or a wrong PIN stops the start here, saying which).
-  let opened: OpenedKeys;
+  let opened: OpenedKeys & { hsmStatus: HsmStatus };
   try {
     opened = await openNodeKeys(opts.confdir, conf, db, metrics, log);
   } catch (e) {
     await db.close();
     throw e;
   }
-  const { keys, hsm } = opened;
+  const { keys, hsm, hsmStatus } = opened;
   metrics.tlsCertificateExpiry.set(certificateExpirySeconds(nodeTls.certificate));
   const redisUrl = conf.REDIS_URL;
   const redis = redisUrl
@@ -214,6 +214,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       db,
       keys,
       hsm,
+      hsmStatus,
       identity,
       nodeState: ns,
       denyList,

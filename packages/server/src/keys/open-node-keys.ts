@@ -15,18 +15,31 @@ import { openKeyHierarchy, type OpenedKeys } from './open-key-hierarchy';
  * lacks stop the start (StartupError, the reason in the message); a database not answering yet
  * does not (the data keys are loaded by the maintenance loop once it answers).
  */
+/** The outcome of the last HSM operation, for /v1/health (no secrets: a reason code only). */
+export interface HsmStatus {
+  up: boolean;
+  reason: string | null;
+  at: string | null;
+}
+
 export async function openNodeKeys(
   confdir: string,
   conf: KeytrusteeConf,
   db: Db,
   metrics: Metrics,
   log: Logger,
-): Promise<OpenedKeys> {
+): Promise<OpenedKeys & { hsmStatus: HsmStatus }> {
   let opened: OpenedKeys;
+  const hsmStatus: HsmStatus = { up: true, reason: null, at: null };
   try {
     opened = await openKeyHierarchy(confdir, conf, {
       pool: db.pool,
-      observer: metrics.observeHsm,
+      observer: (op, seconds, reason) => {
+        metrics.observeHsm(op, seconds, reason);
+        hsmStatus.up = !reason;
+        hsmStatus.reason = reason ?? null;
+        hsmStatus.at = new Date().toISOString();
+      },
       onRewrap: (n) => metrics.hsmDataKeysRewrapped.inc(n),
       tolerateDatabaseDown: true,
     });
@@ -40,7 +53,7 @@ export async function openNodeKeys(
       'at-rest keys: data keys wrapped by a KEK on the HSM',
     );
   }
-  return opened;
+  return { ...opened, hsmStatus };
 }
 
 /**
