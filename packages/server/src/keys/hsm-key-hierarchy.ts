@@ -44,6 +44,8 @@ export interface HsmKeyHierarchy extends KeyHierarchy {
   readonly cache: DataKeyCache;
   /** Loads the digest key and the current data key (HSM calls): a startup error if that fails. */
   init(): Promise<void>;
+  /** False until init succeeded (e.g. the database did not answer at start). */
+  readonly initialised: boolean;
   /**
    * Periodic upkeep: re-reads which data key is current (the active may have made a new one or
    * rotated the KEK) and, on the active, makes a new data key when the current one is too old.
@@ -134,6 +136,9 @@ export function createHsmKeyHierarchy(opts: HsmKeyHierarchyOptions): HsmKeyHiera
   const h: HsmKeyHierarchy = {
     kek: opts.kek,
     cache,
+    get initialised() {
+      return digestKey !== undefined;
+    },
     get currentKeyId() {
       return current?.id ?? 'none';
     },

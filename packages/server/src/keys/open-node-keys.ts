@@ -69,10 +69,7 @@ export function startHsmMaintenance(opts: {
   log: Logger;
 }): { stop(): void } {
   const warn = everyMs(10_000);
-  let running = false;
   const tick = async () => {
-    if (running) return;
-    running = true;
     try {
       await opts.hsm.maintain(opts.write());
     } catch (e) {
@@ -85,12 +82,26 @@ export function startHsmMaintenance(opts: {
           'HSM upkeep failed; cached data keys keep working, others are UNAVAILABLE until it recovers',
         );
     } finally {
-      running = false;
       opts.metrics.hsmDataKeyCacheEntries.set(opts.hsm.cache.size);
     }
   };
-  const timer = setInterval(() => void tick(), opts.intervalMs);
-  timer.unref();
+  // Every intervalMs; every second while the keys are not loaded yet (database down at start).
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(
+      () => void tick().finally(schedule),
+      opts.hsm.initialised ? opts.intervalMs : Math.min(opts.intervalMs, 1000),
+    );
+    timer.unref();
+  };
+  schedule();
   opts.metrics.hsmDataKeyCacheEntries.set(opts.hsm.cache.size);
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
