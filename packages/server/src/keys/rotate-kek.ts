@@ -27,7 +27,8 @@ export interface RotationStatus {
 export async function rotateKek(confdir: string): Promise<{ from: string; to: string }> {
   const svc = await openNodeServices(confdir);
   try {
-    if (!svc.hsm) throw new RotationError('no HSM is configured on this node (ktadmin keyhsm first)');
+    const hsm = await svc.openHsm();
+    if (!hsm) throw new RotationError('no HSM is configured on this node (ktadmin keyhsm first)');
     const role = svc.state.decide().role;
     if (role !== 'active') throw new RotationError(`this node is ${role}: rotate the KEK on the active`);
     const keks = await selectKeks(svc.db.pool);
@@ -40,7 +41,7 @@ export async function rotateKek(confdir: string): Promise<{ from: string; to: st
     if (!active)
       throw new RotationError('the cluster has no active KEK (ktadmin keyhsm on the active first)');
     const next = `trustee-kek-${Math.max(...keks.map((k) => kekNumber(k.id))) + 1}`;
-    const kek = svc.hsm.kek;
+    const kek = hsm.kek;
     await kek.ensureKek(next);
     const id = newDataKeyId();
     const key = randomBytes(DATA_KEY_BYTES);
