@@ -306,6 +306,9 @@ test('GET /test_hsm creates the sample deposit through the HSM and answers the s
 });
 
 test('with the token gone, values of cached data keys still read; the others answer UNAVAILABLE with the reason', async () => {
+  // Registration opens the org secret's data key: before the writes below, so that with a cache
+  // of one the current data key is the cached one when the token goes.
+  const spare = await registerTestClient(url, 'hsmorg', orgCode);
   // One data key a second and a cache of one: wait until under-hsm's key is no longer current.
   const old = await dataKeyOf('under-hsm');
   await waitFor(
@@ -317,7 +320,6 @@ test('with the token gone, values of cached data keys still read; the others ans
     15_000,
     300,
   );
-  const spare = await registerTestClient(url, 'hsmorg', orgCode);
   token.remove();
   try {
     // Revocation needs no key: it works while the HSM is away.

@@ -232,7 +232,10 @@ export function openPkcs11Kek(opts: Pkcs11Options): KekBackend {
       try {
         return fn();
       } catch (e) {
-        if (e instanceof Pkcs11SetupError || e instanceof KeyUnavailableError) throw e;
+        if (e instanceof KeyUnavailableError) throw e;
+        // A PIN refused on a reopen while running (changed under us): the HSM is unusable now.
+        if (e instanceof Pkcs11SetupError)
+          throw new HsmUnavailableError('LOGIN_REFUSED', e.message, { cause: e });
         reset();
         if (attempt >= 1 || e instanceof HsmUnavailableError) {
           if (e instanceof HsmUnavailableError) throw e;
