@@ -57,6 +57,12 @@ function missingPackages() {
   if (forTests && !hasCommand('gpg')) missing.push('gnupg');
   if (forTests && !hasCommand('redis-server')) missing.push('redis-server');
   if (forTests && !hasCommand('promtool')) missing.push('prometheus');
+  // Key HSM tests: SoftHSM2 as the PKCS#11 token.
+  if (forTests && !hasCommand('softhsm2-util')) missing.push('softhsm2');
+  // The PKCS#11 binding (pkcs11js) is a native addon that npm ci builds with node-gyp.
+  if (!hasCommand('python3')) missing.push('python3');
+  if (!hasCommand('make')) missing.push('make');
+  if (!hasCommand('g++')) missing.push('g++');
   return missing;
 }
 
@@ -137,9 +143,17 @@ function mtime(p) {
 function ensureNodeModules() {
   const marker = path.join(ROOT, 'node_modules', '.package-lock.json');
   const lock = path.join(ROOT, 'package-lock.json');
-  if (mtime(marker) && mtime(marker) >= mtime(lock)) return;
-  say('installing npm dependencies (npm ci)…');
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
+  if (!(mtime(marker) && mtime(marker) >= mtime(lock))) {
+    say('installing npm dependencies (npm ci)…');
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
+  }
+  // The PKCS#11 binding is a native addon: an npm that skipped its install script (npm 11 without
+  // the package.json allowScripts entry) leaves it unbuilt.
+  const addon = path.join(ROOT, 'node_modules', 'pkcs11js', 'build', 'Release', 'pkcs11.node');
+  if (fs.existsSync(path.join(ROOT, 'node_modules', 'pkcs11js')) && !fs.existsSync(addon)) {
+    say('building the PKCS#11 native addon (npm rebuild pkcs11js)…');
+    execFileSync('npm', ['rebuild', 'pkcs11js'], { cwd: ROOT, stdio: 'inherit' });
+  }
 }
 
 function build() {

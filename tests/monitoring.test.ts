@@ -176,7 +176,13 @@ describe('alert rules and scrape config (promtool)', () => {
 });
 
 const SYSTEMD_DIR = join(ROOT, 'deploy', 'systemd');
-const UNITS = ['keytrustee-db.service', 'keytrusteed.service', 'ktbackup.service', 'ktbackup.timer'];
+const UNITS = [
+  'keytrustee-db.service',
+  'keytrusteed.service',
+  'ktbackup.service',
+  'ktbackup.timer',
+  'keyhsm.service',
+];
 
 /** `[Section]` → key → values (a key may repeat), for the hardening assertions and the INI check. */
 function parseUnit(text: string): Map<string, Map<string, string[]>> {

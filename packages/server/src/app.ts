@@ -7,6 +7,7 @@ import { depositsRouter } from './routes/deposits';
 import { errorHandler, methodNotAllowed, notFound, requireJson } from './routes/error-handler';
 import { healthRouter } from './routes/health';
 import { registerRouter } from './routes/register';
+import { testHsmRouter } from './routes/test-hsm';
 
 /**
  * Route template for requests answered before a route matched (401 from the auth middleware,
@@ -17,6 +18,7 @@ export function routeTemplateOf(path: string): string {
   if (path.startsWith('/v1/deposits/')) return '/v1/deposits/:name';
   if (path.startsWith('/v1/health')) return '/v1/health';
   if (path === '/v1/clients/register') return '/v1/clients/register';
+  if (path === '/test_hsm') return '/test_hsm';
   return 'unmatched';
 }
 
@@ -100,6 +102,7 @@ export function createApp(ctx: ServerContext): Express {
       res.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
     })
     .all(methodNotAllowed(['GET']));
+  app.use(testHsmRouter(ctx));
   app.use(registerRouter(ctx));
   app.use(depositsRouter(ctx));
   app.use(notFound);

@@ -191,6 +191,29 @@ export const keytrusteeConfSchema = z
      * Default: unset (no journal).
      */
     JOURNAL_DIR: z.string().startsWith('/', 'an absolute path').optional(),
+    /**
+     * Key HSM over PKCS#11 (set by `ktadmin keyhsm --pkcs11-module LIB --token-label LABEL
+     * --pin-file FILE`): the module library path, the token label and the 0600 file holding the
+     * user PIN (relative paths are resolved in the confdir). All three or none; unset = the
+     * master key file seals rows (the default).
+     */
+    HSM_PKCS11_MODULE: z.string().startsWith('/', 'an absolute path').optional(),
+    HSM_TOKEN_LABEL: z.string().min(1).max(32).optional(),
+    HSM_PIN_FILE: z.string().min(1).optional(),
+    /**
+     * The seed's Key HSM service instead (set by `ktadmin keyhsm --server https://H:9090
+     * --client-certfile F --client-keyfile F --trust`): its URL, this node's TLS client
+     * certificate and key, and (with --passphrase) a 0600 file holding the key's passphrase. The
+     * service's certificate is pinned in `.ssl/ssl-cert-keyhsm.pem`. Exclusive with HSM_PKCS11_*.
+     */
+    HSM_SERVER: z.string().url().startsWith('https://', 'an https:// URL').optional(),
+    HSM_CLIENT_CERTFILE: z.string().min(1).optional(),
+    HSM_CLIENT_KEYFILE: z.string().min(1).optional(),
+    HSM_CLIENT_KEY_PASSPHRASE_FILE: z.string().min(1).optional(),
+    /** Unwrapped HSM data keys kept in memory (least recently used out); default 1024. */
+    HSM_DATA_KEY_CACHE_SIZE: z.number().int().min(1).max(1_000_000).default(1024),
+    /** Seconds a deposit data key seals new rows before the active makes a new one; default 86400 (1 day). */
+    HSM_DATA_KEY_MAX_AGE_SECONDS: z.number().int().min(1).default(86_400),
     /** Redis for shared rate limits (optional; in-memory otherwise). */
     REDIS_URL: z.string().optional(),
     /**

@@ -5,6 +5,8 @@ import type { DecoyRegistrations } from './orgs/decoy-registration';
 import type { Db } from './db/pool';
 import type { WritePathOptions } from './db/write-path';
 import type { KeyHierarchy } from './keys/key-hierarchy';
+import type { HsmKeyHierarchy } from './keys/hsm-key-hierarchy';
+import type { HsmStatus } from './keys/open-node-keys';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 import type { NodeState } from './node/node-state';
@@ -15,6 +17,10 @@ import type { RateLimits } from './rate-limit';
 export interface ServerContext {
   db: Db;
   keys: KeyHierarchy;
+  /** Set when an HSM holds the KEK (keys is then this hierarchy). */
+  hsm?: HsmKeyHierarchy;
+  /** The last HSM operation's outcome (for /v1/health). */
+  hsmStatus?: HsmStatus;
   write: WritePathOptions;
   identity: Identity;
   nodeState: NodeState;

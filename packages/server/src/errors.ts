@@ -1,3 +1,4 @@
+import { HsmUnavailableError } from './keys/key-hierarchy';
 import type { ServerErrorCode } from '@trustee/sdk';
 
 /** The stable error codes of DESIGN.md — the only codes a client ever sees (the wire type lives in the SDK). */
@@ -77,9 +78,22 @@ export const SQLSTATE = {
 
 const UNAVAILABLE_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'ETIMEDOUT', 'EPIPE']);
 
+/**
+ * The HSM could not unwrap a data key (token removed, device error, KEK missing): UNAVAILABLE with
+ * the reason code (safe: a CKR_* name or ours), so operators and the SDK see it is the HSM.
+ */
+export function hsmUnavailable(e: HsmUnavailableError): AppError {
+  return new AppError(
+    'UNAVAILABLE',
+    `the HSM holding this node's key-encryption key is unavailable (${e.reason}); values whose data key is cached still work`,
+    { cause: e, details: { reason: 'HSM', hsmReason: e.reason }, retryAfterSec: 1 },
+  );
+}
+
 /** Normalises anything thrown into an AppError, keeping the original as `cause`. */
 export function toAppError(e: unknown): AppError {
   if (e instanceof AppError) return e;
+  if (e instanceof HsmUnavailableError) return hsmUnavailable(e);
   const code = (e as { code?: unknown } | null)?.code;
   if (code === SQLSTATE.READ_ONLY_SQL_TRANSACTION) {
     return new AppError('NOT_ACTIVE', 'this node is passive (its database is a read-only standby)', {

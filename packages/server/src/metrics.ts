@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { IN_DOUBT_REASONS } from './db/write-path';
 import { HTTP_STATUS } from './errors';
 import type { NodeState } from './node/node-state';
+import { HSM_OPS, type HsmOp } from './keys/kek-backend';
 
 /** Codes a refused write gets from the node decision (decide.ts); a low, fixed label set. */
 const WRITE_REFUSAL_CODES = ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'UNAVAILABLE'] as const;
@@ -197,6 +198,56 @@ export function createMetrics() {
   for (const result of ['ok', 'failed']) tlsReloads.inc({ result }, 0);
 
   /** Gauges from the node's one decision and its snapshot. */
+  // Key HSM (issue 14): labels are the operation and a CKR_* style reason, never a key, PIN or label.
+  const hsmOperations = new Counter({
+    name: 'trustee_hsm_operations_total',
+    help: 'HSM operations (open, find, generate, wrap, unwrap) by result (ok, error)',
+    labelNames: ['op', 'result'] as const,
+    registers: [registry],
+  });
+  const hsmOperationSeconds = new Histogram({
+    name: 'trustee_hsm_operation_duration_seconds',
+    help: 'Latency of HSM operations by operation',
+    labelNames: ['op'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [registry],
+  });
+  const hsmErrors = new Counter({
+    name: 'trustee_hsm_errors_total',
+    help: 'Failed HSM operations by operation and reason (a PKCS#11 CKR_* code or TOKEN_NOT_PRESENT, KEK_NOT_FOUND)',
+    labelNames: ['op', 'reason'] as const,
+    registers: [registry],
+  });
+  const hsmUp = new Gauge({
+    name: 'trustee_hsm_up',
+    help: '1 when the last HSM operation succeeded, 0 after a failure; absent without an HSM',
+    registers: [registry],
+  });
+  const hsmDataKeyCacheEntries = new Gauge({
+    name: 'trustee_hsm_data_key_cache_entries',
+    help: 'Unwrapped data keys held in memory (bounded by HSM_DATA_KEY_CACHE_SIZE)',
+    registers: [registry],
+  });
+  const hsmDataKeysRewrapped = new Counter({
+    name: 'trustee_hsm_data_keys_rewrapped_total',
+    help: 'Data keys re-wrapped from a retiring KEK to the active one (KEK rotation, on the active)',
+    registers: [registry],
+  });
+  function observeHsm(op: HsmOp, seconds: number, errorReason?: string): void {
+    hsmOperations.inc({ op, result: errorReason ? 'error' : 'ok' });
+    hsmOperationSeconds.observe({ op }, seconds);
+    if (errorReason)
+      hsmErrors.inc({ op, reason: /^[A-Z0-9_]{1,64}$/.test(errorReason) ? errorReason : 'OTHER' });
+    hsmUp.set(errorReason ? 0 : 1);
+  }
+  /** Zero series for every operation, so a dashboard shows 0 rather than nothing on an HSM node. */
+  function initHsmSeries(): void {
+    for (const op of HSM_OPS) {
+      hsmOperations.inc({ op, result: 'ok' }, 0);
+      hsmOperations.inc({ op, result: 'error' }, 0);
+    }
+  }
+
   function observeNode(ns: NodeState): void {
     const s = ns.current();
     const d = ns.decide();
@@ -241,6 +292,11 @@ export function createMetrics() {
     connectionsRefused,
     tlsCertificateExpiry,
     tlsReloads,
+    observeHsm,
+    initHsmSeries,
+    hsmUp,
+    hsmDataKeyCacheEntries,
+    hsmDataKeysRewrapped,
   };
 }
 

@@ -22,7 +22,8 @@ import {
 import { createRequestPool, type Db } from './db/pool';
 import { MIGRATIONS_DIR, VERSION } from './package-info';
 import { startNodeJournal } from './journal/run-journal-while-active';
-import { createFileMasterKey } from './keys/file-master-key';
+import { openNodeKeys, startHsmMaintenance, type HsmStatus } from './keys/open-node-keys';
+import type { OpenedKeys } from './keys/open-key-hierarchy';
 import { createLogger, type Logger } from './logger';
 import { createMetrics } from './metrics';
 import { startCountRefresh } from './metrics-refresh';
@@ -127,10 +128,19 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const tlsSource = { confdir: opts.confdir, clientCaPem: identity.certPem };
   const nodeTls = await prepareNodeTls({ ...tlsSource, settings: conf });
   logNodeTls(log, nodeTls, 'TLS ready');
-  const keys = createFileMasterKey(p.masterKey);
   // Requests run as the least-privilege role; the control pool (state, cancels) as the owner.
   const db = connectNodeDb(conf, opts.confdir, { requestUser: DB_APP_ROLE });
   const metrics = createMetrics();
+  // The key hierarchy: the master key file, or data keys under a KEK on the HSM (a missing token
+  // or a wrong PIN stops the start here, saying which).
+  let opened: OpenedKeys & { hsmStatus: HsmStatus };
+  try {
+    opened = await openNodeKeys(opts.confdir, conf, db, metrics, log);
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  const { keys, hsm, hsmStatus } = opened;
   metrics.tlsCertificateExpiry.set(certificateExpirySeconds(nodeTls.certificate));
   const redisUrl = conf.REDIS_URL;
   const redis = redisUrl
@@ -203,6 +213,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const ctx: ServerContext = {
       db,
       keys,
+      hsm,
+      hsmStatus,
       identity,
       nodeState: ns,
       denyList,
@@ -234,6 +246,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         onInDoubt: (reason) => metrics.writesInDoubt.inc({ reason }),
       },
     };
+    const hsmTimer = hsm
+      ? startHsmMaintenance({
+          hsm,
+          intervalMs: Math.max(500, Math.min(30_000, (conf.HSM_DATA_KEY_MAX_AGE_SECONDS * 1000) / 2)),
+          write: () => (ns.decide().role === 'active' ? ctx.write : undefined),
+          metrics,
+          log: log.child({ component: 'hsm' }),
+        })
+      : undefined;
     const metricsTimer = setInterval(() => metrics.observeNode(ns), 1000);
     metricsTimer.unref();
     metrics.observeNode(ns);
@@ -332,6 +353,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       reloadTls: () => tlsReloader.reload(),
       async close() {
         clearInterval(metricsTimer);
+        hsmTimer?.stop();
         countRefresh.stop();
         await metricsListener?.close();
         await journal?.close();
@@ -345,6 +367,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         redis?.disconnect();
         await signPool.close();
         await db.close();
+        hsm?.close();
       },
     };
   } catch (e) {
@@ -353,6 +376,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     redis?.disconnect();
     await signPool.close();
     await db.close();
+    hsm?.close();
     throw e;
   }
 }

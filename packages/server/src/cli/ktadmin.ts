@@ -1,6 +1,6 @@
 import { VERSION } from '../package-info';
-import { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CONF_FILE } from '../confdir/paths';
 import { updateKeytrusteeConf } from '../confdir/update-conf';
@@ -26,7 +26,16 @@ import {
 } from '../node/bootstrap-db';
 import { readNodeStatus, formatNodeStatus } from '../node/node-status';
 import { enqueueBackupNow } from '../jobs/backup-now';
-import { defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
+import { enableHsm } from '../keys/enable-hsm';
+import { readRotationStatus, rotateKek, type RotationStatus } from '../keys/rotate-kek';
+import type { HsmSettings } from '../keys/open-key-hierarchy';
+import { fetchKeyHsmCert, storeKeyHsmCert } from '../keys/trust-keyhsm';
+import { writeSecretFile } from '../confdir/secret-files';
+import { confPaths } from '../confdir/paths';
+import { NO_WAY_BACK } from '../keys/migrate-to-hsm';
+import { runHsmMigration } from '../keys/run-hsm-migration';
+import { createInterface } from 'node:readline';
+import { absolutePath, defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
 
@@ -41,6 +50,33 @@ interface DbFlags {
   master?: string;
   replace?: boolean;
   peer?: string;
+}
+
+function parsePositiveInt(v: string): number {
+  if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected a positive integer');
+  return Number(v);
+}
+
+function parseNonNegativeInt(v: string): number {
+  if (!/^\d{1,9}$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(v);
+}
+
+/** Prints `prompt` and reads one line from stdin ('' at end of input). */
+function askLine(prompt: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: false });
+    let answered = false;
+    rl.on('line', (line) => {
+      answered = true;
+      rl.close();
+      resolve(line);
+    });
+    rl.on('close', () => {
+      if (!answered) resolve('');
+    });
+    process.stdout.write(prompt);
+  });
 }
 
 function usage(message: string): Error {
@@ -418,6 +454,189 @@ program
       say(
         'note: no job runner is connected here yet (keytrusteed stopped or starting); it runs once keytrusteed runs',
       );
+  });
+
+program
+  .command('keyhsm')
+  .description(
+    'keep the at-rest key-encryption key (KEK) in an HSM, over PKCS#11 directly or through the Key HSM service (--server): data keys are wrapped by it; run on the active first, then on the passive, restart keytrusteed on both, then migrate existing deposits',
+  )
+  .option('--pkcs11-module <lib>', 'PKCS#11: library, e.g. /usr/lib/softhsm/libsofthsm2.so', absolutePath)
+  .option('--token-label <label>', 'PKCS#11: label of the token holding the KEK')
+  .option(
+    '--pin-file <file>',
+    'PKCS#11: file (mode 0600) holding the token user PIN on its first line; the PIN is never taken on the command line',
+    absolutePath,
+  )
+  .option('--server <url>', 'Key HSM service, e.g. https://keyhsm01.example.com:9090')
+  .option('--client-certfile <file>', "Key HSM: this node's TLS client certificate (PEM)", absolutePath)
+  .option('--client-keyfile <file>', 'Key HSM: its private key (PEM)', absolutePath)
+  .option('--trust', 'Key HSM: fetch the service certificate and pin it in .ssl/ssl-cert-keyhsm.pem')
+  .option(
+    '--passphrase',
+    'Key HSM: the client key is encrypted; ask for its passphrase (stored 0600 in .ssl/)',
+  )
+  .option(
+    '--migrate',
+    'PKCS#11: on the active, once keytrusteed runs with the HSM on both nodes, move the values still sealed with the master key file to HSM data keys (resumable; no way back). With --server this is asked for every time',
+  )
+  .option('--yes', 'answer yes to the migration question')
+  .option('--batch-size <n>', 'rows moved per write (each committed on both nodes)', parsePositiveInt, 100)
+  .option('--batch-pause-ms <ms>', 'pause between batches, to spare a busy cluster', parseNonNegativeInt, 0)
+  .addHelpText('after', `\n${NO_WAY_BACK}\n`)
+  .action(async (o: KeyHsmFlags, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    const direct = [o.pkcs11Module, o.tokenLabel, o.pinFile].filter(Boolean).length;
+    const remote = [o.server, o.clientCertfile, o.clientKeyfile].filter(Boolean).length;
+    let settings: HsmSettings;
+    if (direct === 3 && remote === 0) {
+      settings = { kind: 'pkcs11', module: o.pkcs11Module!, tokenLabel: o.tokenLabel!, pinFile: o.pinFile! };
+    } else if (remote === 3 && direct === 0) {
+      if (!/^https:\/\//.test(o.server!)) throw usage('--server must be an https:// URL');
+      settings = await prepareKeyHsmClient(confdir, o);
+    } else {
+      throw usage(
+        'give either --pkcs11-module, --token-label and --pin-file, or --server, --client-certfile and --client-keyfile',
+      );
+    }
+    let r: Awaited<ReturnType<typeof enableHsm>>;
+    try {
+      r = await enableHsm({ confdir, settings, onStep: say });
+    } catch (e) {
+      // A refusal changes nothing: the newly fetched certificate and passphrase are dropped.
+      for (const f of pendingFiles(confdir)) rmSync(f, { force: true });
+      throw e;
+    }
+    for (const f of pendingFiles(confdir)) if (existsSync(f)) renameSync(f, f.slice(0, -PENDING.length));
+    // The seed's Key HSM form always offers to migrate; the PKCS#11 form when asked (--migrate).
+    const keyHsmForm = settings.kind === 'keyhsm';
+    if (o.migrate || keyHsmForm) {
+      await runHsmMigration({
+        confdir,
+        yes: o.yes,
+        batchSize: o.batchSize,
+        pauseMs: o.batchPauseMs,
+        ask: askLine,
+        say,
+        waitForRestart: keyHsmForm && !o.migrate,
+      });
+      if (o.migrate) return;
+    }
+    if (r.role === 'passive') say('HSM configured on the passive. Restart keytrusteed on this node.');
+    else if (keyHsmForm)
+      say(
+        'Key HSM configured on the active. Run the same command on the passive, then restart keytrusteed on both nodes.',
+      );
+    else
+      say(
+        'HSM configured on the active. Next: the same command on the passive (same token, or a token holding the same KEK), restart keytrusteed on both nodes, then run this again with --migrate here to move existing deposits.',
+      );
+  });
+
+interface KeyHsmFlags {
+  pkcs11Module?: string;
+  tokenLabel?: string;
+  pinFile?: string;
+  server?: string;
+  clientCertfile?: string;
+  clientKeyfile?: string;
+  trust?: boolean;
+  passphrase?: boolean;
+  migrate?: boolean;
+  yes?: boolean;
+  batchSize: number;
+  batchPauseMs: number;
+}
+
+/** Suffix of files written by --trust / --passphrase until the set-up succeeded. */
+const PENDING = '.pending';
+
+function pendingFiles(confdir: string): string[] {
+  const p = confPaths(confdir);
+  return [p.keyHsmCert + PENDING, p.keyHsmPassphrase + PENDING];
+}
+
+/**
+ * --server: the passphrase (asked, stored 0600) and, with --trust, the service certificate to
+ * pin; both are written beside their final names and take them only once the set-up succeeded.
+ */
+async function prepareKeyHsmClient(confdir: string, o: KeyHsmFlags): Promise<HsmSettings> {
+  const p = confPaths(confdir);
+  for (const f of pendingFiles(confdir)) rmSync(f, { force: true });
+  let passphrase: string | undefined;
+  if (o.passphrase) {
+    passphrase = await askLine('Passphrase for the client key: ');
+    mkdirSync(p.sslDir, { recursive: true, mode: 0o700 });
+    writeSecretFile(p.keyHsmPassphrase + PENDING, `${passphrase}\n`);
+  }
+  if (o.trust) {
+    const pem = await fetchKeyHsmCert(o.server!, {
+      cert: readFileSync(o.clientCertfile!, 'utf8'),
+      key: readFileSync(o.clientKeyfile!, 'utf8'),
+      passphrase,
+    });
+    mkdirSync(p.sslDir, { recursive: true, mode: 0o700 });
+    const fp = storeKeyHsmCert(p.keyHsmCert + PENDING, pem);
+    say(`trusting the Key HSM certificate (SHA-256 ${fp}) in ${p.keyHsmCert}`);
+  } else if (!existsSync(p.keyHsmCert)) {
+    throw usage(`no trusted Key HSM certificate in ${p.keyHsmCert} yet: add --trust`);
+  }
+  return {
+    kind: 'keyhsm',
+    server: o.server!,
+    clientCertFile: o.clientCertfile!,
+    clientKeyFile: o.clientKeyfile!,
+    passphraseFile: o.passphrase ? p.keyHsmPassphrase + PENDING : undefined,
+    serverCertFile: o.trust ? p.keyHsmCert + PENDING : p.keyHsmCert,
+  };
+}
+
+program
+  .command('rotate-kek')
+  .description(
+    'on the active: make a new key-encryption key on the HSM active; keytrusteed re-wraps the data keys in the background and retires the old KEK (deposits are not rewritten)',
+  )
+  .option('--status', 'only print the KEKs and how many data keys each still wraps')
+  .option(
+    '--wait <seconds>',
+    'after rotating, wait up to this long until the old KEK is retired',
+    parseSeconds,
+  )
+  .action(async (o: { status?: boolean; wait?: number }, cmd: Command) => {
+    const confdir = confdirOf(cmd);
+    const print = (st: RotationStatus) => {
+      for (const k of st.keks) say(`  ${k.id}  ${k.state}  ${k.dataKeys} data key(s)`);
+    };
+    if (o.status) {
+      print(await readRotationStatus(confdir));
+      return;
+    }
+    const r = await rotateKek(confdir);
+    say(
+      `KEK "${r.to}" is active; "${r.from}" is retiring: keytrusteed on the active re-wraps its data keys in the background.`,
+    );
+    if (!o.wait) {
+      say('progress: ktadmin rotate-kek --status (metric trustee_hsm_data_keys_rewrapped_total)');
+      return;
+    }
+    const deadline = Date.now() + o.wait * 1000;
+    for (;;) {
+      const st = await readRotationStatus(confdir);
+      if (st.keks.find((k) => k.id === r.from)?.state === 'retired') {
+        print(st);
+        say(
+          `"${r.from}" is retired: no data key uses it. Keep it on the token while backups from before the rotation are kept.`,
+        );
+        return;
+      }
+      if (Date.now() > deadline) {
+        print(st);
+        throw new Error(
+          `"${r.from}" was not retired within ${o.wait} s: is keytrusteed running on the active?`,
+        );
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
   });
 
 program

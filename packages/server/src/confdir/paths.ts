@@ -24,6 +24,9 @@ export function confPaths(confdir: string) {
     sslDir: join(confdir, '.ssl'),
     sslCert: join(confdir, '.ssl', 'ssl-cert-keytrustee.pem'),
     sslKey: join(confdir, '.ssl', 'ssl-cert-keytrustee-pk.pem'),
+    /** The Key HSM service's certificate, pinned by `ktadmin keyhsm --trust` (the seed's path). */
+    keyHsmCert: join(confdir, '.ssl', 'ssl-cert-keyhsm.pem'),
+    keyHsmPassphrase: join(confdir, '.ssl', 'keyhsm-client-key.pass'),
   };
 }
 

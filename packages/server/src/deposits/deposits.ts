@@ -11,8 +11,8 @@ import {
   type DepositRow,
 } from '../db/sql/deposits';
 import { runWrite, runWriteBarrier, type WriteControl, type WritePathOptions } from '../db/write-path';
-import { AppError, SQLSTATE, toAppError } from '../errors';
-import type { KeyHierarchy } from '../keys/key-hierarchy';
+import { AppError, hsmUnavailable, SQLSTATE, toAppError } from '../errors';
+import { HsmUnavailableError, type KeyHierarchy } from '../keys/key-hierarchy';
 import { encodeCursor, type ListParams } from './validate-deposit';
 
 export interface DepositServices {
@@ -28,7 +28,7 @@ export interface WriteResult {
 }
 
 /** The row's owner, name and version are bound as associated data: a row moved elsewhere fails to open. */
-function depositAad(owner: string, name: string, version: number): Buffer {
+export function depositAad(owner: string, name: string, version: number): Buffer {
   return Buffer.from(`trustee-deposit-v1\u0000${owner}\u0000${name}\u0000${version}`, 'utf8');
 }
 
@@ -240,6 +240,8 @@ export async function getDeposit(
   try {
     value = await svc.keys.open(row.key_id, row.sealed_value, depositAad(args.owner, row.name, row.version));
   } catch (e) {
+    // The HSM is down and this value's data key is not cached: the node's problem, not the row's.
+    if (e instanceof HsmUnavailableError) throw hsmUnavailable(e);
     // Tampered, moved or sealed with a key this node lacks: never a value, never a retry hint.
     throw new AppError(
       'UNAVAILABLE',

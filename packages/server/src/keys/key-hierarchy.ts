@@ -1,7 +1,7 @@
 /**
- * The at-rest key hierarchy behind one interface: today a master key file in the confdir,
- * later an HSM over PKCS#11 (the key id records which key sealed each row, so a migration can
- * re-seal rows batch by batch).
+ * The at-rest key hierarchy behind one interface: a master key file in the confdir, or data
+ * keys wrapped by a key-encryption key (KEK) held in an HSM (hsm-key-hierarchy.ts). The key id
+ * records which key sealed each row, so a migration can re-seal rows batch by batch.
  */
 export interface KeyHierarchy {
   /** Id of the key new rows are sealed with. */
@@ -17,6 +17,23 @@ export interface KeyHierarchy {
   digest(data: Buffer): Promise<Buffer>;
 }
 
+/** The key of a row is not there or does not open it (tampered, moved, another cluster's key). */
 export class KeyUnavailableError extends Error {
   override name = 'KeyUnavailableError';
+}
+
+/**
+ * The HSM could not be used right now (token removed, device error, service unreachable):
+ * `reason` is a short code safe for logs, answers and metric labels (e.g. CKR_DEVICE_ERROR,
+ * TOKEN_NOT_PRESENT, ECONNREFUSED); never a PIN or key material.
+ */
+export class HsmUnavailableError extends Error {
+  override name = 'HsmUnavailableError';
+  constructor(
+    readonly reason: string,
+    message: string,
+    opts?: { cause?: unknown },
+  ) {
+    super(message, opts);
+  }
 }

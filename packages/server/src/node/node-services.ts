@@ -4,8 +4,9 @@ import { readSecretFile } from '../confdir/secret-files';
 import { keyFingerprint } from '../crypto/fingerprint';
 import type { Db } from '../db/pool';
 import type { WritePathOptions } from '../db/write-path';
-import { createFileMasterKey } from '../keys/file-master-key';
+import { openKeyHierarchy, type OpenedKeys } from '../keys/open-key-hierarchy';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
+import type { HsmKeyHierarchy } from '../keys/hsm-key-hierarchy';
 import { connectNodeDb } from '../db/node-db';
 import { NodeState } from './node-state';
 
@@ -13,7 +14,13 @@ export interface NodeServices {
   confdir: string;
   conf: KeytrusteeConf;
   db: Db;
+  /**
+   * The key hierarchy, opened on first use: an admin command that needs no key (e.g.
+   * `keytrustee-orgtool disable-client`) works while the HSM is unreachable.
+   */
   keys: KeyHierarchy;
+  /** The HSM hierarchy when an HSM holds the KEK (opens it now), else undefined. */
+  openHsm(): Promise<HsmKeyHierarchy | undefined>;
   write: WritePathOptions;
   /** The node's state as the server decides it (polled once at open; `poll()` refreshes it). */
   state: NodeState;
@@ -28,8 +35,19 @@ export interface NodeServices {
 export async function openNodeServices(confdir: string): Promise<NodeServices> {
   const conf = loadKeytrusteeConf(confdir);
   const p = confPaths(confdir);
-  const keys = createFileMasterKey(p.masterKey);
   const db = connectNodeDb(conf, confdir, { max: 2 });
+  let opening: Promise<OpenedKeys> | undefined;
+  let opened: OpenedKeys | undefined;
+  const openKeys = () =>
+    (opening ??= openKeyHierarchy(confdir, conf, { pool: db.pool }).then((o) => (opened = o)));
+  const keys: KeyHierarchy = {
+    get currentKeyId(): string {
+      return opened?.keys.currentKeyId ?? 'not opened yet';
+    },
+    seal: async (plaintext, aad) => (await openKeys()).keys.seal(plaintext, aad),
+    open: async (keyId, blob, aad) => (await openKeys()).keys.open(keyId, blob, aad),
+    digest: async (data) => (await openKeys()).keys.digest(data),
+  };
   const state = new NodeState({
     pool: db.control,
     identityFingerprint: keyFingerprint(readSecretFile(p.identityKey).toString('utf8')),
@@ -44,6 +62,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
     conf,
     db,
     keys,
+    openHsm: async () => (await openKeys()).hsm,
     write: {
       db,
       commitWaitMs: conf.COMMIT_WAIT_MS,
@@ -51,6 +70,10 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
       gate: () => state.admitWrite(),
     },
     state,
-    close: () => db.close(),
+    async close() {
+      await opening?.catch(() => undefined);
+      opened?.hsm?.close();
+      await db.close();
+    },
   };
 }

@@ -25,7 +25,7 @@ export interface OrgServices {
   maxPendingPerOrg?: number;
 }
 
-function secretAad(orgName: string): Buffer {
+export function secretAad(orgName: string): Buffer {
   return Buffer.from(`trustee-org-auth-v1\u0000${orgName}`, 'utf8');
 }
 

@@ -37,6 +37,10 @@ export function healthRouter(ctx: ServerContext): Router {
         singleNodeWrites: d.singleNodeWrites ? { until: ha.singleNodeWrites?.until ?? null } : null,
         fenced: ha.fenced ?? null,
         version: ctx.version,
+        // Which key hierarchy seals rows here (ktadmin keyhsm --migrate waits for 'hsm' on both nodes).
+        atRestKeys: ctx.hsm ? 'hsm' : 'file',
+        // The HSM's last answer: reads of cached data keys go on while it is down (not a 503 here).
+        hsm: ctx.hsm ? { ...(ctx.hsmStatus ?? { up: true, reason: null, at: null }) } : null,
         // The cluster identity's public fingerprint: a peer probe ignores a node of another cluster.
         cluster: ctx.identity.fingerprint,
         stateAgeMs: ns.ageMs(),
