@@ -11,7 +11,7 @@ const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, median, killTree, healthStatus } = require('./lib');
+const { median, killTree, healthStatus, buildPair, removePair, writeResults, runBench } = require('./lib');
 const server = require('../packages/server/dist');
 const { readPostmasterPid } = require('../packages/replicator/dist');
 
@@ -46,7 +46,6 @@ async function main() {
   const t0 = Date.now();
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'trustee-bench-failover-'));
   fs.chmodSync(home, 0o755);
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const children = new Map();
   let cluster;
   const startServer = async (n) => {
@@ -59,21 +58,12 @@ async function main() {
   };
   const stopAll = async () => {
     for (const c of children.values()) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    if (cluster) await server.stopLocalDatabases(cluster).catch(() => undefined);
-    for (const n of cluster ? [cluster.a, cluster.b] : []) {
-      const pid = readPostmasterPid(n.dbDir);
-      if (pid) killTree(pid);
-    }
-    fs.rmSync(home, { recursive: true, force: true });
+    await removePair(cluster, home);
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
     say(`[1/${CYCLES + 2}] building a local pair in ${home}…`);
-    cluster = await server.setupLocalCluster({
-      home,
-      apiPorts: [ports[0], ports[1]],
-      dbPorts: [ports[2], ports[3]],
-    });
+    cluster = await buildPair(home);
     await startServer(cluster.a);
     await startServer(cluster.b);
     const baselineCli = [];
@@ -121,18 +111,13 @@ async function main() {
       `[${CYCLES + 2}/${CYCLES + 2}] done in ${((Date.now() - t0) / 1000).toFixed(1)} s (${CYCLES} cycles, medians)\n`,
     );
     say(table);
-    const out = path.join(__dirname, 'failover-results.md');
-    fs.writeFileSync(
-      out,
+    writeResults(
+      'failover-results.md',
       `# Failover timings\n\nMeasured ${new Date().toISOString()} on ${os.cpus().length} cores, ${CYCLES} cycles (medians), by \`npm run bench:failover\`.\n\n${table}\n`,
     );
-    say(`\nwritten to ${path.relative(ROOT, out)}`);
   } finally {
     await stopAll();
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`error: ${e.message}\n`);
-  process.exit(1);
-});
+runBench(main);

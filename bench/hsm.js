@@ -13,10 +13,9 @@ const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, median, killTree, registerBenchClient } = require('./lib');
+const { median, registerBenchClient, buildPair, removePair, writeResults, runBench } = require('./lib');
 const server = require('../packages/server/dist');
 const sdk = require('../packages/sdk/dist');
-const { readPostmasterPid } = require('../packages/replicator/dist');
 
 const ROOT = path.join(__dirname, '..');
 const KTADMIN = path.join(ROOT, 'packages/server/bin/ktadmin.js');
@@ -79,7 +78,6 @@ async function main() {
   const pinFile = path.join(home, 'pin');
   fs.writeFileSync(pinFile, '1234\n', { mode: 0o600 });
 
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const children = {};
   const closers = [];
   let cluster;
@@ -100,21 +98,12 @@ async function main() {
     for (const close of closers) await close();
     for (const c of Object.values(children))
       if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    if (cluster) await server.stopLocalDatabases(cluster).catch(() => undefined);
-    for (const n of cluster ? [cluster.a, cluster.b] : []) {
-      const pid = readPostmasterPid(n.dbDir);
-      if (pid) killTree(pid);
-    }
-    fs.rmSync(home, { recursive: true, force: true });
+    await removePair(cluster, home);
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
     say(`[1/4] building a local pair in ${home}…`);
-    cluster = await server.setupLocalCluster({
-      home,
-      apiPorts: [ports[0], ports[1]],
-      dbPorts: [ports[2], ports[3]],
-    });
+    cluster = await buildPair(home);
     for (const n of [cluster.a, cluster.b])
       server.updateKeytrusteeConf(n.confdir, { RATE_LIMIT_PER_SECOND: 1_000_000 });
     await startServers();
@@ -193,21 +182,16 @@ async function main() {
     });
     const table = ['| case | median ops/s | ratio |', '|---|---:|---|', ...rows].join('\n');
     say(`\ndone in ${((Date.now() - t0) / 1000).toFixed(1)} s\n\n${table}`);
-    const out = path.join(__dirname, 'hsm-results.md');
-    fs.writeFileSync(
-      out,
+    writeResults(
+      'hsm-results.md',
       `# Key HSM throughput\n\nMeasured ${new Date().toISOString()} on ${os.cpus().length} cores by \`npm run bench:hsm\`: ` +
         `${READERS} readers / ${WRITERS} writers in the benchmark process (read cache off), ${ROUNDS} rounds of ${SECONDS} s per case (medians), ` +
         `two nodes, PostgreSQL and SoftHSM2 on the same box; load average at the end ${os.loadavg()[0].toFixed(1)} ` +
         `(other work shares the box: compare the ratios, not the absolute numbers).\n\n${table}\n`,
     );
-    say(`\nwritten to ${path.relative(ROOT, out)}`);
   } finally {
     await stopAll();
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`error: ${e.message}\n`);
-  process.exit(1);
-});
+runBench(main);

@@ -12,12 +12,10 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { freePort, median, killTree, registerBenchClient } = require('./lib');
+const { median, registerBenchClient, buildPair, removePair, writeResults, runBench } = require('./lib');
 const server = require('../packages/server/dist');
 const sdk = require('../packages/sdk/dist');
-const { readPostmasterPid } = require('../packages/replicator/dist');
 
-const ROOT = path.join(__dirname, '..');
 const arg = (name, dflt, lo, hi) => {
   const i = process.argv.indexOf(name);
   const v = i > 0 ? Number(process.argv[i + 1]) : dflt;
@@ -48,28 +46,18 @@ async function main() {
   const t0 = Date.now();
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'trustee-bench-kms-'));
   fs.chmodSync(home, 0o755);
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const children = [];
   const closers = [];
   let cluster;
   const stopAll = async () => {
     for (const close of closers) await close();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    if (cluster) await server.stopLocalDatabases(cluster).catch(() => undefined);
-    for (const n of cluster ? [cluster.a, cluster.b] : []) {
-      const pid = readPostmasterPid(n.dbDir);
-      if (pid) killTree(pid);
-    }
-    fs.rmSync(home, { recursive: true, force: true });
+    await removePair(cluster, home);
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
     say(`[1/3] building a local pair in ${home}…`);
-    cluster = await server.setupLocalCluster({
-      home,
-      apiPorts: [ports[0], ports[1]],
-      dbPorts: [ports[2], ports[3]],
-    });
+    cluster = await buildPair(home);
     for (const n of [cluster.a, cluster.b]) {
       children.push(server.spawnNodeServer(n, { logLevel: 'warn' }));
       await server.waitForHealth(n.url, 30_000);
@@ -109,21 +97,16 @@ async function main() {
     const table = ['| operation | median ops/s | × raw read |', '|---|---:|---:|', ...rows].join('\n');
     say(`[3/3] done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     say(table);
-    const out = path.join(__dirname, 'kms-results.md');
-    fs.writeFileSync(
-      out,
+    writeResults(
+      'kms-results.md',
       `# KeyProvider throughput\n\nMeasured ${new Date().toISOString()} on ${os.cpus().length} cores by \`npm run bench:kms\`: ` +
         `${CONCURRENCY} concurrent callers in the benchmark process, ${ROUNDS} rounds of ${SECONDS} s per case (medians), ` +
         `servers and PostgreSQL on the same box; load average at the end ${os.loadavg()[0].toFixed(1)} ` +
         `(other work shares the box: compare the ratios, not the absolute numbers).\n\n${table}\n`,
     );
-    say(`\nwritten to ${path.relative(ROOT, out)}`);
   } finally {
     await stopAll();
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`error: ${e.message}\n`);
-  process.exit(1);
-});
+runBench(main);

@@ -2,8 +2,11 @@
 /* Small pieces every benchmark in bench/ uses. */
 const net = require('node:net');
 const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
 const https = require('node:https');
 const path = require('node:path');
+const server = require('../packages/server/dist');
+const { readPostmasterPid } = require('../packages/replicator/dist');
 
 /** A free TCP port on loopback. */
 function freePort() {
@@ -74,4 +77,52 @@ async function registerBenchClient(sdk, cluster, home) {
   return configPath;
 }
 
-module.exports = { freePort, median, killTree, healthStatus, registerBenchClient };
+/** A local pair (server.setupLocalCluster) in `home` on four free ports. */
+async function buildPair(home) {
+  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  return server.setupLocalCluster({
+    home,
+    apiPorts: [ports[0], ports[1]],
+    dbPorts: [ports[2], ports[3]],
+  });
+}
+
+/**
+ * Stops a pair's databases (SIGKILL to what is left of a postmaster) and removes `home`; `cluster`
+ * is undefined when the pair was never built. The benchmark stops its own keytrusteed children first.
+ */
+async function removePair(cluster, home) {
+  if (cluster) await server.stopLocalDatabases(cluster).catch(() => undefined);
+  for (const n of cluster ? [cluster.a, cluster.b] : []) {
+    const pid = readPostmasterPid(n.dbDir);
+    if (pid) killTree(pid);
+  }
+  fs.rmSync(home, { recursive: true, force: true });
+}
+
+/** Writes `text` to `bench/<file>` and says where. */
+function writeResults(file, text) {
+  const out = path.join(__dirname, file);
+  fs.writeFileSync(out, text);
+  process.stdout.write(`\nwritten to ${path.relative(path.join(__dirname, '..'), out)}\n`);
+}
+
+/** Runs a benchmark's `main`: a failure is one line on stderr and exit status 1. */
+function runBench(main) {
+  main().catch((e) => {
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exit(1);
+  });
+}
+
+module.exports = {
+  freePort,
+  median,
+  killTree,
+  healthStatus,
+  registerBenchClient,
+  buildPair,
+  removePair,
+  writeResults,
+  runBench,
+};

@@ -1,11 +1,15 @@
-import { spawn } from 'node:child_process';
 import { BINS, runCli } from '../packages/server/test/support/cli';
-import { trackPid, untrackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
+import { untrackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
 import { withSuperuser } from '../packages/server/test/support/psql';
 import { useTestCluster } from '../packages/server/test/support/cluster';
 import { getDepositRaw, putDepositRaw, valueOf } from '../packages/server/test/support/deposit-requests';
 import { httpsRequest } from '../packages/server/test/support/https-request';
-import { createSoftHsmToken, type SoftHsmToken } from '../packages/server/test/support/softhsm';
+import {
+  createSoftHsmToken,
+  keyhsmArgs,
+  spawnWithToken,
+  type SoftHsmToken,
+} from '../packages/server/test/support/softhsm';
 
 /**
  * Issue 14 on a real two-node cluster: both nodes point at one SoftHSM2 token (one SOFTHSM2_CONF),
@@ -25,34 +29,9 @@ afterAll(() => {
   token?.destroy();
 });
 
-function keyhsmArgs(confdir: string, extra: string[] = []): string[] {
-  return [
-    BINS.ktadmin,
-    '--confdir',
-    confdir,
-    'keyhsm',
-    '--pkcs11-module',
-    token.module,
-    '--token-label',
-    token.label,
-    '--pin-file',
-    token.pinFile,
-    ...extra,
-  ];
-}
-
-function keyhsm(confdir: string) {
-  return runCli(BINS.ktadmin, [
-    '--confdir',
-    confdir,
-    'keyhsm',
-    '--pkcs11-module',
-    token.module,
-    '--token-label',
-    token.label,
-    '--pin-file',
-    token.pinFile,
-  ]);
+/** `ktadmin keyhsm` on one node with the shared token, then `extra`. */
+function keyhsm(confdir: string, extra: string[] = []) {
+  return runCli(BINS.ktadmin, keyhsmArgs(confdir, token, extra));
 }
 
 const MIGRATED = 40;
@@ -82,7 +61,7 @@ test('deposits under the HSM read back on both nodes, and /test_hsm works on the
   expect(b.stdout).toMatch(/holds the cluster's KEK "trustee-kek-1"/);
 
   // Migrating before both servers run with the HSM would leave rows they cannot read: refused.
-  const early2 = await runCli(BINS.ktadmin, keyhsmArgs(cluster.a.confdir, ['--migrate', '--yes']).slice(1));
+  const early2 = await keyhsm(cluster.a.confdir, ['--migrate', '--yes']);
   expect(early2.code).toBe(1);
   expect(early2.stderr).toMatch(/does not run with the HSM yet .*Nothing was moved/);
 
@@ -137,21 +116,13 @@ test('an interrupted migration resumes, and deposits read on both nodes througho
   })();
   try {
     // First run, SIGKILLed after its first batch.
-    const child = spawn(
-      process.execPath,
-      keyhsmArgs(cluster.a.confdir, ['--migrate', '--yes', '--batch-size', '2', '--batch-pause-ms', '200']),
-      {
-        // Jest's process.env is a copy that a child gets only when passed explicitly.
-        env: { ...process.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    if (child.pid) trackPid(child.pid);
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const slow = ['--migrate', '--yes', '--batch-size', '2', '--batch-pause-ms', '200'];
+    const { child, output } = spawnWithToken(token, [
+      BINS.ktadmin,
+      ...keyhsmArgs(cluster.a.confdir, token, slow),
+    ]);
     try {
-      await waitFor('the first batch', () => / deposit versions moved/.test(out), 20_000, 20);
+      await waitFor('the first batch', () => / deposit versions moved/.test(output()), 20_000, 20);
     } finally {
       child.kill('SIGKILL');
       if (child.pid) {
@@ -159,16 +130,13 @@ test('an interrupted migration resumes, and deposits read on both nodes througho
         untrackPid(child.pid);
       }
     }
-    expect(out).toMatch(/Migrating hsm deposits\.\.\./);
+    expect(output()).toMatch(/Migrating hsm deposits\.\.\./);
     const left = await fileSealed();
     expect(left).toBeGreaterThan(0);
     expect(left).toBeLessThan(total);
 
     // Run again: it carries on with what is left.
-    const resumed = await runCli(
-      BINS.ktadmin,
-      keyhsmArgs(cluster.a.confdir, ['--migrate', '--yes', '--batch-size', '10']).slice(1),
-    );
+    const resumed = await keyhsm(cluster.a.confdir, ['--migrate', '--yes', '--batch-size', '10']);
     expect(resumed.stderr).toBe('');
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toContain(`${left}/${left} deposit versions moved`);

@@ -1,16 +1,23 @@
 import { createPrivateKey } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { updateKeytrusteeConf, waitForHealth } from '@trustee/server';
 import { BINS, runCli } from '../packages/server/test/support/cli';
 import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
 import { getDepositRaw, putDepositRaw, valueOf } from '../packages/server/test/support/deposit-requests';
 import { httpsRequest } from '../packages/server/test/support/https-request';
-import { trackPid, untrackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
+import { untrackPid, waitFor, waitForExit } from '../packages/server/test/support/processes';
 import { freePort } from '../packages/server/test/support/ports';
 import { startSingleNode, type SingleNode } from '../packages/server/test/support/single-node';
-import { createSoftHsmToken, type SoftHsmToken } from '../packages/server/test/support/softhsm';
+import {
+  createSoftHsmToken,
+  keyhsmArgs,
+  spawnWithToken,
+  tokenArgs,
+  type SoftHsmToken,
+  type TokenFlags,
+} from '../packages/server/test/support/softhsm';
 import { withSuperuser } from '../packages/server/test/support/psql';
 import { addOrgCli, orgtool } from '../packages/server/test/support/api';
 
@@ -31,20 +38,11 @@ let url: string;
  * a copy of process.env that native code never sees, so the in-process server could not.
  */
 function spawnServer(): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(
-    process.execPath,
-    [BINS.keytrusteedDist, '--confdir', node.confdir, '--port', String(port)],
-    {
-      env: { ...process.env, SOFTHSM2_CONF: token.conf, TRUSTEE_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  if (child.pid) trackPid(child.pid);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+  const s = spawnWithToken(token, [BINS.keytrusteedDist, '--confdir', node.confdir, '--port', String(port)], {
+    TRUSTEE_LOG_LEVEL: 'warn',
+  });
+  const exited = new Promise<number | null>((resolve) => s.child.on('exit', (code) => resolve(code)));
+  return { ...s, exited };
 }
 
 async function stopServer(): Promise<void> {
@@ -83,19 +81,9 @@ async function failedStart(): Promise<string> {
   return s.output();
 }
 
-function keyhsm(extra: string[] = [], pinFile = token.pinFile) {
-  return runCli(BINS.ktadmin, [
-    '--confdir',
-    node.confdir,
-    'keyhsm',
-    '--pkcs11-module',
-    token.module,
-    '--token-label',
-    token.label,
-    '--pin-file',
-    pinFile,
-    ...extra,
-  ]);
+/** `ktadmin keyhsm` on the node with the test's token (or a variant of it), then `extra`. */
+function keyhsm(extra: string[] = [], flags: Partial<TokenFlags> = {}, input?: string) {
+  return runCli(BINS.ktadmin, keyhsmArgs(node.confdir, { ...token, ...flags }, extra), { input });
 }
 
 function confText(): string {
@@ -129,28 +117,18 @@ test('ktadmin keyhsm refuses a group-readable PIN file, a wrong PIN and an unkno
   const loose = join(token.dir, 'loose.pin');
   writeFileSync(loose, readFileSync(token.pinFile));
   chmodSync(loose, 0o644);
-  const r1 = await keyhsm([], loose);
+  const r1 = await keyhsm([], { pinFile: loose });
   expect(r1.code).toBe(1);
   expect(r1.stderr).toMatch(/must be 0600/);
 
   const wrong = join(token.dir, 'wrong.pin');
   writeFileSync(wrong, '0000-wrong\n', { mode: 0o600 });
-  const r2 = await keyhsm([], wrong);
+  const r2 = await keyhsm([], { pinFile: wrong });
   expect(r2.code).toBe(1);
   expect(r2.stderr).toMatch(/PIN .* was refused \(CKR_PIN_INCORRECT\)/);
   expect(r2.stderr).not.toContain('0000-wrong');
 
-  const r3 = await runCli(BINS.ktadmin, [
-    '--confdir',
-    node.confdir,
-    'keyhsm',
-    '--pkcs11-module',
-    token.module,
-    '--token-label',
-    'no-such-token',
-    '--pin-file',
-    token.pinFile,
-  ]);
+  const r3 = await keyhsm([], { label: 'no-such-token' });
   expect(r3.code).toBe(1);
   expect(r3.stderr).toMatch(/no token labelled "no-such-token"/);
   expect(confText()).not.toMatch(/HSM_PKCS11_MODULE/);
@@ -164,6 +142,23 @@ const dataKeyOf = (name: string) =>
     );
     return rows[0]?.key_id;
   });
+
+/**
+ * Writes `name` until its data key is no longer `name0`'s (one data key a second): after this,
+ * with a cache of one, `name0`'s data key is not cached.
+ */
+async function untilNewerDataKey(name0: string, name: string, value: string): Promise<void> {
+  const old = await dataKeyOf(name0);
+  await waitFor(
+    'a newer data key',
+    async () => {
+      const r = await putDepositRaw(url, client, name, value);
+      return r.status === 201 && (await dataKeyOf(name)) !== old;
+    },
+    15_000,
+    300,
+  );
+}
 
 test('after ktadmin keyhsm and a restart, new deposits are sealed with HSM data keys and old ones still read', async () => {
   expect((await putDepositRaw(url, client, 'before-hsm', 'file-sealed')).status).toBe(201);
@@ -231,43 +226,13 @@ test('--migrate refuses a non-conforming deposit name, then asks the seed questi
     ),
   );
 
-  const declined = await runCli(
-    BINS.ktadmin,
-    [
-      '--confdir',
-      node.confdir,
-      'keyhsm',
-      '--pkcs11-module',
-      token.module,
-      '--token-label',
-      token.label,
-      '--pin-file',
-      token.pinFile,
-      '--migrate',
-    ],
-    { input: 'n\n' },
-  );
+  const declined = await keyhsm(['--migrate'], {}, 'n\n');
   expect(declined.code).toBe(0);
   expect(declined.stdout).toContain('Some deposits were found that will need to be moved to the HSM.');
   expect(declined.stdout).toMatch(/Migration not performed; nothing was moved/);
   expect(await fileSealedCount()).toBe(before - 1);
 
-  const yes = await runCli(
-    BINS.ktadmin,
-    [
-      '--confdir',
-      node.confdir,
-      'keyhsm',
-      '--pkcs11-module',
-      token.module,
-      '--token-label',
-      token.label,
-      '--pin-file',
-      token.pinFile,
-      '--migrate',
-    ],
-    { input: 'yes\n' },
-  );
+  const yes = await keyhsm(['--migrate'], {}, 'yes\n');
   expect(yes.stderr).toBe('');
   expect(yes.code).toBe(0);
   expect(yes.stdout).toContain(`Some deposits were found that will need to be moved to the HSM.
@@ -310,16 +275,7 @@ test('with the token gone, values of cached data keys still read; the others ans
   // of one the current data key is the cached one when the token goes.
   const spare = await registerTestClient(url, 'hsmorg', orgCode);
   // One data key a second and a cache of one: wait until under-hsm's key is no longer current.
-  const old = await dataKeyOf('under-hsm');
-  await waitFor(
-    'a newer data key',
-    async () => {
-      const r = await putDepositRaw(url, client, 'recent', 'cached-key');
-      return r.status === 201 && (await dataKeyOf('recent')) !== old;
-    },
-    15_000,
-    300,
-  );
+  await untilNewerDataKey('under-hsm', 'recent', 'cached-key');
   token.remove();
   try {
     // Revocation needs no key: it works while the HSM is away.
@@ -444,12 +400,7 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
     '--confdir',
     khDir,
     'setup',
-    '--pkcs11-module',
-    token.module,
-    '--token-label',
-    token.label,
-    '--pin-file',
-    token.pinFile,
+    ...tokenArgs(token),
     '--host',
     'localhost',
     '--port',
@@ -459,15 +410,9 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
   expect(setup.code).toBe(0);
   let service: ChildProcess | undefined;
   const startService = async () => {
-    service = spawn(process.execPath, [KEYHSM_BIN, '--confdir', khDir, 'run'], {
-      env: { ...process.env, SOFTHSM2_CONF: token.conf, TRUSTEE_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    if (service.pid) trackPid(service.pid);
-    let out = '';
-    service.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    service.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor('keyhsm listening', () => out.includes('keyhsm listening on'), 15_000, 50);
+    const s = spawnWithToken(token, [KEYHSM_BIN, '--confdir', khDir, 'run'], { TRUSTEE_LOG_LEVEL: 'warn' });
+    service = s.child;
+    await waitFor('keyhsm listening', () => s.output().includes('keyhsm listening on'), 15_000, 50);
   };
   const stopService = async () => {
     const s = service;
@@ -527,16 +472,7 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
     expect(sample.json).toMatch(/^Sample Key TEST_HELLO_DEPOSIT[\d-]+ has been created$/);
 
     // The service stopped: an uncached data key answers UNAVAILABLE with the network reason.
-    const old = await dataKeyOf('before-hsm');
-    await waitFor(
-      'a newer data key',
-      async () => {
-        const w = await putDepositRaw(url, client, 'recent2', 'x');
-        return w.status === 201 && (await dataKeyOf('recent2')) !== old;
-      },
-      15_000,
-      300,
-    );
+    await untilNewerDataKey('before-hsm', 'recent2', 'x');
     await stopService();
     const down = await getDepositRaw(url, client, 'before-hsm');
     expect(down.status).toBe(503);

@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { trackPid } from './processes';
 import { makeTempDir, removeDir } from './temp-dir';
 
 /** Debian's SoftHSM2 PKCS#11 library (package softhsm2). */
@@ -8,6 +9,22 @@ export const SOFTHSM_MODULE =
   ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so'].find((p) =>
     existsSync(p),
   ) ?? '/usr/lib/softhsm/libsofthsm2.so';
+
+/** What `--pkcs11-module`, `--token-label` and `--pin-file` name: a token (or a variant of one). */
+export type TokenFlags = Pick<SoftHsmToken, 'module' | 'label' | 'pinFile'>;
+
+/** `--pkcs11-module <module> --token-label <label> --pin-file <pinFile>` (ktadmin keyhsm, keyhsm setup). */
+export function tokenArgs(token: TokenFlags): string[] {
+  return ['--pkcs11-module', token.module, '--token-label', token.label, '--pin-file', token.pinFile];
+}
+
+/**
+ * The arguments of `ktadmin --confdir <confdir> keyhsm` with the token's flags, then `extra`
+ * (without the ktadmin script itself: runCli(BINS.ktadmin, keyhsmArgs(…))).
+ */
+export function keyhsmArgs(confdir: string, token: TokenFlags, extra: string[] = []): string[] {
+  return ['--confdir', confdir, 'keyhsm', ...tokenArgs(token), ...extra];
+}
 
 export interface SoftHsmToken {
   dir: string;
@@ -67,4 +84,25 @@ export function createSoftHsmToken(label = 'trustee-test'): SoftHsmToken {
       removeDir(dir);
     },
   };
+}
+
+/**
+ * `node <args>` with the token's SOFTHSM2_CONF (jest's process.env is a copy that a child gets only
+ * when passed explicitly) and `env`, its stdout and stderr collected together. Tracked by PID: the
+ * caller stops it and untracks it.
+ */
+export function spawnWithToken(
+  token: Pick<SoftHsmToken, 'conf'>,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, SOFTHSM2_CONF: token.conf, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid) trackPid(child.pid);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return { child, output: () => out };
 }
