@@ -1,16 +1,9 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { absolutePath, parsePort, parseSeconds } from './common';
+import { thrownBy } from '../../test/support/thrown';
 
-function invalidArgument(fn: () => unknown): InvalidArgumentError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InvalidArgumentError);
-    return e as InvalidArgumentError;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
+const invalidArgument = (fn: () => unknown): InvalidArgumentError => thrownBy(fn, InvalidArgumentError);
 
 describe('parsePort', () => {
   it.each([

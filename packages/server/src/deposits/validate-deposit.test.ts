@@ -9,6 +9,7 @@ import {
   validatePutBody,
   validateVersionParam,
 } from './validate-deposit';
+import { thrownBy } from '../../test/support/thrown';
 
 /** The default MAX_VALUE_BYTES of keytrustee.conf (DESIGN.md: "Values: at most 64 KiB by default"). */
 const MAX_VALUE_BYTES = 64 * 1024;
@@ -16,16 +17,7 @@ const MAX_VALUE_BYTES = 64 * 1024;
 /** A value no error message may ever repeat (it stands for a key, a token, a password). */
 const SECRET = 'hunter2-S3cr3t-Tok3n';
 
-/** Runs `fn`, which must throw an AppError; returns it. */
-function refusal(fn: () => unknown): AppError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AppError);
-    return e as AppError;
-  }
-  throw new Error('expected an AppError, but nothing was thrown');
-}
+const refusal = (fn: () => unknown): AppError => thrownBy(fn, AppError);
 
 function expectRefused(fn: () => unknown, code: ErrorCode): AppError {
   const err = refusal(fn);

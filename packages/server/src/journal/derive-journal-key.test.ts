@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deriveJournalKey } from './derive-journal-key';
 import { JournalError } from './journal-error';
+import { thrownBy } from '../../test/support/thrown';
 
 let dir: string;
 
@@ -15,16 +16,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The error `fn` throws, which must be a JournalError. */
-function journalError(fn: () => unknown): JournalError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(JournalError);
-    return e as JournalError;
-  }
-  throw new Error('expected a JournalError');
-}
+const journalError = (fn: () => unknown): JournalError => thrownBy(fn, JournalError);
 
 describe('deriveJournalKey', () => {
   const master = Buffer.alloc(32, 0x5a);

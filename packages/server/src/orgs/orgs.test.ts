@@ -1,15 +1,8 @@
 import { AppError } from '../errors';
 import { authCodesMatch, generateAuthSecret, ORG_NAME_RE, parseContacts, validateOrgName } from './orgs';
+import { thrownBy } from '../../test/support/thrown';
 
-function refusal(fn: () => unknown): AppError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AppError);
-    return e as AppError;
-  }
-  throw new Error('expected an AppError');
-}
+const refusal = (fn: () => unknown): AppError => thrownBy(fn, AppError);
 
 describe('validateOrgName', () => {
   it.each(['a', 'demo', 'Acme_Corp-2', '9lives', 'x'.repeat(63)])('accepts %j', (name) => {
