@@ -1,6 +1,6 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { createCsr } from '@trustee/sdk';
 import { jsonRequest } from './https-request';
+import { takeClientKeyPair } from './test-keys';
 
 export interface TestClient {
   fingerprint: string;
@@ -10,13 +10,9 @@ export interface TestClient {
   caCertificate: string;
 }
 
-/** Generates an RSA 2048 key and CSR (fast; the server accepts ≥ 2048). */
+/** An RSA 2048 key (new within this test file; pooled across files) and its CSR. */
 export function makeCsr(org: string): { csr: string; key: string; publicKey: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
+  const { privateKey, publicKey } = takeClientKeyPair();
   return { csr: createCsr({ privateKey, publicKey }, 'test-client', org), key: privateKey, publicKey };
 }
 
