@@ -446,10 +446,31 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
     expect(untrusted.stderr).toMatch(/Key HSM service https:\/\/localhost:\d+ is not usable/);
     expect(confText()).not.toMatch(/HSM_SERVER/);
     expect(existsSync(join(node.confdir, '.ssl', 'ssl-cert-keyhsm.pem'))).toBe(false);
+    // A request sent right behind a TLS 1.3 handshake by an untrusted client is never served.
+    const asNode = (method: string, path: string) =>
+      httpsRequest(server, {
+        method,
+        path,
+        cert: readFileSync(certFile, 'utf8'),
+        key: readFileSync(keyFile, 'utf8'),
+        timeoutMs: 5_000,
+      }).then(
+        (r) => r.status,
+        () => 0,
+      );
+    expect(await asNode('PUT', '/v1/keks/planted-by-untrusted')).toBe(0);
 
     const trust = await runCli(KEYHSM_BIN, ['--confdir', khDir, 'trust', certFile]);
     expect(trust.code).toBe(0);
     expect(trust.stdout).toMatch(/trusted .*SHA-256/);
+    const planted = await httpsRequest(server, {
+      path: '/v1/keks/planted-by-untrusted',
+      cert: readFileSync(certFile, 'utf8'),
+      key: readFileSync(keyFile, 'utf8'),
+      timeoutMs: 5_000,
+    });
+    expect(planted.json).toEqual({ exists: false });
+    expect(await asNode('GET', '/v1/keks/%E0%A4%A')).toBe(400);
 
     const r = await viaService();
     expect(r.stderr).toBe('');

@@ -34,7 +34,8 @@ import { writeSecretFile } from '../confdir/secret-files';
 import { confPaths } from '../confdir/paths';
 import { NO_WAY_BACK } from '../keys/migrate-to-hsm';
 import { runHsmMigration } from '../keys/run-hsm-migration';
-import { createInterface } from 'node:readline';
+import { createInterface, type Interface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
 import { absolutePath, defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
@@ -62,21 +63,69 @@ function parseNonNegativeInt(v: string): number {
   return Number(v);
 }
 
-/** Prints `prompt` and reads one line from stdin ('' at end of input). */
-function askLine(prompt: string): Promise<string> {
-  return new Promise((resolve) => {
-    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: false });
-    let answered = false;
+/** Lines of stdin, read through one interface for the whole process (several questions). */
+interface StdinLines {
+  rl: Interface;
+  queue: string[];
+  waiting: ((line: string) => void)[];
+  closed: boolean;
+}
+let stdinLines: StdinLines | undefined;
+
+function readStdinLines(): StdinLines {
+  if (!stdinLines) {
+    const rl = createInterface({ input: process.stdin, terminal: false });
+    const st: StdinLines = { rl, queue: [], waiting: [], closed: false };
     rl.on('line', (line) => {
-      answered = true;
-      rl.close();
-      resolve(line);
+      const waiter = st.waiting.shift();
+      if (waiter) waiter(line);
+      else st.queue.push(line);
     });
     rl.on('close', () => {
-      if (!answered) resolve('');
+      st.closed = true;
+      for (const waiter of st.waiting.splice(0)) waiter('');
     });
-    process.stdout.write(prompt);
-  });
+    stdinLines = st;
+  }
+  return stdinLines;
+}
+
+/** Turns the terminal's echo off (true) or on again; a no-op when stdin is not a terminal. */
+function terminalEcho(on: boolean): void {
+  if (!process.stdin.isTTY) return;
+  try {
+    execFileSync('stty', [on ? 'echo' : '-echo'], { stdio: ['inherit', 'ignore', 'ignore'] });
+  } catch {
+    // no stty: the answer shows, as it would without this
+  }
+}
+
+/**
+ * Prints `prompt` and reads the next line of stdin ('' at end of input). One interface serves
+ * every question, so answers piped together (`printf 'pass\nyes\n' | ktadmin …`) each reach
+ * their question. `secret`: a terminal does not echo the answer.
+ */
+async function askLine(prompt: string, opts: { secret?: boolean } = {}): Promise<string> {
+  const st = readStdinLines();
+  process.stdout.write(prompt);
+  if (st.queue.length) return st.queue.shift() as string;
+  if (st.closed) return '';
+  if (opts.secret) terminalEcho(false);
+  st.rl.resume();
+  (process.stdin as { ref?: () => void }).ref?.();
+  try {
+    return await new Promise<string>((resolve) => st.waiting.push(resolve));
+  } finally {
+    if (opts.secret) {
+      terminalEcho(true);
+      if (process.stdin.isTTY) process.stdout.write('\n');
+    }
+    // Nothing more to ask for now: stdin must not keep the command running.
+    if (st.waiting.length === 0) {
+      st.rl.pause();
+      (process.stdin as { unref?: () => void }).unref?.();
+    }
+  }
 }
 
 function usage(message: string): Error {
@@ -565,7 +614,7 @@ async function prepareKeyHsmClient(confdir: string, o: KeyHsmFlags): Promise<Hsm
   for (const f of pendingFiles(confdir)) rmSync(f, { force: true });
   let passphrase: string | undefined;
   if (o.passphrase) {
-    passphrase = await askLine('Passphrase for the client key: ');
+    passphrase = await askLine('Passphrase for the client key: ', { secret: true });
     mkdirSync(p.sslDir, { recursive: true, mode: 0o700 });
     writeSecretFile(p.keyHsmPassphrase + PENDING, `${passphrase}\n`);
   }

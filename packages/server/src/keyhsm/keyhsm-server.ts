@@ -88,9 +88,12 @@ export async function startKeyHsm(opts: {
     },
     (req, res) => void handle(req, res),
   );
-  server.on('secureConnection', (socket: TLSSocket) => {
+  const trusted = (socket: TLSSocket) => {
     const fp = socket.getPeerCertificate()?.fingerprint256;
-    if (!fp || !readTrustedFingerprints(opts.confdir).has(fp)) {
+    return !!fp && readTrustedFingerprints(opts.confdir).has(fp);
+  };
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (!trusted(socket)) {
       opts.log.warn(
         { remote: socket.remoteAddress },
         'untrusted client: connection closed (keyhsm trust CERT adds one)',
@@ -100,6 +103,12 @@ export async function startKeyHsm(opts: {
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Checked again for every request: with TLS 1.3 a request sent right behind the handshake
+    // reaches this handler before the secureConnection listener above has closed the socket.
+    if (!trusted(req.socket as TLSSocket)) {
+      req.socket.destroy();
+      return;
+    }
     try {
       const url = new URL(req.url ?? '/', 'https://keyhsm');
       if (url.pathname === '/v1/health' && req.method === 'GET') {
@@ -111,7 +120,12 @@ export async function startKeyHsm(opts: {
       }
       const m = /^\/v1\/keks\/([^/]+)(\/wrap|\/unwrap)?$/.exec(url.pathname);
       if (!m) return send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such route' } });
-      const label = decodeURIComponent(m[1]);
+      let label: string;
+      try {
+        label = decodeURIComponent(m[1]);
+      } catch {
+        label = '';
+      }
       if (!LABEL_RE.test(label))
         return send(res, 400, { error: { code: 'INVALID_REQUEST', message: 'invalid KEK label' } });
       if (!m[2] && req.method === 'GET') return send(res, 200, { exists: await kek.hasKek(label) });

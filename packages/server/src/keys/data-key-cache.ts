@@ -28,8 +28,9 @@ export class DataKeyCache {
     this.keys.delete(id);
     this.keys.set(id, key);
     while (this.keys.size > this.maxEntries) {
+      // Dropped, not zeroed: a seal or open that got this buffer a moment ago may still be
+      // using it (one await later), and zeroing it would seal that value with an all-zero key.
       const oldest = this.keys.keys().next().value as string;
-      this.keys.get(oldest)?.fill(0);
       this.keys.delete(oldest);
     }
   }
