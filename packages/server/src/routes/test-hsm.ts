@@ -35,7 +35,13 @@ export function testHsmRouter(ctx: ServerContext): Router {
   r.route('/test_hsm')
     .get(async (req, res) => {
       // The TCP peer, never a forwarded header: a proxy must not make a remote caller "local".
-      if (!isLoopbackAddress(req.socket.remoteAddress))
+      // A request forwarded by a trusted proxy on this host comes from loopback too: refused.
+      const peer = req.socket.remoteAddress;
+      const forwarded =
+        peer !== undefined &&
+        ctx.clientAddress.isTrusted(peer) &&
+        req.headers[ctx.clientAddress.header] !== undefined;
+      if (!isLoopbackAddress(peer) || forwarded)
         throw new AppError('NOT_FOUND', '/test_hsm answers only on localhost');
       const hsm = ctx.hsm;
       if (!hsm)
@@ -46,15 +52,24 @@ export function testHsmRouter(ctx: ServerContext): Router {
       const name = testDepositName(new Date());
       const value = randomBytes(32);
       const sealed = await hsm.seal(value, sampleAad(name));
-      await runWrite(ctx.write, (c) =>
-        c.query(
-          'insert into hsm_test_deposits (name, sealed_value, key_id) values ($1, $2, $3) on conflict (name) do nothing',
-          [name, sealed.blob, sealed.keyId],
-        ),
-      );
+      // The seed checks every host. The active stores the sample through the write path (both
+      // nodes); a passive, which takes no writes, proves the same HSM path in memory only.
+      const active = ctx.nodeState.decide().role === 'active';
+      if (active)
+        await runWrite(ctx.write, (c) =>
+          c.query(
+            'insert into hsm_test_deposits (name, sealed_value, key_id) values ($1, $2, $3) on conflict (name) do nothing',
+            [name, sealed.blob, sealed.keyId],
+          ),
+        );
       const back = await hsm.open(sealed.keyId, sealed.blob, sampleAad(name));
       if (!back.equals(value)) throw new AppError('UNAVAILABLE', 'the sample value did not read back');
-      ctx.log.info({ name, dataKey: sealed.keyId }, 'test_hsm: sample deposit created');
+      ctx.log.info(
+        { name, dataKey: sealed.keyId, stored: active },
+        active
+          ? 'test_hsm: sample deposit created'
+          : 'test_hsm: sample sealed and opened through the HSM (passive: not stored)',
+      );
       res.json(`Sample Key ${name} has been created`);
     })
     .all(methodNotAllowed(['GET']));
