@@ -108,7 +108,7 @@ export async function migrateToHsm(
         key_id: string;
       }>(
         `select id, owner_fp, name, version, sealed_value, key_id from deposits
-          where key_id like 'file:%' and sealed_value is not null order by id limit $1 for update skip locked`,
+          where key_id like 'file:%' and sealed_value is not null order by id limit $1 for update`,
         [opts.batchSize],
       );
       for (const r of rows) {
@@ -124,6 +124,8 @@ export async function migrateToHsm(
       }
       return rows.length;
     });
+    // No skip locked above: a row another transaction holds is waited for (the write path bounds
+    // the wait), so an empty batch means none is left, never "the rest was locked".
     if (moved === 0) break;
     done += moved;
     opts.onProgress?.(done, total);
