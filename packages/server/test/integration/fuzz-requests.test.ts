@@ -131,6 +131,21 @@ test(
     };
     const stats = { cases: 0, byAnswer: new Map<string, number>(), acceptedWrites: 0 };
     process.stdout.write(`fuzz: seed=${SEED} runs=${RUNS} (FUZZ_SEED / FUZZ_RUNS override)\n`);
+    const started = Date.now();
+    /** Figures of the run (requests sent include fast-check's shrinking); FUZZ_REPORT for bench/fuzz.js. */
+    const report = (outcome: { failures: number; failure?: string }) => {
+      const summary = {
+        seed: SEED,
+        runs: RUNS,
+        requestsSent: stats.cases,
+        ...outcome,
+        acceptedWrites: stats.acceptedWrites,
+        seconds: Math.round((Date.now() - started) / 100) / 10,
+        answers: Object.fromEntries([...stats.byAnswer].sort((x, y) => y[1] - x[1])),
+      };
+      process.stdout.write(`fuzz summary: ${JSON.stringify(summary)}\n`);
+      if (process.env.FUZZ_REPORT) writeFileSync(process.env.FUZZ_REPORT, JSON.stringify(summary, null, 2));
+    };
     await withSuperuser(cluster.node('a'), async (db) => {
       const maxId = Number(
         (await db.query<{ m: string }>('select max(id)::text as m from deposits')).rows[0].m,
@@ -170,7 +185,12 @@ test(
           );
         appended = after.appended;
       });
-      await fc.assert(property, { numRuns: RUNS, seed: SEED });
+      try {
+        await fc.assert(property, { numRuns: RUNS, seed: SEED });
+      } catch (e) {
+        report({ failures: 1, failure: (e as Error).message.slice(0, 4000) });
+        throw e;
+      }
     });
     // Both processes still answer, and the passive holds exactly the active's data.
     for (const n of ['a', 'b'] as const) {
@@ -184,16 +204,7 @@ test(
       ),
     );
     expect(digests[1]).toBe(digests[0]);
-    const summary = {
-      seed: SEED,
-      runs: RUNS,
-      cases: stats.cases,
-      failures: 0,
-      acceptedWrites: stats.acceptedWrites,
-      answers: Object.fromEntries([...stats.byAnswer].sort((x, y) => y[1] - x[1])),
-    };
-    process.stdout.write(`fuzz summary: ${JSON.stringify(summary)}\n`);
-    if (process.env.FUZZ_REPORT) writeFileSync(process.env.FUZZ_REPORT, JSON.stringify(summary, null, 2));
+    report({ failures: 0 });
     expect(stats.cases).toBeGreaterThanOrEqual(RUNS);
   },
   TIMEOUT_MS,

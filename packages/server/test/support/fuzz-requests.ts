@@ -553,8 +553,43 @@ export function requestArb(fx: FuzzFixture): fc.Arbitrary<FuzzRequest> {
       headers: withJsonType(r.headers, r.jsonType, r.body),
       body: r.body,
     }));
+  // Well-formed writes on purpose (the fuzz client's own names): 201/204 on the active,
+  // NOT_ACTIVE on the passive, If-Match conflicts, Idempotency-Key replays and reuse.
+  const write = fc
+    .record({
+      target: fc.constantFrom<Target>('a', 'b'),
+      method: fc.constantFrom('PUT', 'PUT', 'DELETE'),
+      name: fc.oneof(fc.constantFrom(...fx.ownNames, ...fx.foreignNames), validName),
+      value: fc.uint8Array({ maxLength: 48 }).map((b) => Buffer.from(b).toString('base64')),
+      metadata: fc.option(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 })), {
+        nil: undefined,
+      }),
+      ifMatch: fc.option(fc.constantFrom('0', '1', '2', '3', '"2"', '7'), { nil: undefined }),
+      key: fc.option(fc.oneof(fc.uuid(), fc.constantFrom('fz-fixed-key', 'fz-other-key')), {
+        nil: undefined,
+      }),
+    })
+    .map((w): FuzzRequest => {
+      const headers: [string, string][] = [];
+      if (w.ifMatch !== undefined) headers.push(['if-match', w.ifMatch]);
+      if (w.key !== undefined) headers.push(['idempotency-key', w.key]);
+      const isPut = w.method === 'PUT';
+      if (isPut) headers.unshift(['content-type', 'application/json']);
+      return {
+        target: w.target,
+        cred: 'client',
+        framing: 'exact',
+        method: w.method,
+        path: `/v1/deposits/${w.name}`,
+        headers,
+        body: isPut
+          ? JSON.stringify({ value: w.value, ...(w.metadata ? { metadata: w.metadata } : {}) })
+          : undefined,
+      };
+    });
   return fc
     .oneof(
+      { weight: 1, arbitrary: write },
       { weight: 6, arbitrary: deposit },
       { weight: 2, arbitrary: list },
       { weight: 2, arbitrary: register },
