@@ -20,8 +20,10 @@ export function answerMalformedRequest(onAnswer?: (code: ErrorCode) => void) {
     }
     // Whatever happens, the connection is gone soon: a stuck answer cannot pin it.
     setTimeout(() => socket.destroy(), 5_000).unref();
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !inFlight) {
-      socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // As Node's default: a 408 unless an answer already started, then close.
+      if (!inFlight?.headersSent) socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
       return;
     }
     const appErr =
