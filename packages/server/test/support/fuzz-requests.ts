@@ -756,7 +756,7 @@ export function violation(r: FuzzRequest, ex: Exchange): string | undefined {
   const { status, body } = ex;
   if (status >= 200 && status < 300) return undefined;
   if (status < 400 || status > 599) return `status ${status} is neither a success nor an error`;
-  if (r.method === 'HEAD') return status >= 500 ? `HEAD answered ${status}` : undefined;
+  if (r.method.trim() === 'HEAD') return status >= 500 ? `HEAD answered ${status}` : undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -774,7 +774,7 @@ export function violation(r: FuzzRequest, ex: Exchange): string | undefined {
   if (DOCUMENTED_CODES[err.code] !== status) return `code ${err.code} with status ${status}`;
   if (/\n\s+at |node_modules|\.[jt]s:\d+/.test(body)) return `stack trace in the body: ${body.slice(0, 300)}`;
   if (status >= 500) {
-    const expected = err.code === 'NOT_ACTIVE' && r.target === 'b' && WRITE_METHODS.has(r.method);
+    const expected = err.code === 'NOT_ACTIVE' && r.target === 'b' && WRITE_METHODS.has(r.method.trim());
     if (!expected) return `5xx: ${status} ${err.code} ${err.message}`;
   }
   return undefined;
