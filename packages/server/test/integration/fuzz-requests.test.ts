@@ -11,8 +11,8 @@
  * body that never fully arrives); the keytrusteed processes stay up and healthy.
  *
  * Data oracle (the simplest sound design): requests are sent only with the fuzz client's own
- * certificate (or none / a foreign one), and the server only ever appends deposit rows for the
- * client that sends a write. So the digest — md5 of an ordered dump of `orgs`, `clients` and
+ * certificate (or none, a self-signed one, or a pending client's, none of which may write), and
+ * the server only ever appends deposit rows for the client that sends a write. So the digest — md5 of an ordered dump of `orgs`, `clients` and
  * every `deposits` row except those the fuzz client itself appended during the run (owner = fuzz
  * client and id above the pre-run maximum) — must stay exactly equal after every case: it covers
  * the fuzz client's own pre-existing rows, another client's rows, all clients and orgs. The
@@ -21,11 +21,15 @@
  * by at most one per 2xx PUT/DELETE answer and by nothing otherwise. Registration bodies never
  * combine a valid CSR with the real org and a right or missing code (that would store a client):
  * a valid CSR goes only to an unknown org (a decoy answer, stored nowhere) or with a wrong code.
- * After the run both nodes' full digests (fuzz rows included) must be equal.
+ * Writes land on the active only, so the digest is taken there after every case; after the run
+ * both nodes' full digests (fuzz rows included) must be equal. `/test_hsm` is not generated: on
+ * these HSM-less nodes its documented answer is 503 UNAVAILABLE (and it writes its own table).
  *
  * Runs: FUZZ_RUNS (default 1000) cases from FUZZ_SEED (default fixed, printed), so a failure is
- * reproduced with `FUZZ_SEED=<seed> npx jest packages/server/test/integration/fuzz-requests.test.ts`
- * (fast-check also prints the seed and shrink path). `npm run bench:fuzz` runs many more.
+ * reproduced with `FUZZ_SEED=<seed> FUZZ_RUNS=<n> npx jest <this file>`. The failure names the
+ * first violating request as sent; fast-check's shrunk counterexample follows, but shrinking
+ * re-runs cases against a cluster whose state moved on, so the first violation is the finding.
+ * `npm run bench:fuzz` runs the same property with many more cases and a fresh seed.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
