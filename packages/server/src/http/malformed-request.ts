@@ -18,8 +18,9 @@ export function answerMalformedRequest(onAnswer?: (code: ErrorCode) => void) {
       socket.destroy();
       return;
     }
-    // Whatever happens, the connection is gone soon: a stuck answer cannot pin it.
-    setTimeout(() => socket.destroy(), 5_000).unref();
+    // Whatever happens, the connection is gone soon: a stuck answer cannot pin it (an answer
+    // in flight may be a write waiting for its lock and the passive: give it 30 s).
+    setTimeout(() => socket.destroy(), inFlight ? 30_000 : 5_000).unref();
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       // As Node's default: a 408 unless an answer already started, then close.
       if (!inFlight?.headersSent) socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
