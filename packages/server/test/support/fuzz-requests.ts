@@ -756,7 +756,10 @@ export function violation(r: FuzzRequest, ex: Exchange): string | undefined {
   const { status, body } = ex;
   if (status >= 200 && status < 300) return undefined;
   if (status < 400 || status > 599) return `status ${status} is neither a success nor an error`;
-  if (r.method.trim() === 'HEAD') return status >= 500 ? `HEAD answered ${status}` : undefined;
+  const health = /^\/v1\/health(\/(active|writable|passive))?(\?|$)/i.test(r.path);
+  // HEAD answers carry no body; a health probe's 503 is its documented "does not hold".
+  if (r.method.trim() === 'HEAD')
+    return status >= 500 && !(status === 503 && health) ? `HEAD answered ${status}` : undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -764,7 +767,7 @@ export function violation(r: FuzzRequest, ex: Exchange): string | undefined {
     return `status ${status} with a body that is not JSON: ${JSON.stringify(body.slice(0, 200))} (${ex.raw.split('\r\n')[0]})`;
   }
   // DESIGN.md: /v1/health and its variants answer 503 with the health body when that does not hold.
-  if (status === 503 && /^\/v1\/health(\/(active|writable|passive))?(\?|$)/i.test(r.path)) {
+  if (status === 503 && health) {
     if (typeof (parsed as { role?: unknown } | null)?.role === 'string') return undefined;
   }
   const err = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
