@@ -35,6 +35,11 @@ import { clientAddressPolicy } from './http/client-address';
 import { DecoyRegistrations } from './orgs/decoy-registration';
 import { createJobRunner } from './jobs/job-runner';
 import { applyConnectionLimits } from './http/connection-limits';
+import {
+  answerConnect,
+  answerMalformedRequest,
+  answerUnsupportedExpectation,
+} from './http/malformed-request';
 import { everyMs } from './rate-limit';
 import { enqueueBackupNow } from './jobs/backup-now';
 import { parseListenAddress } from './tls/listen-address';
@@ -289,6 +294,19 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       metrics,
     });
     server.keepAliveTimeout = 65_000;
+    // Requests Node's HTTP layer refuses itself answer in the documented error shape too.
+    server.on(
+      'clientError',
+      answerMalformedRequest((code) => metrics.errors.inc({ code })),
+    );
+    server.on(
+      'checkExpectation',
+      answerUnsupportedExpectation((code) => metrics.errors.inc({ code })),
+    );
+    server.on(
+      'connect',
+      answerConnect((code) => metrics.errors.inc({ code })),
+    );
     applyConnectionLimits(
       server,
       {

@@ -2,6 +2,8 @@ import { AppError, type ErrorCode } from '../errors';
 import {
   encodeCursor,
   MAX_METADATA_BYTES,
+  MAX_METADATA_DEPTH,
+  nestsDeeperThan,
   validateDepositName,
   validateIdempotencyKey,
   validateIfMatch,
@@ -234,6 +236,23 @@ describe('validatePutBody', () => {
       const over = metadataOfBytes(MAX_METADATA_BYTES + 2, 'é');
       expect(JSON.stringify(over).length).toBeLessThan(MAX_METADATA_BYTES);
       expectRefused(() => validatePutBody({ value: 'AAAA', metadata: over }, MAX_VALUE_BYTES), 'TOO_LARGE');
+    });
+
+    it('refuses metadata nested deeper than 256 levels as TOO_LARGE, never a stack overflow (fuzzer finding)', () => {
+      for (const depth of [MAX_METADATA_DEPTH + 1, 7000, 100_000]) {
+        const metadata = JSON.parse('{"a":'.repeat(depth) + '1' + '}'.repeat(depth)) as Record<
+          string,
+          unknown
+        >;
+        expectRefused(() => validatePutBody({ value: 'AAAA', metadata }, MAX_VALUE_BYTES), 'TOO_LARGE');
+      }
+      const deepest = JSON.parse(
+        '{"a":'.repeat(MAX_METADATA_DEPTH) + '1' + '}'.repeat(MAX_METADATA_DEPTH),
+      ) as Record<string, unknown>;
+      expect(validatePutBody({ value: 'AAAA', metadata: deepest }, MAX_VALUE_BYTES).metadata).toBe(deepest);
+      const arrays = { a: JSON.parse('['.repeat(10) + ']'.repeat(10)) as unknown };
+      expect(nestsDeeperThan(arrays, 11)).toBe(false);
+      expect(nestsDeeperThan(arrays, 10)).toBe(true);
     });
 
     it('does not repeat oversized metadata in the refusal', () => {

@@ -5,6 +5,26 @@ export const DEPOSIT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,200}$/;
 export const MAX_METADATA_BYTES = 8 * 1024;
+/**
+ * Metadata nests at most this deep: JSON.stringify and JSON.parse recurse, and a few thousand
+ * levels overflow the stack (found by the request fuzzer: a PUT answered 503 "internal error";
+ * a stored value near the limit could also fail every later GET). Far beyond any real use;
+ * deeper is TOO_LARGE, like metadata over MAX_METADATA_BYTES.
+ */
+export const MAX_METADATA_DEPTH = 256;
+
+/** True when a parsed JSON value nests deeper than `max` levels; iterative, never recurses. */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  for (let item = pending.pop(); item; item = pending.pop()) {
+    const [v, depth] = item;
+    if (depth > max) return true;
+    for (const child of Object.values(v as object)) {
+      if (typeof child === 'object' && child !== null) pending.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
 
 export function validateDepositName(name: unknown): string {
   if (typeof name !== 'string' || !DEPOSIT_NAME_RE.test(name)) {
@@ -48,7 +68,11 @@ export function validatePutBody(body: unknown, maxValueBytes: number): PutBody {
     throw new AppError('INVALID_REQUEST', '"metadata" must be a JSON object');
   }
   const meta = (metadata ?? null) as Record<string, unknown> | null;
-  if (meta && Buffer.byteLength(JSON.stringify(meta)) > MAX_METADATA_BYTES) {
+  if (
+    meta &&
+    (nestsDeeperThan(meta, MAX_METADATA_DEPTH) ||
+      Buffer.byteLength(JSON.stringify(meta)) > MAX_METADATA_BYTES)
+  ) {
     throw new AppError('TOO_LARGE', `metadata exceeds ${MAX_METADATA_BYTES} bytes`);
   }
   return { value: bytes, metadata: meta };
