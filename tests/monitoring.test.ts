@@ -264,7 +264,9 @@ describe('systemd units', () => {
         CapabilityBoundingSet: '',
         SystemCallFilter: '@system-service',
         RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6 AF_NETLINK',
-        ReadWritePaths: '/var/lib/keytrustee',
+        // keytrusteed also reaches SoftHSM's token directory when it exists (Key HSM over PKCS#11).
+        ReadWritePaths:
+          u === 'keytrusteed.service' ? '/var/lib/keytrustee -/var/lib/softhsm' : '/var/lib/keytrustee',
       }))
         expect({ u, k, v: one(k) }).toEqual({ u, k, v });
       expect(svc.has('MemoryDenyWriteExecute')).toBe(false); // V8's JIT
