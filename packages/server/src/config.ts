@@ -244,23 +244,29 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** Reads and validates DIR/keytrustee.conf; errors name the file and the key. */
-export function loadKeytrusteeConf(confdir: string, env: NodeJS.ProcessEnv = process.env): KeytrusteeConf {
-  const file = join(confdir, CONF_FILE);
-  let raw: unknown;
+/**
+ * Reads a JSON configuration file; `fail` makes the error for "could not read FILE: why" (`hint`
+ * says what to run when the file is missing). JSON.parse quotes the text around a syntax error,
+ * which may be part of a secret (an unquoted password script or URL): say where, never what.
+ */
+export function readJsonConfFile(file: string, hint: string, fail: (message: string) => Error): unknown {
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    // JSON.parse quotes the text around a syntax error, which may be part of a secret (an
-    // unquoted password script or URL): say where, never what.
     const why =
       (e as NodeJS.ErrnoException).code === 'ENOENT'
-        ? 'not found (run `ktadmin init` first)'
+        ? `not found (${hint})`
         : e instanceof SyntaxError
           ? `not valid JSON (the parser's message is left out: it quotes the file, which may hold a secret; \`python3 -m json.tool ${file}\` shows where)`
           : (e as Error).message;
-    throw new ConfigError(`could not read ${file}: ${why}`);
+    throw fail(`could not read ${file}: ${why}`);
   }
+}
+
+/** Reads and validates DIR/keytrustee.conf; errors name the file and the key. */
+export function loadKeytrusteeConf(confdir: string, env: NodeJS.ProcessEnv = process.env): KeytrusteeConf {
+  const file = join(confdir, CONF_FILE);
+  let raw = readJsonConfFile(file, 'run `ktadmin init` first', (m) => new ConfigError(m));
   // Environment overrides (one product prefix): a shared Redis can be named per deployment.
   if (env[ENV.REDIS_URL] && typeof raw === 'object' && raw !== null) {
     raw = { ...(raw as Record<string, unknown>), REDIS_URL: env[ENV.REDIS_URL] };

@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { readJsonConfFile } from '../config';
 
 /** The Key HSM service's defaults: its directory, and the seed's port. */
 export const KEYHSM_DEFAULT_CONFDIR = '/var/lib/keyhsm';
@@ -39,16 +40,7 @@ export class KeyHsmConfigError extends Error {
 
 export function loadKeyHsmConf(confdir: string): KeyHsmConf {
   const file = keyHsmPaths(confdir).conf;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    const why =
-      (e as NodeJS.ErrnoException).code === 'ENOENT'
-        ? 'not found (run `keyhsm setup` first)'
-        : (e as Error).message;
-    throw new KeyHsmConfigError(`could not read ${file}: ${why}`);
-  }
+  const raw = readJsonConfFile(file, 'run `keyhsm setup` first', (m) => new KeyHsmConfigError(m));
   const parsed = keyHsmConfSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
