@@ -161,10 +161,21 @@ describe('toAppError: everything thrown becomes a stable code', () => {
   });
 
   it.each([
+    ['serialization_failure (40001)', SQLSTATE.SERIALIZATION_FAILURE],
+    ['deadlock_detected (40P01)', SQLSTATE.DEADLOCK_DETECTED],
+  ])('maps %s to a retryable UNAVAILABLE that says nothing was stored', (_label, code) => {
+    const e = pgError(code, `could not serialize access ${SECRET}`);
+    const err = toAppError(e);
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.retryAfterSec).toBe(1);
+    expect(err.message).toMatch(/rolled back; nothing was stored, retry/);
+    expect(JSON.stringify(errorBody(err))).not.toContain(SECRET);
+  });
+
+  it.each([
     ['a plain Error', new Error(`boom ${SECRET}`)],
     ['a TypeError', new TypeError(`x is undefined ${SECRET}`)],
     ['unique_violation (23505)', pgError(SQLSTATE.UNIQUE_VIOLATION, `duplicate key value ${SECRET}`)],
-    ['serialization_failure (40001)', pgError(SQLSTATE.SERIALIZATION_FAILURE)],
     ['an unknown SQLSTATE', pgError('XX000', `internal_error ${SECRET}`)],
     ['a numeric code', Object.assign(new Error('x'), { code: 57 })],
     ['a string', SECRET],

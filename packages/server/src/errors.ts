@@ -111,6 +111,15 @@ export function toAppError(e: unknown): AppError {
       retryAfterSec: 1,
     });
   }
+  if (code === SQLSTATE.SERIALIZATION_FAILURE || code === SQLSTATE.DEADLOCK_DETECTED) {
+    // The transaction was rolled back whole: nothing was stored, and the same request retried
+    // (same Idempotency-Key) normally succeeds. Say so rather than "internal error".
+    return new AppError(
+      'UNAVAILABLE',
+      'the write conflicted with a concurrent write and was rolled back; nothing was stored, retry',
+      { cause: e, retryAfterSec: 1 },
+    );
+  }
   if (code === SQLSTATE.LOCK_NOT_AVAILABLE) {
     return new AppError(
       'UNAVAILABLE',
