@@ -377,6 +377,8 @@ describe('validateIfMatch', () => {
     ['a list', '1, 2'],
     ['a space inside the quotes', '" 3 "'],
     ['doubled quotes', '""3""'],
+    ['an opening quote only', '"3'],
+    ['a closing quote only', '3"'],
     ['a word', 'latest'],
     ['non-ASCII digits', '\u0663'],
   ])('refuses %s as INVALID_REQUEST', (_label, header) => {

@@ -89,9 +89,9 @@ export function validateIdempotencyKey(header: unknown): string | null {
 /** `If-Match: <version>` (quotes tolerated, as for an ETag). 0 means "must not exist yet". */
 export function validateIfMatch(header: unknown): number | null {
   if (header === undefined) return null;
-  const m = typeof header === 'string' ? /^\s*"?(\d{1,9})"?\s*$/.exec(header) : null;
+  const m = typeof header === 'string' ? /^\s*(?:(\d{1,9})|"(\d{1,9})")\s*$/.exec(header) : null;
   if (!m) throw new AppError('INVALID_REQUEST', 'If-Match must be a deposit version number');
-  return Number(m[1]);
+  return Number(m[1] ?? m[2]);
 }
 
 export function validateVersionParam(v: unknown): number | null {
