@@ -271,7 +271,7 @@ describe('validatePutBody', () => {
         () => validatePutBody({ value: 'AAAA', passphrase: SECRET }, MAX_VALUE_BYTES),
         'INVALID_REQUEST',
       );
-      expect(err.message).toBe('unknown field(s) in body: passphrase');
+      expect(err.message).toBe('unknown field(s) in body: "passphrase"');
       expect(err.message).not.toContain(SECRET);
     });
 
@@ -279,7 +279,18 @@ describe('validatePutBody', () => {
       const body: Record<string, unknown> = { value: 'AAAA' };
       for (let i = 1; i <= 7; i++) body[`f${i}`] = i;
       const err = expectRefused(() => validatePutBody(body, MAX_VALUE_BYTES), 'INVALID_REQUEST');
-      expect(err.message).toBe('unknown field(s) in body: f1, f2, f3, f4, f5');
+      expect(err.message).toBe('unknown field(s) in body: "f1", "f2", "f3", "f4", "f5" and 2 more');
+    });
+
+    it('cuts a long field name to 40 characters (an error never echoes a pasted secret whole)', () => {
+      const name = `k${'x'.repeat(50)}${SECRET}`;
+      const err = expectRefused(
+        () => validatePutBody({ value: 'AAAA', [name]: 1 }, MAX_VALUE_BYTES),
+        'INVALID_REQUEST',
+      );
+      expect(err.message).toBe(`unknown field(s) in body: ${JSON.stringify(`${name.slice(0, 40)}…`)}`);
+      expect(err.message.length).toBeLessThan(80);
+      expect(err.message).not.toContain(SECRET);
     });
 
     it('refuses unknown fields before looking at the value', () => {
@@ -287,7 +298,7 @@ describe('validatePutBody', () => {
         () => validatePutBody({ value: '!!', Value: 'AAAA' }, MAX_VALUE_BYTES),
         'INVALID_REQUEST',
       );
-      expect(err.message).toBe('unknown field(s) in body: Value');
+      expect(err.message).toBe('unknown field(s) in body: "Value"');
     });
 
     it.each([
@@ -295,7 +306,7 @@ describe('validatePutBody', () => {
       ['constructor', '{"value":"AAAA","constructor":{"prototype":{"polluted":true}}}'],
     ])('refuses a JSON body with a "%s" key (as express.json parses it)', (key, json) => {
       const err = expectRefused(() => validatePutBody(JSON.parse(json), MAX_VALUE_BYTES), 'INVALID_REQUEST');
-      expect(err.message).toBe(`unknown field(s) in body: ${key}`);
+      expect(err.message).toBe(`unknown field(s) in body: "${key}"`);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
   });

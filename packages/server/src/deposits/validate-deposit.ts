@@ -42,6 +42,12 @@ export interface PutBody {
 }
 
 /** Validates a PUT body: `{value: base64, metadata?: object}` with the size limit on the decoded value. */
+/** At most 5 names of at most 40 characters each, JSON-quoted: an error never echoes a body. */
+function describeFields(names: string[]): string {
+  const shown = names.slice(0, 5).map((n) => JSON.stringify(n.length > 40 ? `${n.slice(0, 40)}…` : n));
+  return names.length > 5 ? `${shown.join(', ')} and ${names.length - 5} more` : shown.join(', ');
+}
+
 export function validatePutBody(body: unknown, maxValueBytes: number): PutBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new AppError(
@@ -52,7 +58,7 @@ export function validatePutBody(body: unknown, maxValueBytes: number): PutBody {
   const { value, metadata, ...rest } = body as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length)
-    throw new AppError('INVALID_REQUEST', `unknown field(s) in body: ${extra.slice(0, 5).join(', ')}`);
+    throw new AppError('INVALID_REQUEST', `unknown field(s) in body: ${describeFields(extra)}`);
   if (typeof value !== 'string' || !BASE64_RE.test(value)) {
     throw new AppError('INVALID_REQUEST', '"value" must be a base64 string');
   }
