@@ -1,5 +1,5 @@
 import { createPrivateKey } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChildProcess } from 'node:child_process';
 import { updateKeytrusteeConf, waitForHealth } from '@trustee/server';
@@ -516,23 +516,31 @@ test("the seed's Key HSM form: keyhsm service with mutual TLS, keyhsm trust, kta
       }) as string,
       { mode: 0o600 },
     );
-    const withPass = await runCli(
-      BINS.ktadmin,
-      [
-        '--confdir',
-        node.confdir,
-        'keyhsm',
-        '--passphrase',
-        '--server',
-        server,
-        '--client-certfile',
-        certFile,
-        '--client-keyfile',
-        encKey,
-        '--trust',
-      ],
-      { input: 'kts-key-secret\n' },
-    );
+    const withPassphrase = (passphrase: string) =>
+      runCli(
+        BINS.ktadmin,
+        [
+          '--confdir',
+          node.confdir,
+          'keyhsm',
+          '--passphrase',
+          '--server',
+          server,
+          '--client-certfile',
+          certFile,
+          '--client-keyfile',
+          encKey,
+          '--trust',
+        ],
+        { input: `${passphrase}\n` },
+      );
+    // A wrong passphrase: refused, and no passphrase file (final or pending) stays behind.
+    const wrongPass = await withPassphrase('not-the-passphrase');
+    expect(wrongPass.code).not.toBe(0);
+    expect(
+      readdirSync(join(node.confdir, '.ssl')).filter((f) => /keyhsm-client-key|\.pending$/.test(f)),
+    ).toEqual([]);
+    const withPass = await withPassphrase('kts-key-secret');
     expect(withPass.stderr).toBe('');
     expect(withPass.code).toBe(0);
     expect(withPass.stdout).not.toContain('kts-key-secret');

@@ -542,7 +542,13 @@ program
       settings = { kind: 'pkcs11', module: o.pkcs11Module!, tokenLabel: o.tokenLabel!, pinFile: o.pinFile! };
     } else if (remote === 3 && direct === 0) {
       if (!/^https:\/\//.test(o.server!)) throw usage('--server must be an https:// URL');
-      settings = await prepareKeyHsmClient(confdir, o);
+      try {
+        settings = await prepareKeyHsmClient(confdir, o);
+      } catch (e) {
+        // Fetching or pinning the service certificate failed: no passphrase file stays behind.
+        for (const f of pendingFiles(confdir)) rmSync(f, { force: true });
+        throw e;
+      }
     } else {
       throw usage(
         'give either --pkcs11-module, --token-label and --pin-file, or --server, --client-certfile and --client-keyfile',

@@ -30,8 +30,13 @@ export interface PendingMigration {
   deposits: number;
   orgs: number;
   /** Deposits still sealed with the master key file whose names break HSM_NAME_RE. */
+  /** The first BAD_NAMES_SHOWN non-conforming names (by name); badNameCount counts them all. */
   badNames: { owner: string; name: string }[];
+  badNameCount: number;
 }
+
+/** Non-conforming names listed by a refused migration (all are counted). */
+export const BAD_NAMES_SHOWN = 1000;
 
 /** What is still sealed with the master key file (key id `file:…`). */
 export async function readPendingMigration(c: ClientBase): Promise<PendingMigration> {
@@ -43,13 +48,26 @@ export async function readPendingMigration(c: ClientBase): Promise<PendingMigrat
   );
   const names = await c.query<{ owner_fp: string; name: string }>(
     `select distinct owner_fp, name from deposits
-      where key_id like 'file:%' and sealed_value is not null and name !~ $1 order by name limit 1000`,
-    [HSM_NAME_RE.source],
+      where key_id like 'file:%' and sealed_value is not null and name !~ $1 order by name limit $2`,
+    [HSM_NAME_RE.source, BAD_NAMES_SHOWN],
   );
+  const bad =
+    names.rows.length < BAD_NAMES_SHOWN
+      ? names.rows.length
+      : Number(
+          (
+            await c.query<{ n: string }>(
+              `select count(*) as n from (select distinct owner_fp, name from deposits
+                where key_id like 'file:%' and sealed_value is not null and name !~ $1) s`,
+              [HSM_NAME_RE.source],
+            )
+          ).rows[0].n,
+        );
   return {
     deposits: Number(d.rows[0].n),
     orgs: Number(o.rows[0].n),
     badNames: names.rows.map((r) => ({ owner: r.owner_fp, name: r.name })),
+    badNameCount: bad,
   };
 }
 

@@ -52,9 +52,12 @@ export async function runHsmMigration(opts: RunMigrationOptions): Promise<boolea
       return false;
     }
     if (pending.badNames.length) {
-      const list = pending.badNames.map((b) => `  ${b.name}  (client ${b.owner})`).join('\n');
+      const more = pending.badNameCount - pending.badNames.length;
+      const list =
+        pending.badNames.map((b) => `  ${b.name}  (client ${b.owner})`).join('\n') +
+        (more > 0 ? `\n  … and ${more} more (the first ${pending.badNames.length} by name are listed)` : '');
       throw new MigrationError(
-        `migration refused: ${pending.badNames.length} deposit name(s) do not conform (a letter or digit first, then only letters, digits, '-', '.', '_'):\n${list}\n` +
+        `migration refused: ${pending.badNameCount} deposit name(s) do not conform (a letter or digit first, then only letters, digits, '-', '.', '_'):\n${list}\n` +
           'For each: decrypt the data, store it under a conforming name, re-encrypt, and destroy the old deposit (ktclient destroy NAME); then run this again. Nothing was moved.',
       );
     }
