@@ -19,6 +19,7 @@ module.exports = {
   // A per-run pool of RSA identity / replication CA keys for the cluster helpers.
   globalSetup: '<rootDir>/packages/server/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/packages/server/test/support/global-teardown.ts',
+  reporters: ['default', '<rootDir>/packages/server/test/support/timings-reporter.js'],
   testTimeout: 120000,
   maxWorkers: 2,
 };
