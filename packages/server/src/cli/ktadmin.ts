@@ -36,6 +36,7 @@ import { NO_WAY_BACK } from '../keys/migrate-to-hsm';
 import { runHsmMigration } from '../keys/run-hsm-migration';
 import { createInterface, type Interface } from 'node:readline';
 import { execFileSync } from 'node:child_process';
+import { addAuditCommands } from './ktadmin-audit';
 import { absolutePath, defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
@@ -697,5 +698,7 @@ program
     say(o.json ? JSON.stringify(status, null, 2) : formatNodeStatus(status));
     if (!status.db.up) process.exitCode = 1;
   });
+
+addAuditCommands(program, confdirOf);
 
 void runProgram(program);

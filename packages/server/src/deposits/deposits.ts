@@ -10,6 +10,7 @@ import {
   selectPriorAndLatest,
   type DepositRow,
 } from '../db/sql/deposits';
+import { appendAudit, type AuditActor } from '../audit/append-audit';
 import { runWrite, runWriteBarrier, type WriteControl, type WritePathOptions } from '../db/write-path';
 import { AppError, hsmUnavailable, SQLSTATE, toAppError } from '../errors';
 import { HsmUnavailableError, type KeyHierarchy } from '../keys/key-hierarchy';
@@ -47,6 +48,9 @@ interface WriteRequest {
   name: string;
   idempotencyKey: string | null;
   hash: Buffer;
+  /** Who asked (the audit row). */
+  who: AuditActor;
+  action: 'deposit.put' | 'deposit.delete';
 }
 
 /**
@@ -114,6 +118,7 @@ async function writeVersion(
         }
         const fields = await decide(c, latest);
         const version = (latest?.version ?? 0) + 1;
+        await appendAudit(c, tx, { who: req.who, action: req.action, subject: req.name, subjectVersion: version });
         // The last statement before COMMIT: its RETURNING answers the standby check too.
         const inserted = await insertDeposit(c, {
           ...fields,
@@ -152,6 +157,7 @@ export async function putDeposit(
     metadata: Record<string, unknown> | null;
     ifMatch: number | null;
     idempotencyKey: string | null;
+    who: AuditActor;
   },
   ctl: WriteControl = {},
 ): Promise<WriteResult> {
@@ -164,7 +170,7 @@ export async function putDeposit(
   ]);
   return writeVersion(
     svc,
-    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
+    { ...args, hash, action: 'deposit.put' },
     ctl,
     async (_c, latest) => {
       const current = latest?.version ?? 0;
@@ -186,13 +192,19 @@ export async function putDeposit(
 
 export async function deleteDeposit(
   svc: DepositServices,
-  args: { owner: string; name: string; ifMatch: number | null; idempotencyKey: string | null },
+  args: {
+    owner: string;
+    name: string;
+    ifMatch: number | null;
+    idempotencyKey: string | null;
+    who: AuditActor;
+  },
   ctl: WriteControl = {},
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, ['DELETE', args.name, String(args.ifMatch)]);
   return writeVersion(
     svc,
-    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
+    { ...args, hash, action: 'deposit.delete' },
     ctl,
     async (_c, latest) => {
       if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
