@@ -387,7 +387,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       conf,
       metricsAddress: metricsListener?.address,
       reloadTls: () => tlsReloader.reload(),
-      auditPass: () => audit.tick(),
+      auditPass: () => audit.tick(true),
       async close() {
         clearInterval(metricsTimer);
         await audit.stop();

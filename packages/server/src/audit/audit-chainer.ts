@@ -85,7 +85,11 @@ const NOT_NOW = new Set(['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 
  * of counted refusals as aggregate rows, then chains what committed since the last pass. On a
  * passive it does nothing (refusals stay counted in memory until this node writes).
  */
-export function startAuditLoop(opts: AuditLoopOptions): { stop(): Promise<void>; tick(): Promise<void> } {
+export function startAuditLoop(opts: AuditLoopOptions): {
+  stop(): Promise<void>;
+  /** One pass now; `flushOpen` also writes the refusal window still open. */
+  tick(flushOpen?: boolean): Promise<void>;
+} {
   const skip = new Set<string>();
   const warning = everyMs(10_000);
   let timer: NodeJS.Timeout | undefined;
@@ -93,8 +97,8 @@ export function startAuditLoop(opts: AuditLoopOptions): { stop(): Promise<void>;
   let stopped = false;
   const m = opts.metrics;
 
-  const flushRefusals = async () => {
-    const entries = opts.refusals.takeClosed();
+  const flushRefusals = async (flushOpen: boolean) => {
+    const entries = opts.refusals.takeClosed(flushOpen);
     if (!entries.length) return;
     try {
       await runWrite(opts.write, async (c, tx) => {
@@ -110,10 +114,10 @@ export function startAuditLoop(opts: AuditLoopOptions): { stop(): Promise<void>;
     }
   };
 
-  const pass = async () => {
+  const pass = async (flushOpen = false) => {
     if (!opts.isActive()) return;
     try {
-      await flushRefusals();
+      await flushRefusals(flushOpen);
       const r = await chainPendingRows(opts.write, opts.key, skip);
       for (const a of r.actions) m.rowsChained.inc({ action: a });
       m.unchained.set(Math.max(0, r.unchained));
@@ -145,14 +149,16 @@ export function startAuditLoop(opts: AuditLoopOptions): { stop(): Promise<void>;
   };
   schedule();
   return {
-    async tick() {
+    async tick(flushOpen = false) {
       await running;
-      await pass();
+      await pass(flushOpen);
     },
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
       await running;
+      // Counted refusals would be lost with the process: write them while this node still can.
+      await pass(true);
     },
   };
 }

@@ -86,12 +86,15 @@ export class RefusalCounter {
     else window.set(key, { refusal, count: 1 });
   }
 
-  /** Aggregate audit entries of the windows that have ended, removed from the counter. */
-  takeClosed(): AuditEntry[] {
+  /**
+   * Aggregate audit entries of the windows that have ended (and the current one with
+   * `includeOpen`: at shutdown, or a test), removed from the counter.
+   */
+  takeClosed(includeOpen = false): AuditEntry[] {
     const current = Math.floor(this.now() / this.windowMs) * this.windowMs;
     const out: AuditEntry[] = [];
     for (const [start, window] of [...this.windows].sort((a, b) => a[0] - b[0])) {
-      if (start >= current) continue;
+      if (start >= current && !includeOpen) continue;
       this.windows.delete(start);
       for (const { refusal, count } of window.values()) out.push(this.entry(start, refusal, count));
     }
