@@ -54,7 +54,8 @@ export async function chainPendingRows(
       chainMacs.push(prev);
       actions.push(row.action);
     }
-    if (ids.length) await chainAuditRows(c, { ids, firstSeq: head.seq + 1, prevMac: head.chainMac, chainMacs });
+    if (ids.length)
+      await chainAuditRows(c, { ids, firstSeq: head.seq + 1, prevMac: head.chainMac, chainMacs });
     return {
       chained: ids.length,
       unchained: head.unchained - ids.length,

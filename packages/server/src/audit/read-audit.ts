@@ -53,7 +53,7 @@ export async function verifyAudit(opts: {
   await inSnapshot(opts.pool, async (c) => {
     const { rows: nowRows } = await c.query<{ now: Date }>('select now() as now');
     const now = opts.now ?? nowRows[0].now;
-    for (let afterSeq = 0; ; ) {
+    for (let afterSeq = 0; ;) {
       const page = await selectChained(c, { afterSeq, limit: PAGE });
       for (const r of page) check.checkChained(r);
       rows += page.length;
@@ -61,7 +61,7 @@ export async function verifyAudit(opts: {
       afterSeq = page[page.length - 1].seq as number;
       opts.onProgress?.(rows);
     }
-    for (let afterId = '0'; ; ) {
+    for (let afterId = '0'; ;) {
       const page = await selectUnchained(c, { afterId, limit: PAGE });
       for (const r of page) check.checkUnchained(r, now);
       rows += page.length;

@@ -39,7 +39,10 @@ function ktadmin(...args: string[]): Promise<CliResult> {
 }
 
 async function auditRows(): Promise<AuditRow[]> {
-  return withSuperuser(node, async (c) => (await c.query<AuditRow>('select * from audit_log order by id')).rows);
+  return withSuperuser(
+    node,
+    async (c) => (await c.query<AuditRow>('select * from audit_log order by id')).rows,
+  );
 }
 
 /** Runs SQL as the owner role (what someone with database access could do). */
@@ -146,7 +149,9 @@ describe('audit rows', () => {
       subject: null,
       count: 1,
     });
-    expect(rows.find((r) => r.action === 'client.register' && r.result === 'INVALID_AUTH_CODE')).toMatchObject({
+    expect(
+      rows.find((r) => r.action === 'client.register' && r.result === 'INVALID_AUTH_CODE'),
+    ).toMatchObject({
       org: 'acme',
       source: '127.0.0.1',
       count: 2,
@@ -212,7 +217,10 @@ describe('ktadmin audit', () => {
   it('export --since prints JSON lines; a time in the future gives none; a bad value is a usage error', async () => {
     const all = await ktadmin('audit', 'export', '--since', '1h');
     expect(all.code).toBe(0);
-    const lines = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength((await auditRows()).length);
     expect(lines.find((l) => l.action === 'deposit.delete')).toMatchObject({
       actor: client.fingerprint,
