@@ -105,7 +105,9 @@ program
   )
   .requiredOption('--fingerprint <fp>', 'client fingerprint, e.g. 4096R/...')
   .action(async (o: { fingerprint: string }, cmd: Command) => {
-    const dropped = await withServices(cmd, (s) => enableClient(s, checkFingerprint(o.fingerprint), actor('enable-client')));
+    const dropped = await withServices(cmd, (s) =>
+      enableClient(s, checkFingerprint(o.fingerprint), actor('enable-client')),
+    );
     process.stdout.write(
       `client ${o.fingerprint} enabled${dropped ? " (and removed from this node's deny list)" : ''}\n`,
     );

@@ -73,7 +73,13 @@ export async function addOrg(
       const merged = [...existing.contacts, ...contacts.filter((x) => !existing.contacts.includes(x))];
       await updateOrgContacts(c, name, merged);
       const added = merged.length - existing.contacts.length;
-      await appendAudit(c, tx, { who, action: 'org.contacts', org: name, subject: name, detail: `${added} added` });
+      await appendAudit(c, tx, {
+        who,
+        action: 'org.contacts',
+        org: name,
+        subject: name,
+        detail: `${added} added`,
+      });
       return 'updated';
     }
     const sealed = await svc.keys.seal(Buffer.from(generateAuthSecret(), 'utf8'), secretAad(name));

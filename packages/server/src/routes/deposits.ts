@@ -76,7 +76,11 @@ export function depositsRouter(ctx: ServerContext): Router {
       const signal = clientGoneSignal(res);
       const who = clientActor(ctx, req, owner);
       try {
-        const result = await putDeposit(svc, { owner, name, ...body, ifMatch, idempotencyKey, who }, { signal });
+        const result = await putDeposit(
+          svc,
+          { owner, name, ...body, ifMatch, idempotencyKey, who },
+          { signal },
+        );
         ctx.log.info(
           { name, version: result.version, client: owner, replayed: result.replayed },
           'deposit stored',

@@ -197,6 +197,25 @@ describe('audit rows', () => {
   });
 });
 
+describe('operator actions', () => {
+  it('records allow-single-node-writes on and off with the ktadmin command, OS user and host', async () => {
+    expect((await ktadmin('allow-single-node-writes', '--for', '1h')).code).toBe(0);
+    expect((await ktadmin('allow-single-node-writes', '--off')).code).toBe(0);
+    const rows = (await auditRows()).filter((r) => r.action === 'single-node-writes');
+    expect(rows.map((r) => r.detail)).toEqual([expect.stringMatching(/^on until \d{4}-/), 'off']);
+    for (const r of rows) {
+      expect(r).toMatchObject({
+        actor_kind: 'admin',
+        actor: 'ktadmin allow-single-node-writes',
+        os_user: userInfo().username,
+        source: hostname(),
+        result: 'ok',
+      });
+    }
+    await node.server.auditPass();
+  });
+});
+
 describe('ktadmin audit', () => {
   it('documents verify and export with --help', async () => {
     for (const sub of ['verify', 'export']) {
