@@ -46,26 +46,31 @@ export interface AuditFields {
  * timestamptz column gives back exactly.
  */
 export function canonicalAuditRow(f: AuditFields): Buffer {
+  const [uid, at, ...rest] = auditFieldValues(f);
   return Buffer.from(
-    JSON.stringify([
-      ROW_DOMAIN,
-      f.uid.toString('hex'),
-      f.at.toISOString(),
-      f.actorKind,
-      f.actor,
-      f.osUser,
-      f.action,
-      f.org,
-      f.subject,
-      f.subjectVersion,
-      f.source,
-      f.result,
-      f.count,
-      f.writeMode,
-      f.detail,
-    ]),
+    JSON.stringify([ROW_DOMAIN, (uid as Buffer).toString('hex'), (at as Date).toISOString(), ...rest]),
     'utf8',
   );
+}
+
+/** The fields in their one order: the canonical form's and the audit_log columns' (db/sql/audit.ts). */
+export function auditFieldValues(f: AuditFields): unknown[] {
+  return [
+    f.uid,
+    f.at,
+    f.actorKind,
+    f.actor,
+    f.osUser,
+    f.action,
+    f.org,
+    f.subject,
+    f.subjectVersion,
+    f.source,
+    f.result,
+    f.count,
+    f.writeMode,
+    f.detail,
+  ];
 }
 
 export function auditRowMac(key: Buffer, f: AuditFields): Buffer {

@@ -5,6 +5,7 @@ import { jsonRequest } from '../support/https-request';
 import { addOrgCli, call, expectError, listOrgsCli, orgtool, putDeposit } from '../support/api';
 import { withSuperuser } from '../support/psql';
 import { startSingleNode, type SingleNode } from '../support/single-node';
+import type { AuditDbRow } from '../../src/db/sql/audit';
 
 /**
  * Audit trail (issue 16) on one real node: rows written by the writes themselves, refusals as
@@ -17,22 +18,7 @@ let authCode: string;
 const SECRET_VALUE = 'audit-test-secret-value-7f3a';
 const NEW_CODE = 'new-auth-code-9c1e';
 
-interface AuditRow {
-  id: string;
-  seq: string | null;
-  actor_kind: string;
-  actor: string;
-  os_user: string | null;
-  action: string;
-  org: string | null;
-  subject: string | null;
-  subject_version: number | null;
-  source: string | null;
-  result: string;
-  count: number;
-  write_mode: string | null;
-  detail: string | null;
-}
+type AuditRow = AuditDbRow;
 
 function ktadmin(...args: string[]): Promise<CliResult> {
   return runCli(BINS.ktadmin, ['--confdir', node.confdir, ...args]);

@@ -1,12 +1,18 @@
 import type { ClientBase } from 'pg';
-import type { AuditActorKind, AuditFields, AuditWriteMode } from '../../audit/audit-mac';
+import {
+  auditFieldValues,
+  type AuditActorKind,
+  type AuditFields,
+  type AuditWriteMode,
+} from '../../audit/audit-mac';
 import type { StoredAuditRow } from '../../audit/audit-chain-check';
 
 /** Table: migrations/0008-audit.sql. */
 const COLUMNS =
   'id, uid, at, actor_kind, actor, os_user, action, org, subject, subject_version, source, result, count, write_mode, detail, row_mac, seq, chain_mac';
 
-interface AuditDbRow {
+/** A row of audit_log as node-postgres returns it. */
+export interface AuditDbRow {
   id: string;
   uid: Buffer;
   at: Date;
@@ -57,23 +63,7 @@ export async function insertAuditRow(c: ClientBase, f: AuditFields, rowMac: Buff
     text: `insert into audit_log (uid, at, actor_kind, actor, os_user, action, org, subject, subject_version,
              source, result, count, write_mode, detail, row_mac)
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9::int, $10, $11, $12::int, $13, $14, $15)`,
-    values: [
-      f.uid,
-      f.at,
-      f.actorKind,
-      f.actor,
-      f.osUser,
-      f.action,
-      f.org,
-      f.subject,
-      f.subjectVersion,
-      f.source,
-      f.result,
-      f.count,
-      f.writeMode,
-      f.detail,
-      rowMac,
-    ],
+    values: [...auditFieldValues(f), rowMac],
   });
 }
 
