@@ -10,8 +10,9 @@
 -- removed or reordered row visible (`ktadmin audit verify`).
 create table audit_log (
   id bigserial primary key,
-  -- 16 random bytes, covered by row_mac: a copy of a row cannot pass as another event.
-  uid bytea not null unique check (length(uid) = 16),
+  -- 16 random bytes, covered by row_mac: a copy of a row cannot pass as another event (verify
+  -- looks for repeated uids; no unique index, so a write maintains as few indexes as possible).
+  uid bytea not null check (length(uid) = 16),
   at timestamptz not null,
   -- client: an API caller (actor = its fingerprint); admin: a CLI (actor = command, os_user);
   -- system: keytrusteed itself (aggregates, key maintenance).
@@ -38,7 +39,9 @@ create table audit_log (
   chain_mac bytea check (length(chain_mac) = 32),
   check ((seq is null) = (chain_mac is null))
 );
-create index audit_log_at_idx on audit_log (at, id);
+-- Every index costs each write (the insert) and the chainer (its update is never HOT: seq is
+-- indexed): the primary key, the chain order, and the rows still to chain. `audit export --since`
+-- walks the primary key instead of an index on `at`.
 create index audit_log_unchained_idx on audit_log (id) where seq is null;
 
 alter table audit_log replica identity default;

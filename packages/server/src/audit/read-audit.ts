@@ -113,7 +113,7 @@ export function exportLine(r: StoredAuditRow): string {
   });
 }
 
-/** `ktadmin audit export`: rows at or after `since`, in time order, one `write` per page. */
+/** `ktadmin audit export`: rows at or after `since`, in insertion (id) order, one `write` per page. */
 export async function exportAudit(opts: {
   pool: Pool;
   since: Date;
@@ -122,14 +122,12 @@ export async function exportAudit(opts: {
 }): Promise<number> {
   let n = 0;
   await inSnapshot(opts.pool, async (c) => {
-    let after: { at: Date; id: string } | undefined;
-    for (;;) {
-      const page = await selectAuditPage(c, { since: opts.since, after, limit: PAGE });
+    for (let afterId = '0'; ;) {
+      const page = await selectAuditPage(c, { since: opts.since, afterId, limit: PAGE });
       if (page.length) await opts.write(page.map((r) => exportLine(r) + '\n').join(''));
       n += page.length;
       if (page.length < PAGE) break;
-      const last = page[page.length - 1];
-      after = { at: last.at, id: last.id };
+      afterId = page[page.length - 1].id;
       opts.onProgress?.(n);
     }
   });

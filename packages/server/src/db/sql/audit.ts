@@ -117,16 +117,14 @@ export async function selectChained(
   return rows.map(toStored);
 }
 
-/** Rows at or after `since`, in (at, id) order, after the cursor. */
+/** Rows at or after `since` with an id above `afterId`, in id (insertion) order. */
 export async function selectAuditPage(
   c: ClientBase,
-  args: { since: Date; after?: { at: Date; id: string }; limit: number },
+  args: { since: Date; afterId: string; limit: number },
 ): Promise<StoredAuditRow[]> {
   const { rows } = await c.query<AuditDbRow>(
-    `select ${COLUMNS} from audit_log
-      where at >= $1 and ($2::timestamptz is null or (at, id) > ($2::timestamptz, $3::bigint))
-      order by at, id limit $4::int`,
-    [args.since, args.after?.at ?? null, args.after?.id ?? '0', args.limit],
+    `select ${COLUMNS} from audit_log where id > $2::bigint and at >= $1 order by id limit $3::int`,
+    [args.since, args.afterId, args.limit],
   );
   return rows.map(toStored);
 }
