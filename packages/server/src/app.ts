@@ -8,6 +8,7 @@ import { errorHandler, methodNotAllowed, notFound, requireJson } from './routes/
 import { healthRouter } from './routes/health';
 import { registerRouter } from './routes/register';
 import { testHsmRouter } from './routes/test-hsm';
+import { countAuthFailure } from './audit/request-actor';
 
 /**
  * Route template for requests answered before a route matched (401 from the auth middleware,
@@ -72,12 +73,12 @@ export function createApp(ctx: ServerContext): Express {
   // parsing any body (an anonymous peer must not make the server buffer and parse megabytes).
   app.use('/v1/deposits', (req, _res, next) => {
     if ((req.socket as TLSSocket).authorized) return next();
-    next(
-      new AppError(
-        'UNAUTHENTICATED',
-        'a client certificate issued by this cluster is required (register first)',
-      ),
+    const e = new AppError(
+      'UNAUTHENTICATED',
+      'a client certificate issued by this cluster is required (register first)',
     );
+    countAuthFailure(ctx, req, e);
+    next(e);
   });
   app.use(requireJson);
   app.use(express.json({ limit: bodyLimitBytes(ctx.maxValueBytes), strict: true, type: 'application/json' }));

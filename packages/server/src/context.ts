@@ -12,6 +12,7 @@ import type { Metrics } from './metrics';
 import type { NodeState } from './node/node-state';
 import type { Identity } from './orgs/register-client';
 import type { RateLimits } from './rate-limit';
+import type { RefusalCounter } from './audit/audit-refusals';
 
 /** Everything a request handler needs, built once by the server and passed down. */
 export interface ServerContext {
@@ -39,4 +40,6 @@ export interface ServerContext {
   /** Which address registration limits are charged to (TRUSTED_PROXIES, CLIENT_ADDRESS_HEADER). */
   clientAddress: ClientAddressPolicy;
   version: string;
+  /** Refused registrations, authentications and writes, counted for the audit trail. */
+  auditRefusals: RefusalCounter;
 }

@@ -3,6 +3,7 @@ import { IN_DOUBT_REASONS } from './db/write-path';
 import { HTTP_STATUS } from './errors';
 import type { NodeState } from './node/node-state';
 import { HSM_OPS, type HsmOp } from './keys/kek-backend';
+import { createAuditMetrics } from './audit/audit-metrics';
 
 /** Codes a refused write gets from the node decision (decide.ts); a low, fixed label set. */
 const WRITE_REFUSAL_CODES = ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'UNAVAILABLE'] as const;
@@ -297,6 +298,7 @@ export function createMetrics() {
     hsmUp,
     hsmDataKeyCacheEntries,
     hsmDataKeysRewrapped,
+    audit: createAuditMetrics(registry),
   };
 }
 

@@ -51,6 +51,9 @@ import {
 } from './tls/metrics-access';
 import { createTlsReloader, logNodeTls, prepareNodeTls, type TlsReloadResult } from './tls/node-tls';
 import { certificateExpirySeconds } from './tls/server-tls';
+import { deriveAuditKey } from './audit/audit-mac';
+import { RefusalCounter } from './audit/audit-refusals';
+import { startAuditLoop } from './audit/audit-chainer';
 
 export { MIGRATIONS_DIR, VERSION } from './package-info';
 export { connectNodeDb, DB_APP_ROLE, StartupError } from './db/node-db';
@@ -76,6 +79,8 @@ export interface RunningServer {
   metricsAddress?: AddressInfo;
   /** SIGHUP: re-reads the TLS keys of keytrustee.conf and the .ssl/ files; keeps the old ones if the new are unusable. */
   reloadTls(): Promise<TlsReloadResult>;
+  /** @internal Runs an audit pass now (refusal aggregates, chaining), for tests. */
+  auditPass(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -240,7 +245,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       maxValueBytes: conf.MAX_VALUE_BYTES,
       maxPendingClientsPerOrg: conf.MAX_PENDING_CLIENTS_PER_ORG,
       version: VERSION,
+      auditRefusals: new RefusalCounter({
+        onCount: (r) => metrics.audit.refusals.inc({ action: r.action, result: r.result }),
+      }),
       write: {
+        auditKey: deriveAuditKey(p.masterKey),
         db,
         commitWaitMs: conf.COMMIT_WAIT_MS,
         requireSyncStandby: ns.requireSyncStandby,
@@ -359,6 +368,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     });
     jobs.start();
+    // Audit trail: refusal aggregates and the chain, on the active only (audit-chainer.ts).
+    const audit = startAuditLoop({
+      write: ctx.write,
+      key: ctx.write.auditKey as Buffer,
+      refusals: ctx.auditRefusals,
+      metrics: metrics.audit,
+      log: log.child({ component: 'audit' }),
+      isActive: () => ns.decide().role === 'active',
+    });
     const countRefresh = startCountRefresh(db.control, metrics, log, {
       backups: { dir: backupSettings(opts.confdir, conf).dir, host: conf.HOST },
     });
@@ -369,8 +387,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       conf,
       metricsAddress: metricsListener?.address,
       reloadTls: () => tlsReloader.reload(),
+      auditPass: () => audit.tick(true),
       async close() {
         clearInterval(metricsTimer);
+        await audit.stop();
         hsmTimer?.stop();
         countRefresh.stop();
         await metricsListener?.close();

@@ -10,6 +10,7 @@ import { consumeOrThrow, everyMs } from '../rate-limit';
 /** One log line per 10 s about a failing rate-limit store, not one per request. */
 const storeWarning = everyMs(10_000);
 import type { ServerContext } from '../context';
+import { countAuthFailure } from '../audit/request-actor';
 
 export interface AuthenticatedClient {
   fingerprint: string;
@@ -44,10 +45,13 @@ export function authenticatedClient(req: Request): AuthenticatedClient {
  */
 export function requireClient(ctx: ServerContext): RequestHandler {
   return async (req, _res, next) => {
+    // Kept for the audit count of a refusal (its fingerprint, when a certificate was shown).
+    let shown: string | undefined;
     try {
       const refusal = ctx.nodeState.readRefusal();
       if (refusal) throw refusal;
       const fp = peerFingerprint(req.socket as TLSSocket);
+      shown = fp;
       if (!fp) {
         throw new AppError(
           'UNAUTHENTICATED',
@@ -95,6 +99,7 @@ export function requireClient(ctx: ServerContext): RequestHandler {
       };
       next();
     } catch (e) {
+      countAuthFailure(ctx, req, e, shown);
       next(e);
     }
   };

@@ -6,6 +6,10 @@ import { openNodeServices } from '../node/node-services';
 import { defaultConfdir, runProgram } from './common';
 import { FINGERPRINT_RE } from '../crypto/fingerprint';
 import { AppError } from '../errors';
+import { adminActor } from '../audit/append-audit';
+
+/** The audit trail's "who" of a subcommand: `keytrustee-orgtool add`, this OS user, this host. */
+const actor = (sub: string) => adminActor(`keytrustee-orgtool ${sub}`);
 
 async function withServices<T>(
   cmd: Command,
@@ -70,7 +74,7 @@ program
   .requiredOption('-c, --contacts <emails>', 'administrator e-mails, comma-separated without spaces')
   .action(async (o: { name: string; contacts: string }, cmd: Command) => {
     const contacts = parseContacts(o.contacts);
-    const outcome = await withServices(cmd, (s) => addOrg(s, o.name, contacts));
+    const outcome = await withServices(cmd, (s) => addOrg(s, o.name, contacts, actor('add')));
     process.stdout.write(`${outcome === 'created' ? 'created' : 'updated'} organization ${o.name}\n`);
   });
 
@@ -90,7 +94,7 @@ program
   .requiredOption('-n, --name <name>', 'organization name')
   .requiredOption('-s, --secret <secret>', 'new authorization code (may be "")')
   .action(async (o: { name: string; secret: string }, cmd: Command) => {
-    await withServices(cmd, (s) => setAuthSecret(s, o.name, o.secret));
+    await withServices(cmd, (s) => setAuthSecret(s, o.name, o.secret, actor('set-auth')));
     process.stdout.write(`authorization code of ${o.name} updated\n`);
   });
 
@@ -101,7 +105,9 @@ program
   )
   .requiredOption('--fingerprint <fp>', 'client fingerprint, e.g. 4096R/...')
   .action(async (o: { fingerprint: string }, cmd: Command) => {
-    const dropped = await withServices(cmd, (s) => enableClient(s, checkFingerprint(o.fingerprint)));
+    const dropped = await withServices(cmd, (s) =>
+      enableClient(s, checkFingerprint(o.fingerprint), actor('enable-client')),
+    );
     process.stdout.write(
       `client ${o.fingerprint} enabled${dropped ? " (and removed from this node's deny list)" : ''}\n`,
     );
@@ -117,7 +123,7 @@ program
   .requiredOption('--fingerprint <fp>', 'client fingerprint')
   .action(async (o: { fingerprint: string }, cmd: Command) => {
     const fp = checkFingerprint(o.fingerprint);
-    const outcome = await withServices(cmd, (s) => revokeClient(s, fp));
+    const outcome = await withServices(cmd, (s) => revokeClient(s, fp, actor('disable-client')));
     process.stdout.write(`${describeRevocation(fp, outcome)}\n`);
   });
 

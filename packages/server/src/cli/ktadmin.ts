@@ -36,6 +36,9 @@ import { NO_WAY_BACK } from '../keys/migrate-to-hsm';
 import { runHsmMigration } from '../keys/run-hsm-migration';
 import { createInterface, type Interface } from 'node:readline';
 import { execFileSync } from 'node:child_process';
+import { addAuditCommands } from './ktadmin-audit';
+import { recordAdminAction } from '../audit/record-admin-action';
+import type { AuditEntry } from '../audit/append-audit';
 import { absolutePath, defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
@@ -126,6 +129,12 @@ async function askLine(prompt: string, opts: { secret?: boolean } = {}): Promise
       (process.stdin as { unref?: () => void }).unref?.();
     }
   }
+}
+
+/** Records this command in the audit trail; a row that cannot be written is a printed warning. */
+async function audited(confdir: string, command: string, entry: Omit<AuditEntry, 'who'>): Promise<void> {
+  const warning = await recordAdminAction(confdir, `ktadmin ${command}`, entry);
+  if (warning) process.stderr.write(`${warning}\n`);
 }
 
 function usage(message: string): Error {
@@ -319,6 +328,10 @@ program
   .action(async (o: { force?: boolean }, cmd: Command) => {
     const confdir = confdirOf(cmd);
     const r = await promoteNode({ confdir, force: o.force, onStep: say });
+    await audited(confdir, 'promote', {
+      action: 'promote',
+      detail: `timeline ${r.fromTimeline} -> ${r.toTimeline}${o.force ? ' (--force)' : ''}`,
+    });
     say(`this node is now the active (timeline ${r.toTimeline}); promotion took ${r.elapsedMs} ms`);
     say(
       'writes stay refused (PASSIVE_UNAVAILABLE) until a passive streams again. On the old active, once it is back:',
@@ -418,6 +431,7 @@ program
           force: o.force,
           onStep: say,
         });
+        await audited(confdir, 'restore', { action: 'restore', detail: `from the passive ${o.fromPassive}` });
         say(`this node is the active again (port ${r.inst.port}), restored in ${r.elapsedMs} ms`);
         say(
           `start (or restart) keytrusteed --confdir ${confdir}; writes resume when the passive streams synchronously`,
@@ -436,6 +450,10 @@ program
         allowGap: o.allowGap,
         force: o.force,
         onStep: say,
+      });
+      await audited(confdir, 'restore', {
+        action: 'restore',
+        detail: `from the backup of ${r.manifest.host} (${r.manifest.createdAt})${r.journal ? `, journal replayed (${r.journal.applied} transactions)` : ''}`,
       });
       if (r.journal)
         say(
@@ -462,6 +480,8 @@ program
     if (!!o.for === !!o.off) throw usage('give exactly one of --for DURATION, --off');
     if (o.off) {
       const was = disallowSingleNodeWrites(confdir);
+      if (was)
+        await audited(confdir, 'allow-single-node-writes', { action: 'single-node-writes', detail: 'off' });
       say(
         was
           ? 'single-node writes switched off; writes need the passive again'
@@ -476,6 +496,10 @@ program
       throw usage((e as Error).message);
     }
     const r = await allowSingleNodeWrites({ confdir, forMs });
+    await audited(confdir, 'allow-single-node-writes', {
+      action: 'single-node-writes',
+      detail: `on until ${r.until}`,
+    });
     say(
       `single-node writes ALLOWED until ${r.until}: each write now exists on this node only until a passive rejoins.`,
     );
@@ -703,5 +727,7 @@ program
     say(o.json ? JSON.stringify(status, null, 2) : formatNodeStatus(status));
     if (!status.db.up) process.exitCode = 1;
   });
+
+addAuditCommands(program, confdirOf);
 
 void runProgram(program);

@@ -45,6 +45,8 @@ export interface WritePathOptions {
   /** Called when a write ends WRITE_IN_DOUBT, with why (metrics: trustee_writes_in_doubt_total). */
   onInDoubt?: (reason: InDoubtReason) => void;
   log?: Logger;
+  /** Key of the audit rows' MACs (audit/audit-mac.ts); appendAudit refuses to write without it. */
+  auditKey?: Buffer;
 }
 
 /** Longest a write waits for a lock (advisory name lock, row lock) before giving up, ms. */
@@ -91,6 +93,10 @@ export interface WriteTx {
    * statement and the COMMIT.
    */
   standbyStreaming?: boolean;
+  /** How this write commits (for its audit row): both nodes, this node alone, or no pair. */
+  readonly writeMode: 'sync' | 'single-node' | 'standalone';
+  /** WritePathOptions.auditKey, for appendAudit (audit/append-audit.ts). */
+  readonly auditKey?: Buffer;
 }
 
 const PASSIVE_UNAVAILABLE_MESSAGE =
@@ -127,7 +133,8 @@ export async function runWrite<T>(
       `begin; set local synchronous_commit = ${singleNode ? 'local' : 'remote_apply'}; set local lock_timeout = ${LOCK_TIMEOUT_MS}; set local statement_timeout = ${STATEMENT_TIMEOUT_MS}`,
     );
     let result: T;
-    const tx: WriteTx = {};
+    const writeMode = singleNode ? 'single-node' : checkStandby ? 'sync' : 'standalone';
+    const tx: WriteTx = { writeMode, auditKey: opts.auditKey };
     try {
       result = await fn(client, tx);
       // The client has gone and nothing is committed yet: store nothing.

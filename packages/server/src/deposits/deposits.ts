@@ -10,6 +10,7 @@ import {
   selectPriorAndLatest,
   type DepositRow,
 } from '../db/sql/deposits';
+import { appendAudit, type AuditActor } from '../audit/append-audit';
 import { runWrite, runWriteBarrier, type WriteControl, type WritePathOptions } from '../db/write-path';
 import { AppError, hsmUnavailable, SQLSTATE, toAppError } from '../errors';
 import { HsmUnavailableError, type KeyHierarchy } from '../keys/key-hierarchy';
@@ -47,6 +48,9 @@ interface WriteRequest {
   name: string;
   idempotencyKey: string | null;
   hash: Buffer;
+  /** Who asked (the audit row). */
+  who: AuditActor;
+  action: 'deposit.put' | 'deposit.delete';
 }
 
 /**
@@ -114,6 +118,12 @@ async function writeVersion(
         }
         const fields = await decide(c, latest);
         const version = (latest?.version ?? 0) + 1;
+        await appendAudit(c, tx, {
+          who: req.who,
+          action: req.action,
+          subject: req.name,
+          subjectVersion: version,
+        });
         // The last statement before COMMIT: its RETURNING answers the standby check too.
         const inserted = await insertDeposit(c, {
           ...fields,
@@ -152,6 +162,7 @@ export async function putDeposit(
     metadata: Record<string, unknown> | null;
     ifMatch: number | null;
     idempotencyKey: string | null;
+    who: AuditActor;
   },
   ctl: WriteControl = {},
 ): Promise<WriteResult> {
@@ -162,52 +173,48 @@ export async function putDeposit(
     JSON.stringify(args.metadata),
     String(args.ifMatch),
   ]);
-  return writeVersion(
-    svc,
-    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
-    ctl,
-    async (_c, latest) => {
-      const current = latest?.version ?? 0;
-      if (args.ifMatch !== null && args.ifMatch !== current) {
-        throw new AppError(
-          'VERSION_CONFLICT',
-          `If-Match ${args.ifMatch} does not match the current version ${current}`,
-          {
-            details: { currentVersion: current },
-          },
-        );
-      }
-      const version = current + 1;
-      const sealed = await svc.keys.seal(args.value, depositAad(args.owner, args.name, version));
-      return { deleted: false, sealedValue: sealed.blob, keyId: sealed.keyId, metadata: args.metadata };
-    },
-  );
+  return writeVersion(svc, { ...args, hash, action: 'deposit.put' }, ctl, async (_c, latest) => {
+    const current = latest?.version ?? 0;
+    if (args.ifMatch !== null && args.ifMatch !== current) {
+      throw new AppError(
+        'VERSION_CONFLICT',
+        `If-Match ${args.ifMatch} does not match the current version ${current}`,
+        {
+          details: { currentVersion: current },
+        },
+      );
+    }
+    const version = current + 1;
+    const sealed = await svc.keys.seal(args.value, depositAad(args.owner, args.name, version));
+    return { deleted: false, sealedValue: sealed.blob, keyId: sealed.keyId, metadata: args.metadata };
+  });
 }
 
 export async function deleteDeposit(
   svc: DepositServices,
-  args: { owner: string; name: string; ifMatch: number | null; idempotencyKey: string | null },
+  args: {
+    owner: string;
+    name: string;
+    ifMatch: number | null;
+    idempotencyKey: string | null;
+    who: AuditActor;
+  },
   ctl: WriteControl = {},
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, ['DELETE', args.name, String(args.ifMatch)]);
-  return writeVersion(
-    svc,
-    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
-    ctl,
-    async (_c, latest) => {
-      if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
-      if (args.ifMatch !== null && args.ifMatch !== latest.version) {
-        throw new AppError(
-          'VERSION_CONFLICT',
-          `If-Match ${args.ifMatch} does not match the current version ${latest.version}`,
-          {
-            details: { currentVersion: latest.version },
-          },
-        );
-      }
-      return { deleted: true, sealedValue: null, keyId: null, metadata: null };
-    },
-  );
+  return writeVersion(svc, { ...args, hash, action: 'deposit.delete' }, ctl, async (_c, latest) => {
+    if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
+    if (args.ifMatch !== null && args.ifMatch !== latest.version) {
+      throw new AppError(
+        'VERSION_CONFLICT',
+        `If-Match ${args.ifMatch} does not match the current version ${latest.version}`,
+        {
+          details: { currentVersion: latest.version },
+        },
+      );
+    }
+    return { deleted: true, sealedValue: null, keyId: null, metadata: null };
+  });
 }
 
 export interface DepositView {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { insertDataKey, insertKek, selectKeks, setKekState, type KekRow } from '../db/sql/data-keys';
 import { runWrite } from '../db/write-path';
+import { adminActor, appendAudit } from '../audit/append-audit';
 import { openNodeServices } from '../node/node-services';
 import { dataKeyAad, DATA_KEY_BYTES, newDataKeyId } from './data-keys';
 
@@ -47,10 +48,16 @@ export async function rotateKek(confdir: string): Promise<{ from: string; to: st
     const key = randomBytes(DATA_KEY_BYTES);
     const wrapped = await kek.wrap(next, key, dataKeyAad(id, 'deposit'));
     key.fill(0);
-    await runWrite(svc.write, async (c) => {
+    await runWrite(svc.write, async (c, tx) => {
       await setKekState(c, active.id, 'retiring');
       await insertKek(c, next, 'active');
       await insertDataKey(c, { id, purpose: 'deposit', kekId: next, wrapped });
+      await appendAudit(c, tx, {
+        who: adminActor('ktadmin rotate-kek'),
+        action: 'kek.rotate',
+        subject: next,
+        detail: `${active.id} retiring`,
+      });
     });
     return { from: active.id, to: next };
   } finally {

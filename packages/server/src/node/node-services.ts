@@ -9,6 +9,7 @@ import type { KeyHierarchy } from '../keys/key-hierarchy';
 import type { HsmKeyHierarchy } from '../keys/hsm-key-hierarchy';
 import { connectNodeDb } from '../db/node-db';
 import { NodeState } from './node-state';
+import { deriveAuditKey } from '../audit/audit-mac';
 
 export interface NodeServices {
   confdir: string;
@@ -68,6 +69,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
       commitWaitMs: conf.COMMIT_WAIT_MS,
       requireSyncStandby: conf.PEERS.length > 0,
       gate: () => state.admitWrite(),
+      auditKey: deriveAuditKey(p.masterKey),
     },
     state,
     async close() {

@@ -10,6 +10,7 @@ import {
   updateOrgSecret,
   type OrgRow,
 } from '../db/sql/orgs';
+import { appendAudit, processActor, type AuditActor } from '../audit/append-audit';
 import { runWrite, type WritePathOptions } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
@@ -62,18 +63,28 @@ export async function addOrg(
   svc: OrgServices,
   name: string,
   given: string[],
+  who: AuditActor = processActor(),
 ): Promise<'created' | 'updated'> {
   validateOrgName(name);
   const contacts = [...new Set(given)];
-  return runWrite(svc.write, async (c) => {
+  return runWrite(svc.write, async (c, tx) => {
     const existing = await selectOrg(c, name, { forUpdate: true });
     if (existing) {
       const merged = [...existing.contacts, ...contacts.filter((x) => !existing.contacts.includes(x))];
       await updateOrgContacts(c, name, merged);
+      const added = merged.length - existing.contacts.length;
+      await appendAudit(c, tx, {
+        who,
+        action: 'org.contacts',
+        org: name,
+        subject: name,
+        detail: `${added} added`,
+      });
       return 'updated';
     }
     const sealed = await svc.keys.seal(Buffer.from(generateAuthSecret(), 'utf8'), secretAad(name));
     await insertOrg(c, { uuid: orgUuid(), name, sealedSecret: sealed.blob, keyId: sealed.keyId, contacts });
+    await appendAudit(c, tx, { who, action: 'org.add', org: name, subject: name });
     return 'created';
   });
 }
@@ -87,15 +98,28 @@ function orgUuid(): string {
   return out;
 }
 
-export async function setAuthSecret(svc: OrgServices, name: string, secret: string): Promise<void> {
+export async function setAuthSecret(
+  svc: OrgServices,
+  name: string,
+  secret: string,
+  who: AuditActor = processActor(),
+): Promise<void> {
   validateOrgName(name);
   if (secret.length > 256)
     throw new AppError('INVALID_REQUEST', 'the authorization code is limited to 256 characters');
-  await runWrite(svc.write, async (c) => {
+  await runWrite(svc.write, async (c, tx) => {
     const sealed = await svc.keys.seal(Buffer.from(secret, 'utf8'), secretAad(name));
     if ((await updateOrgSecret(c, name, sealed.blob, sealed.keyId)) === 0) {
       throw new AppError('NOT_FOUND', `no organization named ${name}`);
     }
+    // Never the code; only whether clients are now approved without one.
+    await appendAudit(c, tx, {
+      who,
+      action: 'org.set-auth',
+      org: name,
+      subject: name,
+      detail: secret === '' ? 'automatic approval' : null,
+    });
   });
 }
 
@@ -153,10 +177,18 @@ export async function setClientState(
   svc: Pick<OrgServices, 'write'>,
   fingerprint: string,
   state: ClientState,
+  who: AuditActor = processActor(),
 ): Promise<void> {
-  await runWrite(svc.write, async (c: ClientBase) => {
+  await runWrite(svc.write, async (c: ClientBase, tx) => {
     const existing = await selectClient(c, fingerprint);
     if (!existing) throw new AppError('NOT_FOUND', `no client with fingerprint ${fingerprint}`);
     await updateClientState(c, fingerprint, state);
+    await appendAudit(c, tx, {
+      who,
+      action: state === 'disabled' ? 'client.disable' : 'client.enable',
+      org: existing.org_name,
+      subject: fingerprint,
+      detail: `was ${existing.state}, now ${state}`,
+    });
   });
 }

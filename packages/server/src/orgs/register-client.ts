@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { withClient } from '../db/pool';
 import { countPendingClients, insertClient, selectClient, type ClientState } from '../db/sql/clients';
 import { selectOrg } from '../db/sql/orgs';
+import { appendAudit } from '../audit/append-audit';
 import { runWrite, runWriteBarrier } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
 import { CsrError, issueClientCert, parseCsr, type TbsSigner } from '../crypto/certificates';
@@ -52,6 +53,8 @@ export async function registerClient(
   svc: RegistrationServices,
   identity: Identity,
   req: RegisterRequest,
+  /** The client's address as the server saw it (audit row). */
+  source: string | null = null,
 ): Promise<RegisterOutcome> {
   let publicKeyPem: string;
   try {
@@ -121,7 +124,7 @@ export async function registerClient(
     { publicKeyPem, fingerprint, org: org.name, caCertPem: identity.certPem },
     svc.signTbs,
   );
-  const stored = await runWrite(svc.write, async (c) => {
+  const stored = await runWrite(svc.write, async (c, tx) => {
     // Registrations of one key take turns (bounded by the write's lock_timeout): a second one
     // waits for the first to commit and then finds its row, instead of failing on the key.
     await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`client/${fingerprint}`]);
@@ -138,6 +141,13 @@ export async function registerClient(
       if ((await countPendingClients(c, org.id)) >= cap) throw quotaExceeded();
     }
     await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
+    await appendAudit(c, tx, {
+      who: { kind: 'client', name: fingerprint, source },
+      action: 'client.register',
+      org: org.name,
+      subject: fingerprint,
+      detail: state,
+    });
     return { state, certificate, raced: false };
   });
   if (stored.raced) await runWriteBarrier(svc.write);

@@ -5,12 +5,12 @@
  * returns); on a passive whose active is unreachable it goes into the node-local deny list.
  * Enabling only ever goes through the normal two-node write.
  */
-import { userInfo } from 'node:os';
 import type { PoolClient } from 'pg';
+import { appendAudit, processActor, osUserName, type AuditActor } from '../audit/append-audit';
 import { addToDenyList, denyListPath, removeFromDenyList, type DenyEntry } from '../auth/deny-list';
 import { withClient } from '../db/pool';
 import { selectClient, updateClientState } from '../db/sql/clients';
-import { runWrite, type WritePathOptions } from '../db/write-path';
+import { runWrite, type WritePathOptions, type WriteTx } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
 import type { WriteMode } from '../node/decide';
 import type { NodeState } from '../node/node-state';
@@ -39,13 +39,17 @@ export type RevocationOutcome =
   | { path: 'already-disabled' };
 
 /** Revokes the client by the one path this node allows now (revocation-path.ts). */
-export async function revokeClient(svc: RevocationServices, fingerprint: string): Promise<RevocationOutcome> {
+export async function revokeClient(
+  svc: RevocationServices,
+  fingerprint: string,
+  who: AuditActor = processActor(),
+): Promise<RevocationOutcome> {
   for (let attempt = 0; ; attempt++) {
     const path = decideRevocationPath(svc.state.decide(), svc.state.peerObservation());
     if (path.kind === 'refused') throw new AppError(path.code, path.message);
     if (path.kind === 'deny-list') return denyOnThisNode(svc, fingerprint);
     try {
-      return await disableInDatabase(svc, fingerprint);
+      return await disableInDatabase(svc, fingerprint, who);
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       // A commit cut short while waiting for the passive is committed here: in force on this node.
@@ -64,7 +68,11 @@ export async function revokeClient(svc: RevocationServices, fingerprint: string)
  * decision: a local commit (`'single-node'`: synchronous_commit = local) is allowed for this
  * write alone, never for anything else.
  */
-async function disableInDatabase(svc: RevocationServices, fingerprint: string): Promise<RevocationOutcome> {
+async function disableInDatabase(
+  svc: RevocationServices,
+  fingerprint: string,
+  who: AuditActor,
+): Promise<RevocationOutcome> {
   // How the gate let this write commit (set by the gate, read after the commit).
   const chosen: { mode: WriteMode | 'local-commit' } = { mode: 'sync' };
   const opts: WritePathOptions = {
@@ -80,7 +88,7 @@ async function disableInDatabase(svc: RevocationServices, fingerprint: string): 
     onSingleNodeWrite: undefined,
     log: undefined,
   };
-  const changed = await runWrite(opts, (c) => disableRow(c, fingerprint));
+  const changed = await runWrite(opts, (c, tx) => disableRow(c, tx, fingerprint, who));
   if (!changed) return { path: 'already-disabled' };
   const { mode } = chosen;
   return mode === 'local-commit'
@@ -89,11 +97,23 @@ async function disableInDatabase(svc: RevocationServices, fingerprint: string): 
 }
 
 /** False when the client was already disabled (nothing written, so nothing to wait for). */
-async function disableRow(c: PoolClient, fingerprint: string): Promise<boolean> {
+async function disableRow(
+  c: PoolClient,
+  tx: WriteTx,
+  fingerprint: string,
+  who: AuditActor,
+): Promise<boolean> {
   const existing = await selectClient(c, fingerprint);
   if (!existing) throw new AppError('NOT_FOUND', `no client with fingerprint ${fingerprint}`);
   if (existing.state === 'disabled') return false;
   await updateClientState(c, fingerprint, 'disabled');
+  await appendAudit(c, tx, {
+    who,
+    action: 'client.disable',
+    org: existing.org_name,
+    subject: fingerprint,
+    detail: `was ${existing.state}, now disabled`,
+  });
   return true;
 }
 
@@ -116,17 +136,9 @@ async function denyOnThisNode(svc: RevocationServices, fingerprint: string): Pro
   const { added, entry } = await addToDenyList(svc.confdir, {
     fingerprint,
     since: new Date().toISOString(),
-    by: osUser(),
+    by: osUserName(),
   });
   return { path: 'deny-list', added, file: denyListPath(svc.confdir), entry };
-}
-
-function osUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return `uid ${process.getuid?.() ?? '?'}`;
-  }
 }
 
 /**
@@ -134,8 +146,12 @@ function osUser(): string {
  * but a revocation), then drops it from this node's deny list: the operator's cluster-wide
  * decision supersedes a local revocation. Returns whether an entry was dropped.
  */
-export async function enableClient(svc: RevocationServices, fingerprint: string): Promise<boolean> {
-  await setClientState(svc, fingerprint, 'active');
+export async function enableClient(
+  svc: RevocationServices,
+  fingerprint: string,
+  who: AuditActor = processActor(),
+): Promise<boolean> {
+  await setClientState(svc, fingerprint, 'active', who);
   const gone = await removeFromDenyList(svc.confdir, (e) => e.fingerprint === fingerprint);
   return (gone?.length ?? 0) > 0;
 }

@@ -13,9 +13,20 @@ import {
 import { isRequestAbandoned } from '../db/pool';
 import { AppError } from '../errors';
 import { clientGoneSignal } from './client-gone-signal';
+import { clientActor } from '../audit/request-actor';
+import type { AuditActor } from '../audit/append-audit';
 import { methodNotAllowed } from './error-handler';
 
-function countRefusal(ctx: ServerContext, e: unknown): void {
+/** Counts a refused write: in the metric below, and (every code) in the audit trail's aggregates. */
+function countRefusal(
+  ctx: ServerContext,
+  e: unknown,
+  action: 'deposit.put' | 'deposit.delete',
+  who: AuditActor,
+): void {
+  if (e instanceof AppError) {
+    ctx.auditRefusals.count({ action, result: e.code, actor: who.name, source: who.source ?? '' });
+  }
   if (
     e instanceof AppError &&
     ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'].includes(e.code)
@@ -63,8 +74,13 @@ export function depositsRouter(ctx: ServerContext): Router {
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
       const ifMatch = validateIfMatch(req.headers['if-match']);
       const signal = clientGoneSignal(res);
+      const who = clientActor(ctx, req, owner);
       try {
-        const result = await putDeposit(svc, { owner, name, ...body, ifMatch, idempotencyKey }, { signal });
+        const result = await putDeposit(
+          svc,
+          { owner, name, ...body, ifMatch, idempotencyKey, who },
+          { signal },
+        );
         ctx.log.info(
           { name, version: result.version, client: owner, replayed: result.replayed },
           'deposit stored',
@@ -73,7 +89,7 @@ export function depositsRouter(ctx: ServerContext): Router {
         res.status(201).json({ name: result.name, version: result.version });
       } catch (e) {
         if (abandoned(ctx, e, signal)) return;
-        countRefusal(ctx, e);
+        countRefusal(ctx, e, 'deposit.put', who);
         throw e;
       }
     })
@@ -83,8 +99,9 @@ export function depositsRouter(ctx: ServerContext): Router {
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
       const ifMatch = validateIfMatch(req.headers['if-match']);
       const signal = clientGoneSignal(res);
+      const who = clientActor(ctx, req, owner);
       try {
-        const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey }, { signal });
+        const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey, who }, { signal });
         ctx.log.info(
           { name, version: result.version, client: owner, replayed: result.replayed },
           'deposit deleted',
@@ -92,7 +109,7 @@ export function depositsRouter(ctx: ServerContext): Router {
         res.status(204).end();
       } catch (e) {
         if (abandoned(ctx, e, signal)) return;
-        countRefusal(ctx, e);
+        countRefusal(ctx, e, 'deposit.delete', who);
         throw e;
       }
     })
