@@ -240,6 +240,9 @@ export class TrusteeClient {
       wire = await this.fetchDeposit(name, version, options);
     } catch (e) {
       this.cache.finishRead(ticket);
+      // A node says the name (or this version) is gone — deleted or destroyed, perhaps by another
+      // process: nothing cached for it may be served again, not even stale during an outage.
+      if (isTrusteeError(e) && e.code === 'NOT_FOUND') this.cache.invalidateName(name);
       return this.serveStale(name, version, e);
     }
     this.cache.finishRead(ticket, wire, version === undefined);
@@ -299,6 +302,32 @@ export class TrusteeClient {
       throw withIdempotencyKey(e, idempotencyKey);
     } finally {
       this.cache.invalidateName(name);
+    }
+  }
+
+  /**
+   * Destroys `name`: the server erases the value of every version on both nodes, irreversibly,
+   * keeping a tombstone (DELETE ?destroy=true). Destroying a destroyed name succeeds again;
+   * NOT_FOUND when the name never existed (or is another client's). Every cached version of the
+   * name is dropped from this client's cache, whatever the outcome. Another process's cache
+   * keeps what it holds until its entries expire (`ttlMs`) or a read finds the name gone.
+   */
+  async destroy(name: string, options: DeleteOptions = {}): Promise<void> {
+    assertValidName(name);
+    const idempotencyKey = checkIdempotencyKey(options.idempotencyKey ?? randomUUID());
+    try {
+      await this.call('destroy', 'write', options, (a) =>
+        this.send(a, 'write', {
+          method: 'DELETE',
+          path: `${depositPath(name)}?destroy=true`,
+          headers: { 'idempotency-key': idempotencyKey },
+        }),
+      );
+    } catch (e) {
+      throw withIdempotencyKey(e, idempotencyKey);
+    } finally {
+      this.cache.invalidateName(name);
+      this.knownVersions.delete(name);
     }
   }
 

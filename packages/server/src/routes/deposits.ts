@@ -1,8 +1,10 @@
 import { Router, type Request } from 'express';
 import { authenticatedClient, requireClient } from '../auth/client-auth';
 import type { ServerContext } from '../context';
-import { deleteDeposit, getDeposit, listDeposits, putDeposit } from '../deposits/deposits';
+import { deleteDeposit, destroyDeposit, getDeposit, listDeposits, putDeposit } from '../deposits/deposits';
+import { quotaKindOf } from '../deposits/quotas';
 import {
+  validateDeleteQuery,
   validateDepositName,
   validateIdempotencyKey,
   validateIfMatch,
@@ -16,6 +18,8 @@ import { clientGoneSignal } from './client-gone-signal';
 import { methodNotAllowed } from './error-handler';
 
 function countRefusal(ctx: ServerContext, e: unknown): void {
+  const quota = quotaKindOf(e);
+  if (quota) ctx.metrics.quotaRefusals.inc({ kind: quota });
   if (
     e instanceof AppError &&
     ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'].includes(e.code)
@@ -37,7 +41,12 @@ function nameParam(req: Request): string {
 
 export function depositsRouter(ctx: ServerContext): Router {
   const r = Router();
-  const svc = { write: ctx.write, keys: ctx.keys };
+  const svc = {
+    write: ctx.write,
+    keys: ctx.keys,
+    quotas: ctx.depositQuotas,
+    onValuesErased: () => ctx.depositVacuum.request(),
+  };
   r.use('/v1/deposits', requireClient(ctx));
 
   r.route('/v1/deposits')
@@ -80,14 +89,20 @@ export function depositsRouter(ctx: ServerContext): Router {
     .delete(async (req, res) => {
       const owner = authenticatedClient(req).fingerprint;
       const name = nameParam(req);
+      const { destroy } = validateDeleteQuery(req.query as Record<string, unknown>);
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
       const ifMatch = validateIfMatch(req.headers['if-match']);
+      if (destroy && ifMatch !== null) {
+        throw new AppError('INVALID_REQUEST', 'destroy erases every version: it takes no If-Match header');
+      }
       const signal = clientGoneSignal(res);
       try {
-        const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey }, { signal });
+        const result = destroy
+          ? await destroyDeposit(svc, { owner, name, idempotencyKey }, { signal })
+          : await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey }, { signal });
         ctx.log.info(
           { name, version: result.version, client: owner, replayed: result.replayed },
-          'deposit deleted',
+          destroy ? 'deposit destroyed' : 'deposit deleted',
         );
         res.status(204).end();
       } catch (e) {

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { quotaKindOf } from '../deposits/quotas';
 import type { ServerContext } from '../context';
 import { AppError } from '../errors';
 import { AuthCodeRejected, registerClient } from '../orgs/register-client';
@@ -80,6 +81,7 @@ export function registerRouter(ctx: ServerContext): Router {
             write: ctx.write,
             keys: ctx.keys,
             maxPendingPerOrg: ctx.maxPendingClientsPerOrg,
+            maxClientsAutoApproved: ctx.maxClientsAutoApprovedOrg,
             signTbs: (der) => ctx.signPool.sign(der),
             decoys: ctx.decoys,
           },
@@ -100,6 +102,8 @@ export function registerRouter(ctx: ServerContext): Router {
         }
         res.status(200).json(result);
       } catch (e) {
+        const quota = quotaKindOf(e);
+        if (quota) ctx.metrics.quotaRefusals.inc({ kind: quota });
         if (e instanceof AuthCodeRejected) {
           ctx.log.warn({ org: parsed.data.org, remote: address }, 'registration refused: bad org or code');
         } else {
