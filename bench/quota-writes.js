@@ -44,7 +44,8 @@ async function main() {
   let cluster;
   const stopAll = async () => {
     for (const c of clients) c.close();
-    for (const c of Object.values(children)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const c of Object.values(children))
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await removePair(cluster, home);
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
@@ -68,7 +69,9 @@ async function main() {
         keyBits: 2048,
       });
       reg.client.close();
-      clients.push(sdk.TrusteeClient.fromConfigFile(path.join(home, `client-${w}.conf`), { cache: { maxEntries: 0 } }));
+      clients.push(
+        sdk.TrusteeClient.fromConfigFile(path.join(home, `client-${w}.conf`), { cache: { maxEntries: 0 } }),
+      );
     }
     // 50 names per writer: versions per name stay far below QUOTA_MAX_VERSIONS_PER_DEPOSIT.
     const put = (c, w, n) => c.put(`q-${w}-${n % 50}`, Buffer.alloc(32, n % 256));
@@ -83,7 +86,9 @@ async function main() {
     for (let r = 0; r < ROUNDS; r++)
       for (const [label, cs] of cases) results[label].push(await opsPerSecond(cs, put));
     for (const [label] of cases)
-      say(`      ${label}: ${median(results[label]).toFixed(0)} writes/s (rounds ${results[label].map((x) => x.toFixed(0)).join(', ')})`);
+      say(
+        `      ${label}: ${median(results[label]).toFixed(0)} writes/s (rounds ${results[label].map((x) => x.toFixed(0)).join(', ')})`,
+      );
   } finally {
     await stopAll();
   }

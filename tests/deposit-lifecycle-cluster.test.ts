@@ -17,7 +17,12 @@ import { httpsRequest, type RawResponse } from '../packages/server/test/support/
 import { waitFor } from '../packages/server/test/support/processes';
 import { withSuperuser } from '../packages/server/test/support/psql';
 
-function destroyRaw(url: string, who: ClientCreds, name: string, idempotencyKey: string): Promise<RawResponse> {
+function destroyRaw(
+  url: string,
+  who: ClientCreds,
+  name: string,
+  idempotencyKey: string,
+): Promise<RawResponse> {
   return httpsRequest(url, {
     method: 'DELETE',
     path: `/v1/deposits/${name}?destroy=true`,
@@ -123,7 +128,8 @@ describe('destroy on a real pair', () => {
       }
       expect(valueOf(await getDepositRaw(a.url, fixture.client, x.name, 1))).toBe(`${x.name}-v1`);
     }
-    for (const x of inDoubt) expect(await stored('a', x.name)).toEqual({ values: 0, tombstones: 1, metadata: 0 });
+    for (const x of inDoubt)
+      expect(await stored('a', x.name)).toEqual({ values: 0, tombstones: 1, metadata: 0 });
 
     // Retries with the same keys resolve every one; afterwards both nodes agree: nothing left.
     for (const x of answers) {

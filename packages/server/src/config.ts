@@ -143,7 +143,12 @@ export const keytrusteeConfSchema = z
      * Bytes of values stored per client (every version still holding a value, counted as the
      * client sent them; tombstoned names keep counting until destroyed); default 1073741824 (1 GiB).
      */
-    QUOTA_MAX_BYTES: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
+    QUOTA_MAX_BYTES: z
+      .number()
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .default(1024 * 1024 * 1024),
     /**
      * Clients (any state) of an organization whose auth code is empty (every registration is
      * approved at once); beyond it registration answers QUOTA_EXCEEDED; default 1000.

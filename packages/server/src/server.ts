@@ -243,14 +243,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       maxPendingClientsPerOrg: conf.MAX_PENDING_CLIENTS_PER_ORG,
       depositQuotas: depositQuotasOf(conf),
       maxClientsAutoApprovedOrg: conf.QUOTA_MAX_CLIENTS_AUTO_APPROVED_ORG,
-      depositVacuum: new DepositVacuum(async () => {
-        const owner = await connectNodeOwner(conf, opts.confdir);
-        try {
-          await owner.query('vacuum (truncate false) deposits');
-        } finally {
-          await owner.end();
-        }
-      }, log.child({ component: 'vacuum' })),
+      depositVacuum: new DepositVacuum(
+        async () => {
+          const owner = await connectNodeOwner(conf, opts.confdir);
+          try {
+            await owner.query('vacuum (truncate false) deposits');
+          } finally {
+            await owner.end();
+          }
+        },
+        log.child({ component: 'vacuum' }),
+      ),
       version: VERSION,
       write: {
         db,

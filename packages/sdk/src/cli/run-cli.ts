@@ -229,7 +229,10 @@ function buildProgram(io: CliIo): Command {
         );
         const answer = await readLine(io.stdin);
         if (answer !== name) {
-          throw new TrusteeError('INVALID_ARGUMENT', `not confirmed (expected "${name}"); nothing was destroyed`);
+          throw new TrusteeError(
+            'INVALID_ARGUMENT',
+            `not confirmed (expected "${name}"); nothing was destroyed`,
+          );
         }
       }
       await withClient(cmd, async (client) => {

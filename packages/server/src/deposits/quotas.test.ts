@@ -91,8 +91,7 @@ describe('versionsToPrune', () => {
 
 describe('quotaExceeded', () => {
   it('answers QUOTA_EXCEEDED naming the setting and its value, and its kind is recoverable', () => {
-    const e = quotaExceeded(
-'bytes', 4096, 'this client stores 4000 bytes');
+    const e = quotaExceeded('bytes', 4096, 'this client stores 4000 bytes');
     expect(e.code).toBe('QUOTA_EXCEEDED');
     expect(e.status).toBe(429);
     expect(e.message).toBe('this client stores 4000 bytes (QUOTA_MAX_BYTES = 4096)');

@@ -76,9 +76,10 @@ function storedVersions(n: SingleNode, owner: string, name: string): Promise<Sto
 
 function usageOf(n: SingleNode, owner: string): Promise<{ live_deposits: number; value_bytes: string }> {
   return withSuperuser(n, async (c) => {
-    const { rows } = await c.query('select live_deposits, value_bytes from deposit_usage where owner_fp = $1', [
-      owner,
-    ]);
+    const { rows } = await c.query(
+      'select live_deposits, value_bytes from deposit_usage where owner_fp = $1',
+      [owner],
+    );
     return rows[0];
   });
 }
@@ -98,7 +99,9 @@ describe('DELETE is a tombstone', () => {
     expectError(await get(node, alice, 'tomb'), 404, 'NOT_FOUND');
     expect(valueOf(await get(node, alice, 'tomb', '?version=1'))).toBe('one');
     expect(valueOf(await get(node, alice, 'tomb', '?version=2'))).toBe('two');
-    expect((await storedVersions(node, alice.fingerprint, 'tomb')).map((v) => [v.version, v.has_value])).toEqual([
+    expect(
+      (await storedVersions(node, alice.fingerprint, 'tomb')).map((v) => [v.version, v.has_value]),
+    ).toEqual([
       [1, true],
       [2, true],
       [3, false],
@@ -163,7 +166,9 @@ describe('DELETE ?destroy=true', () => {
     expect((await putDeposit(node, alice, 'deleted-first', 'y')).status).toBe(201);
     expect((await call(node, alice, 'DELETE', '/v1/deposits/deleted-first')).status).toBe(204);
     expect((await destroy(node, alice, 'deleted-first')).status).toBe(204);
-    expect((await storedVersions(node, alice.fingerprint, 'deleted-first')).some((r) => r.has_value)).toBe(false);
+    expect((await storedVersions(node, alice.fingerprint, 'deleted-first')).some((r) => r.has_value)).toBe(
+      false,
+    );
   });
 
   it('honours Idempotency-Key: a retry replays, the key on another request is refused', async () => {
@@ -322,7 +327,10 @@ describe('ktclient destroy and the SDK cache', () => {
     expect((await ktclient(['get', 'cli-secret'])).stdout).toContain('hunter2');
 
     const confirmed = await ktclient(['destroy', 'cli-secret'], 'cli-secret\n');
-    expect({ code: confirmed.code, out: confirmed.stdout.trim() }).toEqual({ code: 0, out: 'destroyed cli-secret' });
+    expect({ code: confirmed.code, out: confirmed.stdout.trim() }).toEqual({
+      code: 0,
+      out: 'destroyed cli-secret',
+    });
     const gone = await ktclient(['get', 'cli-secret', '--version', '1']);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toMatch(/NOT_FOUND/);
@@ -405,7 +413,9 @@ describe('quotas (refusing)', () => {
     for (let i = 1; i <= 4; i++) expect((await putDeposit(node, q, 'v', `v${i}`)).status).toBe(201);
     const refused = await putDeposit(node, q, 'v', 'v5');
     expectError(refused, 429, 'QUOTA_EXCEEDED');
-    expect(refused.json.error.message).toMatch(/^v already has 4 versions holding a value;.*\(QUOTA_MAX_VERSIONS_PER_DEPOSIT = 4\)$/);
+    expect(refused.json.error.message).toMatch(
+      /^v already has 4 versions holding a value;.*\(QUOTA_MAX_VERSIONS_PER_DEPOSIT = 4\)$/,
+    );
     expect(valueOf(await get(node, q, 'v'))).toBe('v4');
     expect((await storedVersions(node, q.fingerprint, 'v')).length).toBe(4);
     // A tombstone is not a version with a value, and neither does it free one.
