@@ -287,22 +287,8 @@ export class TrusteeClient {
   }
 
   /** Deletes `name` (the server records a tombstone version). NOT_FOUND when unknown. */
-  async delete(name: string, options: DeleteOptions = {}): Promise<void> {
-    assertValidName(name);
-    const idempotencyKey = checkIdempotencyKey(options.idempotencyKey ?? randomUUID());
-    try {
-      await this.call('delete', 'write', options, (a) =>
-        this.send(a, 'write', {
-          method: 'DELETE',
-          path: depositPath(name),
-          headers: { 'idempotency-key': idempotencyKey },
-        }),
-      );
-    } catch (e) {
-      throw withIdempotencyKey(e, idempotencyKey);
-    } finally {
-      this.cache.invalidateName(name);
-    }
+  delete(name: string, options: DeleteOptions = {}): Promise<void> {
+    return this.deleteRequest('delete', name, '', options);
   }
 
   /**
@@ -312,14 +298,24 @@ export class TrusteeClient {
    * name is dropped from this client's cache, whatever the outcome. Another process's cache
    * keeps what it holds until its entries expire (`ttlMs`) or a read finds the name gone.
    */
-  async destroy(name: string, options: DeleteOptions = {}): Promise<void> {
+  destroy(name: string, options: DeleteOptions = {}): Promise<void> {
+    return this.deleteRequest('destroy', name, '?destroy=true', options);
+  }
+
+  /** DELETE of a name (tombstone or destroy); every cached version is dropped, whatever the outcome. */
+  private async deleteRequest(
+    operation: 'delete' | 'destroy',
+    name: string,
+    query: string,
+    options: DeleteOptions,
+  ): Promise<void> {
     assertValidName(name);
     const idempotencyKey = checkIdempotencyKey(options.idempotencyKey ?? randomUUID());
     try {
-      await this.call('destroy', 'write', options, (a) =>
+      await this.call(operation, 'write', options, (a) =>
         this.send(a, 'write', {
           method: 'DELETE',
-          path: `${depositPath(name)}?destroy=true`,
+          path: `${depositPath(name)}${query}`,
           headers: { 'idempotency-key': idempotencyKey },
         }),
       );
@@ -327,6 +323,7 @@ export class TrusteeClient {
       throw withIdempotencyKey(e, idempotencyKey);
     } finally {
       this.cache.invalidateName(name);
+      // The version this client last saw is no longer the latest.
       this.knownVersions.delete(name);
     }
   }

@@ -81,6 +81,12 @@ type VersionFields = Omit<
 >;
 type Decision = VersionFields | { unchanged: number };
 
+/** What a write's decision did besides the new version (told to writeVersion). */
+interface WriteEffects {
+  /** Versions whose values it erased (destroy, pruning). */
+  erasedVersions: number;
+}
+
 /**
  * A retry carrying a known Idempotency-Key gets the first result — once the passive has applied
  * it, since the first attempt may have ended WRITE_IN_DOUBT. The wait (runWriteBarrier) writes
@@ -107,6 +113,19 @@ async function replayIfKnown(
 }
 
 async function writeVersion(
+  svc: DepositServices,
+  req: WriteRequest,
+  ctl: WriteControl,
+  decide: (c: PoolClient, latest: DepositRow | undefined, effects: WriteEffects) => Promise<Decision>,
+): Promise<WriteResult> {
+  const effects: WriteEffects = { erasedVersions: 0 };
+  const result = await writeVersionOnce(svc, req, ctl, (c, latest) => decide(c, latest, effects));
+  // Committed (both nodes): the erased values' old row versions can go now.
+  if (effects.erasedVersions > 0 && !result.replayed) svc.onValuesErased?.();
+  return result;
+}
+
+async function writeVersionOnce(
   svc: DepositServices,
   req: WriteRequest,
   ctl: WriteControl,
@@ -186,37 +205,29 @@ export async function putDeposit(
     JSON.stringify(args.metadata),
     String(args.ifMatch),
   ]);
-  let pruned = 0;
-  const result = await writeVersion(
-    svc,
-    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
-    ctl,
-    async (c, latest) => {
-      const current = latest?.version ?? 0;
-      if (args.ifMatch !== null && args.ifMatch !== current) {
-        throw new AppError(
-          'VERSION_CONFLICT',
-          `If-Match ${args.ifMatch} does not match the current version ${current}`,
-          {
-            details: { currentVersion: current },
-          },
-        );
-      }
-      pruned = await chargePut(c, svc.quotas, { ...args, latest });
-      const version = current + 1;
-      const sealed = await svc.keys.seal(args.value, depositAad(args.owner, args.name, version));
-      return {
-        deleted: false,
-        sealedValue: sealed.blob,
-        keyId: sealed.keyId,
-        metadata: args.metadata,
-        valueBytes: args.value.length,
-        destroyed: false,
-      };
-    },
-  );
-  if (pruned > 0 && !result.replayed) svc.onValuesErased?.();
-  return result;
+  return writeVersion(svc, { ...args, hash }, ctl, async (c, latest, effects) => {
+    const current = latest?.version ?? 0;
+    if (args.ifMatch !== null && args.ifMatch !== current) {
+      throw new AppError(
+        'VERSION_CONFLICT',
+        `If-Match ${args.ifMatch} does not match the current version ${current}`,
+        {
+          details: { currentVersion: current },
+        },
+      );
+    }
+    effects.erasedVersions = await chargePut(c, svc.quotas, { ...args, latest });
+    const version = current + 1;
+    const sealed = await svc.keys.seal(args.value, depositAad(args.owner, args.name, version));
+    return {
+      deleted: false,
+      sealedValue: sealed.blob,
+      keyId: sealed.keyId,
+      metadata: args.metadata,
+      valueBytes: args.value.length,
+      destroyed: false,
+    };
+  });
 }
 
 /**
@@ -268,26 +279,21 @@ export async function deleteDeposit(
   ctl: WriteControl = {},
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, ['DELETE', args.name, String(args.ifMatch)]);
-  return writeVersion(
-    svc,
-    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
-    ctl,
-    async (c, latest) => {
-      if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
-      if (args.ifMatch !== null && args.ifMatch !== latest.version) {
-        throw new AppError(
-          'VERSION_CONFLICT',
-          `If-Match ${args.ifMatch} does not match the current version ${latest.version}`,
-          {
-            details: { currentVersion: latest.version },
-          },
-        );
-      }
-      // The name stops counting; its older versions keep their values (and bytes) until destroyed.
-      await addDepositUsage(c, args.owner, { liveDeposits: -1, valueBytes: 0 });
-      return tombstone(false);
-    },
-  );
+  return writeVersion(svc, { ...args, hash }, ctl, async (c, latest) => {
+    if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
+    if (args.ifMatch !== null && args.ifMatch !== latest.version) {
+      throw new AppError(
+        'VERSION_CONFLICT',
+        `If-Match ${args.ifMatch} does not match the current version ${latest.version}`,
+        {
+          details: { currentVersion: latest.version },
+        },
+      );
+    }
+    // The name stops counting; its older versions keep their values (and bytes) until destroyed.
+    await addDepositUsage(c, args.owner, { liveDeposits: -1, valueBytes: 0 });
+    return tombstone(false);
+  });
 }
 
 function tombstone(destroyed: boolean): VersionFields {
@@ -306,26 +312,18 @@ export async function destroyDeposit(
   ctl: WriteControl = {},
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, ['DESTROY', args.name]);
-  let erased = 0;
-  const result = await writeVersion(
-    svc,
-    { owner: args.owner, name: args.name, idempotencyKey: args.idempotencyKey, hash },
-    ctl,
-    async (c, latest) => {
-      if (!latest) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
-      // audit: deposit.destroy (this transaction: the erasure, the counters and the tombstone)
-      const gone = await destroyValues(c, args.owner, args.name, null);
-      erased = gone.versions;
-      if (gone.versions === 0 && latest.deleted) return { unchanged: latest.version };
-      await addDepositUsage(c, args.owner, {
-        liveDeposits: latest.deleted ? 0 : -1,
-        valueBytes: -gone.bytes,
-      });
-      return tombstone(true);
-    },
-  );
-  if (erased > 0 && !result.replayed) svc.onValuesErased?.();
-  return result;
+  return writeVersion(svc, { ...args, hash }, ctl, async (c, latest, effects) => {
+    if (!latest) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
+    // audit: deposit.destroy (this transaction: the erasure, the counters and the tombstone)
+    const gone = await destroyValues(c, args.owner, args.name, null);
+    effects.erasedVersions = gone.versions;
+    if (gone.versions === 0 && latest.deleted) return { unchanged: latest.version };
+    await addDepositUsage(c, args.owner, {
+      liveDeposits: latest.deleted ? 0 : -1,
+      valueBytes: -gone.bytes,
+    });
+    return tombstone(true);
+  });
 }
 
 export interface DepositView {
