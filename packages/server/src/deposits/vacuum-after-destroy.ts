@@ -33,10 +33,16 @@ export class DepositVacuum {
     this.running = this.loop().finally(() => (this.running = undefined));
   }
 
-  /** Waits for a run in progress (tests, shutdown); later requests are ignored. */
-  async close(): Promise<void> {
+  /**
+   * Shutdown: later requests are ignored; waits for a run in progress at most `waitMs` (a VACUUM
+   * left running finishes on its own connection, or ends when PostgreSQL stops).
+   */
+  async close(waitMs = 5000): Promise<void> {
     this.closed = true;
-    await this.running;
+    if (!this.running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
   }
 
   /** @internal tests: resolves when no run is pending. */
