@@ -240,6 +240,9 @@ export class TrusteeClient {
       wire = await this.fetchDeposit(name, version, options);
     } catch (e) {
       this.cache.finishRead(ticket);
+      // A node says the name (or this version) is gone — deleted or destroyed, perhaps by another
+      // process: nothing cached for it may be served again, not even stale during an outage.
+      if (isTrusteeError(e) && e.code === 'NOT_FOUND') this.cache.invalidateName(name);
       return this.serveStale(name, version, e);
     }
     this.cache.finishRead(ticket, wire, version === undefined);
@@ -284,14 +287,35 @@ export class TrusteeClient {
   }
 
   /** Deletes `name` (the server records a tombstone version). NOT_FOUND when unknown. */
-  async delete(name: string, options: DeleteOptions = {}): Promise<void> {
+  delete(name: string, options: DeleteOptions = {}): Promise<void> {
+    return this.deleteRequest('delete', name, '', options);
+  }
+
+  /**
+   * Destroys `name`: the server erases the value of every version on both nodes, irreversibly,
+   * keeping a tombstone (DELETE ?destroy=true). Destroying a destroyed name succeeds again;
+   * NOT_FOUND when the name never existed (or is another client's). Every cached version of the
+   * name is dropped from this client's cache, whatever the outcome. Another process's cache
+   * keeps what it holds until its entries expire (`ttlMs`) or a read finds the name gone.
+   */
+  destroy(name: string, options: DeleteOptions = {}): Promise<void> {
+    return this.deleteRequest('destroy', name, '?destroy=true', options);
+  }
+
+  /** DELETE of a name (tombstone or destroy); every cached version is dropped, whatever the outcome. */
+  private async deleteRequest(
+    operation: 'delete' | 'destroy',
+    name: string,
+    query: string,
+    options: DeleteOptions,
+  ): Promise<void> {
     assertValidName(name);
     const idempotencyKey = checkIdempotencyKey(options.idempotencyKey ?? randomUUID());
     try {
-      await this.call('delete', 'write', options, (a) =>
+      await this.call(operation, 'write', options, (a) =>
         this.send(a, 'write', {
           method: 'DELETE',
-          path: depositPath(name),
+          path: `${depositPath(name)}${query}`,
           headers: { 'idempotency-key': idempotencyKey },
         }),
       );
@@ -299,6 +323,8 @@ export class TrusteeClient {
       throw withIdempotencyKey(e, idempotencyKey);
     } finally {
       this.cache.invalidateName(name);
+      // The version this client last saw is no longer the latest.
+      this.knownVersions.delete(name);
     }
   }
 

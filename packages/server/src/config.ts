@@ -126,6 +126,34 @@ export const keytrusteeConfSchema = z
      * default 100. Beyond it, registrations without the code answer RATE_LIMITED (429).
      */
     MAX_PENDING_CLIENTS_PER_ORG: z.number().int().min(1).max(1_000_000).default(100),
+    /**
+     * Per-client quotas (issue 16), enforced in the write transaction; beyond one a write answers
+     * QUOTA_EXCEEDED (429) and changes nothing. Deposits: names whose latest version is not a
+     * tombstone; default 100000.
+     */
+    QUOTA_MAX_DEPOSITS: z.number().int().min(1).max(1_000_000_000).default(100_000),
+    /** Versions of one deposit that still hold a value (tombstones and destroyed versions do not count); default 1000. */
+    QUOTA_MAX_VERSIONS_PER_DEPOSIT: z.number().int().min(1).max(1_000_000).default(1000),
+    /**
+     * true: a PUT beyond QUOTA_MAX_VERSIONS_PER_DEPOSIT destroys the values of the oldest versions
+     * (in the same transaction, keeping the newest N) instead of answering QUOTA_EXCEEDED; default false.
+     */
+    QUOTA_PRUNE_OLDEST_VERSIONS: z.boolean().default(false),
+    /**
+     * Bytes of values stored per client (every version still holding a value, counted as the
+     * client sent them; tombstoned names keep counting until destroyed); default 1073741824 (1 GiB).
+     */
+    QUOTA_MAX_BYTES: z
+      .number()
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .default(1024 * 1024 * 1024),
+    /**
+     * Clients (any state) of an organization whose auth code is empty (every registration is
+     * approved at once); beyond it registration answers QUOTA_EXCEEDED; default 1000.
+     */
+    QUOTA_MAX_CLIENTS_AUTO_APPROVED_ORG: z.number().int().min(1).max(1_000_000).default(1000),
     /** Requests per second allowed per client; default 500. */
     RATE_LIMIT_PER_SECOND: z.number().int().min(1).default(500),
     /** TLS handshake bound, ms; default 10000 (Node's default is 120 s). */

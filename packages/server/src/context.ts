@@ -3,6 +3,8 @@ import type { SignPool } from './crypto/sign-pool';
 import type { ClientAddressPolicy } from './http/client-address';
 import type { DecoyRegistrations } from './orgs/decoy-registration';
 import type { Db } from './db/pool';
+import type { DepositQuotas } from './deposits/quotas';
+import type { DepositVacuum } from './deposits/vacuum-after-destroy';
 import type { WritePathOptions } from './db/write-path';
 import type { KeyHierarchy } from './keys/key-hierarchy';
 import type { HsmKeyHierarchy } from './keys/hsm-key-hierarchy';
@@ -33,6 +35,12 @@ export interface ServerContext {
   maxValueBytes: number;
   /** Clients awaiting approval allowed per organization (MAX_PENDING_CLIENTS_PER_ORG). */
   maxPendingClientsPerOrg: number;
+  /** Per-client deposit quotas (QUOTA_* in keytrustee.conf). */
+  depositQuotas: DepositQuotas;
+  /** Clients allowed in an organization with an empty auth code (QUOTA_MAX_CLIENTS_AUTO_APPROVED_ORG). */
+  maxClientsAutoApprovedOrg: number;
+  /** Reclaims destroyed values' old row versions after a destroy (VACUUM, owner role, in the background). */
+  depositVacuum: DepositVacuum;
   /** Worker threads signing client certificates (off the event loop). */
   signPool: SignPool;
   /** Answers for registrations naming an organization that does not exist. */

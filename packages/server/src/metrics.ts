@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { IN_DOUBT_REASONS } from './db/write-path';
+import { QUOTA_KINDS } from './deposits/quotas';
 import { HTTP_STATUS } from './errors';
 import type { NodeState } from './node/node-state';
 import { HSM_OPS, type HsmOp } from './keys/kek-backend';
@@ -37,6 +38,13 @@ export function createMetrics() {
     labelNames: ['limiter'] as const,
     registers: [registry],
   });
+  const quotaRefusals = new Counter({
+    name: 'trustee_quota_refusals_total',
+    help: 'Requests answered QUOTA_EXCEEDED (429), by quota: deposits, versions, bytes, clients (auto-approved org)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  for (const kind of QUOTA_KINDS) quotaRefusals.inc({ kind }, 0);
   const buildInfo = new Gauge({
     name: 'trustee_build_info',
     help: 'Always 1; labels: the server package version and the Node.js version',
@@ -278,6 +286,7 @@ export function createMetrics() {
     latency,
     errors,
     rateLimitRejections,
+    quotaRefusals,
     buildInfo,
     deposits,
     clients,

@@ -20,6 +20,8 @@ import {
   StartupError,
 } from './db/node-db';
 import { createRequestPool, type Db } from './db/pool';
+import { depositQuotasOf } from './deposits/quotas';
+import { DepositVacuum } from './deposits/vacuum-after-destroy';
 import { MIGRATIONS_DIR, VERSION } from './package-info';
 import { startNodeJournal } from './journal/run-journal-while-active';
 import { openNodeKeys, startHsmMaintenance, type HsmStatus } from './keys/open-node-keys';
@@ -244,6 +246,19 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       log,
       maxValueBytes: conf.MAX_VALUE_BYTES,
       maxPendingClientsPerOrg: conf.MAX_PENDING_CLIENTS_PER_ORG,
+      depositQuotas: depositQuotasOf(conf),
+      maxClientsAutoApprovedOrg: conf.QUOTA_MAX_CLIENTS_AUTO_APPROVED_ORG,
+      depositVacuum: new DepositVacuum(
+        async () => {
+          const owner = await connectNodeOwner(conf, opts.confdir);
+          try {
+            await owner.query('vacuum (truncate false) deposits');
+          } finally {
+            await owner.end();
+          }
+        },
+        log.child({ component: 'vacuum' }),
+      ),
       version: VERSION,
       auditRefusals: new RefusalCounter({
         onCount: (r) => metrics.audit.refusals.inc({ action: r.action, result: r.result }),
@@ -398,6 +413,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         ns.stop();
         denyList?.stop();
         await jobs.stop();
+        await ctx.depositVacuum.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

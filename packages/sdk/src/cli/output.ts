@@ -6,6 +6,8 @@ export interface CliIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   env: NodeJS.ProcessEnv;
+  /** Answers to confirmation questions (`destroy` without --yes); none = nothing confirms. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 /** Human by default, one JSON document with --json. */

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TrusteeClient } from '../client';
 import { defaultConfigPath, writePrivateFile } from '../config-file';
@@ -212,6 +213,36 @@ function buildProgram(io: CliIo): Command {
     });
 
   program
+    .command('destroy <name>')
+    .description(
+      'erase the value of every version of NAME on both nodes, irreversibly (a tombstone stays); asks for the name unless --yes',
+    )
+    .option('--yes', 'do not ask for confirmation')
+    .addHelpText(
+      'after',
+      '\nA later put of NAME starts a new version; the destroyed versions never come back. Other\nprocesses may serve a cached copy until their cache entry expires (SDK cache ttlMs).\n',
+    )
+    .action(async (name: string, opts: { yes?: boolean }, cmd: Command) => {
+      if (opts.yes !== true) {
+        io.stderr.write(
+          `destroy ${name}: the value of every version is erased on both nodes and cannot be recovered.\nType the name to confirm: `,
+        );
+        const answer = await readLine(io.stdin);
+        if (answer !== name) {
+          throw new TrusteeError(
+            'INVALID_ARGUMENT',
+            `not confirmed (expected "${name}"); nothing was destroyed`,
+          );
+        }
+      }
+      await withClient(cmd, async (client) => {
+        await client.destroy(name);
+        const o = out(cmd);
+        io.stdout.write(o.json ? `${JSON.stringify({ name, destroyed: true })}\n` : `destroyed ${name}\n`);
+      });
+    });
+
+  program
     .command('status')
     .description('health of every node in the config')
     .action(async (_opts: unknown, cmd: Command) => {
@@ -226,6 +257,18 @@ function buildProgram(io: CliIo): Command {
   addKeyCommands(program, { out, configPath });
 
   return program;
+}
+
+/** One line from `input` (without its newline); '' at end of input or when there is none. */
+async function readLine(input: NodeJS.ReadableStream | undefined): Promise<string> {
+  if (input === undefined) return '';
+  const rl = readline.createInterface({ input, terminal: false });
+  try {
+    for await (const line of rl) return line.trim();
+    return '';
+  } finally {
+    rl.close();
+  }
 }
 
 function parseVersion(raw: string): number {

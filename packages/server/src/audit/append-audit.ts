@@ -11,6 +11,7 @@ export type AuditAction =
   | 'deposit.put'
   | 'deposit.delete'
   | 'deposit.destroy'
+  | 'deposit.prune'
   | 'client.register'
   | 'client.auth'
   | 'client.enable'

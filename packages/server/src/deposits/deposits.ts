@@ -1,6 +1,9 @@
 import type { PoolClient } from 'pg';
 import { withClient } from '../db/pool';
+import { addDepositUsage } from '../db/sql/deposit-usage';
 import {
+  countValueVersions,
+  destroyValues,
   insertDeposit,
   lockDepositName,
   selectDepositByIdempotencyKey,
@@ -14,11 +17,18 @@ import { appendAudit, type AuditActor } from '../audit/append-audit';
 import { runWrite, runWriteBarrier, type WriteControl, type WritePathOptions } from '../db/write-path';
 import { AppError, hsmUnavailable, SQLSTATE, toAppError } from '../errors';
 import { HsmUnavailableError, type KeyHierarchy } from '../keys/key-hierarchy';
+import { quotaExceeded, versionsToPrune, type DepositQuotas } from './quotas';
 import { encodeCursor, type ListParams } from './validate-deposit';
 
 export interface DepositServices {
   write: WritePathOptions;
   keys: KeyHierarchy;
+  quotas: DepositQuotas;
+  /**
+   * Called after a commit that erased values (destroy, or a PUT pruning old versions): the old
+   * tuples stay in the table's pages until VACUUM (vacuum-after-destroy.ts).
+   */
+  onValuesErased?: () => void;
 }
 
 export interface WriteResult {
@@ -50,7 +60,35 @@ interface WriteRequest {
   hash: Buffer;
   /** Who asked (the audit row). */
   who: AuditActor;
-  action: 'deposit.put' | 'deposit.delete';
+  action: 'deposit.put' | 'deposit.delete' | 'deposit.destroy';
+}
+
+/**
+ * The row an Idempotency-Key produced answers this request: same name and same request digest.
+ * A destroyed version lost its digest with its value (migration 0009); a retry naming the same
+ * deposit gets the first answer (the version existed; its value is gone either way).
+ */
+function samePriorRequest(prior: DepositRow, req: WriteRequest): boolean {
+  if (prior.name !== req.name) return false;
+  if (prior.request_hash === null) return prior.destroyed_at !== null;
+  return prior.request_hash.equals(req.hash);
+}
+
+function keyReused(): AppError {
+  return new AppError('INVALID_REQUEST', 'this Idempotency-Key was already used for a different request');
+}
+
+/** What a write decided: a row to insert, or nothing to write (the answer is `version`). */
+type VersionFields = Omit<
+  Parameters<typeof insertDeposit>[1],
+  'owner' | 'name' | 'idempotencyKey' | 'requestHash' | 'version'
+>;
+type Decision = VersionFields | { unchanged: number };
+
+/** What a write's decision did besides the new version (told to writeVersion). */
+interface WriteEffects {
+  /** Versions whose values it erased (destroy, pruning). */
+  erasedVersions: number;
 }
 
 /**
@@ -73,9 +111,7 @@ async function replayIfKnown(
     throw toAppError(e);
   });
   if (!prior) return undefined;
-  if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
-    throw new AppError('INVALID_REQUEST', 'this Idempotency-Key was already used for a different request');
-  }
+  if (!samePriorRequest(prior, req)) throw keyReused();
   await runWriteBarrier(svc.write, ctl);
   return { name: prior.name, version: prior.version, replayed: true };
 }
@@ -84,12 +120,21 @@ async function writeVersion(
   svc: DepositServices,
   req: WriteRequest,
   ctl: WriteControl,
-  decide: (
-    c: PoolClient,
-    latest: DepositRow | undefined,
-  ) => Promise<
-    Omit<Parameters<typeof insertDeposit>[1], 'owner' | 'name' | 'idempotencyKey' | 'requestHash' | 'version'>
-  >,
+  decide: (c: PoolClient, latest: DepositRow | undefined, effects: WriteEffects) => Promise<Decision>,
+): Promise<WriteResult> {
+  const effects: WriteEffects = { erasedVersions: 0 };
+  const result = await writeVersionOnce(svc, req, ctl, effects, (c, latest) => decide(c, latest, effects));
+  // Committed (both nodes): the erased values' old row versions can go now.
+  if (effects.erasedVersions > 0 && !result.replayed) svc.onValuesErased?.();
+  return result;
+}
+
+async function writeVersionOnce(
+  svc: DepositServices,
+  req: WriteRequest,
+  ctl: WriteControl,
+  effects: WriteEffects,
+  decide: (c: PoolClient, latest: DepositRow | undefined) => Promise<Decision>,
 ): Promise<WriteResult> {
   // Before the transaction, so that replays never queue on the name lock (tests/issue-10-barrier).
   const replay = await replayIfKnown(svc, req, ctl);
@@ -104,12 +149,7 @@ async function writeVersion(
         const { prior, latest } = await selectPriorAndLatest(c, req.owner, req.name, req.idempotencyKey);
         if (req.idempotencyKey) {
           if (prior) {
-            if (prior.name !== req.name || !prior.request_hash?.equals(req.hash)) {
-              throw new AppError(
-                'INVALID_REQUEST',
-                'this Idempotency-Key was already used for a different request',
-              );
-            }
+            if (!samePriorRequest(prior, req)) throw keyReused();
             // The first attempt may still be unconfirmed on the passive (it ended WRITE_IN_DOUBT
             // while we waited for the lock): this transaction stores nothing, and the replay is
             // answered only after the passive has applied it (below, with no connection held).
@@ -117,6 +157,10 @@ async function writeVersion(
           }
         }
         const fields = await decide(c, latest);
+        // Nothing to change (a destroy of what is destroyed already): answered like a replay,
+        // after the passive has applied everything this node committed — an earlier attempt
+        // that ended WRITE_IN_DOUBT included.
+        if ('unchanged' in fields) return { name: req.name, version: fields.unchanged, replayed: true };
         const version = (latest?.version ?? 0) + 1;
         await appendAudit(c, tx, {
           who: req.who,
@@ -124,6 +168,16 @@ async function writeVersion(
           subject: req.name,
           subjectVersion: version,
         });
+        if (req.action === 'deposit.put' && effects.erasedVersions > 0) {
+          // The version quota's prune mode erased the oldest values in this same transaction.
+          await appendAudit(c, tx, {
+            who: req.who,
+            action: 'deposit.prune',
+            subject: req.name,
+            subjectVersion: version,
+            detail: `pruned ${effects.erasedVersions} oldest version(s)`,
+          });
+        }
         // The last statement before COMMIT: its RETURNING answers the standby check too.
         const inserted = await insertDeposit(c, {
           ...fields,
@@ -173,7 +227,7 @@ export async function putDeposit(
     JSON.stringify(args.metadata),
     String(args.ifMatch),
   ]);
-  return writeVersion(svc, { ...args, hash, action: 'deposit.put' }, ctl, async (_c, latest) => {
+  return writeVersion(svc, { ...args, hash, action: 'deposit.put' }, ctl, async (c, latest, effects) => {
     const current = latest?.version ?? 0;
     if (args.ifMatch !== null && args.ifMatch !== current) {
       throw new AppError(
@@ -184,10 +238,61 @@ export async function putDeposit(
         },
       );
     }
+    effects.erasedVersions = await chargePut(c, svc.quotas, { ...args, latest });
     const version = current + 1;
     const sealed = await svc.keys.seal(args.value, depositAad(args.owner, args.name, version));
-    return { deleted: false, sealedValue: sealed.blob, keyId: sealed.keyId, metadata: args.metadata };
+    return {
+      deleted: false,
+      sealedValue: sealed.blob,
+      keyId: sealed.keyId,
+      metadata: args.metadata,
+      valueBytes: args.value.length,
+      destroyed: false,
+    };
   });
+}
+
+/**
+ * The quotas of a PUT, inside its transaction (after the name lock): the versions of this name
+ * (pruning the oldest values in prune mode), then the client's counters (their row lock makes
+ * the check exact). A refusal throws, and the rollback undoes the counters and any pruning.
+ * Returns how many versions were pruned.
+ */
+async function chargePut(
+  c: PoolClient,
+  quotas: DepositQuotas,
+  put: { owner: string; name: string; value: Buffer; latest: DepositRow | undefined },
+): Promise<number> {
+  const { owner, name, latest } = put;
+  const existing = latest ? await countValueVersions(c, owner, name) : 0;
+  const prune = versionsToPrune(existing, quotas);
+  if (prune === 'refuse') {
+    throw quotaExceeded(
+      'versions',
+      quotas.maxVersionsPerDeposit,
+      `${name} already has ${existing} versions holding a value; destroy it (DELETE ?destroy=true) or ask the operator to enable pruning`,
+    );
+  }
+  // Audited as deposit.prune by writeVersionOnce (effects.erasedVersions).
+  const freed = prune > 0 ? await destroyValues(c, owner, name, prune) : { versions: 0, bytes: 0 };
+  const newName = !latest || latest.deleted;
+  const addedBytes = put.value.length - freed.bytes;
+  const usage = await addDepositUsage(c, owner, { liveDeposits: newName ? 1 : 0, valueBytes: addedBytes });
+  if (newName && usage.liveDeposits > quotas.maxDeposits) {
+    throw quotaExceeded(
+      'deposits',
+      quotas.maxDeposits,
+      `this client has ${usage.liveDeposits - 1} deposits already; delete some before creating ${name}`,
+    );
+  }
+  if (addedBytes > 0 && usage.valueBytes > quotas.maxBytes) {
+    throw quotaExceeded(
+      'bytes',
+      quotas.maxBytes,
+      `this client stores ${usage.valueBytes - addedBytes} bytes of values; ${put.value.length} more would exceed the limit (deleted names keep their older versions until destroyed)`,
+    );
+  }
+  return freed.versions;
 }
 
 export async function deleteDeposit(
@@ -202,7 +307,7 @@ export async function deleteDeposit(
   ctl: WriteControl = {},
 ): Promise<WriteResult> {
   const hash = await requestHash(svc.keys, ['DELETE', args.name, String(args.ifMatch)]);
-  return writeVersion(svc, { ...args, hash, action: 'deposit.delete' }, ctl, async (_c, latest) => {
+  return writeVersion(svc, { ...args, hash, action: 'deposit.delete' }, ctl, async (c, latest) => {
     if (!latest || latest.deleted) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
     if (args.ifMatch !== null && args.ifMatch !== latest.version) {
       throw new AppError(
@@ -213,7 +318,39 @@ export async function deleteDeposit(
         },
       );
     }
-    return { deleted: true, sealedValue: null, keyId: null, metadata: null };
+    // The name stops counting; its older versions keep their values (and bytes) until destroyed.
+    await addDepositUsage(c, args.owner, { liveDeposits: -1, valueBytes: 0 });
+    return tombstone(false);
+  });
+}
+
+function tombstone(destroyed: boolean): VersionFields {
+  return { deleted: true, sealedValue: null, keyId: null, metadata: null, valueBytes: null, destroyed };
+}
+
+/**
+ * DELETE ?destroy=true: erases the value (and metadata and request digest) of every version of
+ * `name` in one write transaction, committed on both nodes, and records a tombstone version
+ * stamped destroyed. Unknown (or another client's) name: NOT_FOUND. Destroyed already: nothing
+ * to write, answered as success once the passive has applied every earlier commit.
+ */
+export async function destroyDeposit(
+  svc: DepositServices,
+  args: { owner: string; name: string; idempotencyKey: string | null; who: AuditActor },
+  ctl: WriteControl = {},
+): Promise<WriteResult> {
+  const hash = await requestHash(svc.keys, ['DESTROY', args.name]);
+  // The audit row (writeVersionOnce) is written with the tombstone, in this transaction.
+  return writeVersion(svc, { ...args, hash, action: 'deposit.destroy' }, ctl, async (c, latest, effects) => {
+    if (!latest) throw new AppError('NOT_FOUND', `no deposit named ${args.name}`);
+    const gone = await destroyValues(c, args.owner, args.name, null);
+    effects.erasedVersions = gone.versions;
+    if (gone.versions === 0 && latest.deleted) return { unchanged: latest.version };
+    await addDepositUsage(c, args.owner, {
+      liveDeposits: latest.deleted ? 0 : -1,
+      valueBytes: -gone.bytes,
+    });
+    return tombstone(true);
   });
 }
 
@@ -236,6 +373,12 @@ export async function getDeposit(
   ).catch((e: unknown) => {
     throw toAppError(e);
   });
+  // Only the owner reads its rows, so saying "destroyed" tells nobody else anything.
+  if (row && row.destroyed_at !== null && !row.deleted) {
+    throw new AppError('NOT_FOUND', `version ${row.version} of ${args.name} was destroyed`, {
+      details: { destroyed: true },
+    });
+  }
   // Unknown, deleted, or another client's: the same 404, no hint that it exists.
   if (!row || row.deleted || !row.sealed_value || !row.key_id) {
     throw new AppError(

@@ -108,6 +108,17 @@ export function validateVersionParam(v: unknown): number | null {
   return Number(v);
 }
 
+/** DELETE's query: only `destroy=true|false` (anything else is refused, so a typo never passes for a tombstone). */
+export function validateDeleteQuery(q: Record<string, unknown>): { destroy: boolean } {
+  const extra = Object.keys(q).filter((k) => k !== 'destroy');
+  if (extra.length) {
+    throw new AppError('INVALID_REQUEST', `unknown query parameter(s): ${extra.slice(0, 5).join(', ')}`);
+  }
+  if (q.destroy === undefined || q.destroy === 'false') return { destroy: false };
+  if (q.destroy === 'true') return { destroy: true };
+  throw new AppError('INVALID_REQUEST', 'destroy must be true or false');
+}
+
 export interface ListParams {
   prefix: string;
   limit: number;

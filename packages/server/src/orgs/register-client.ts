@@ -1,6 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withClient } from '../db/pool';
-import { countPendingClients, insertClient, selectClient, type ClientState } from '../db/sql/clients';
+import {
+  countClientsOfOrg,
+  countPendingClients,
+  insertClient,
+  selectClient,
+  type ClientState,
+} from '../db/sql/clients';
+import { quotaExceeded as quotaRefusal } from '../deposits/quotas';
 import { selectOrg } from '../db/sql/orgs';
 import { appendAudit } from '../audit/append-audit';
 import { runWrite, runWriteBarrier } from '../db/write-path';
@@ -40,6 +47,8 @@ export interface RegistrationServices extends OrgServices {
   signTbs: TbsSigner;
   /** Answers for organizations that do not exist. */
   decoys: DecoyRegistrations;
+  /** Clients allowed in an org with an empty auth code (QUOTA_MAX_CLIENTS_AUTO_APPROVED_ORG); unset = no cap. */
+  maxClientsAutoApproved?: number;
 }
 
 /**
@@ -112,6 +121,23 @@ export async function registerClient(
       `this organization has ${cap} clients awaiting approval already; an administrator must enable or disable some first`,
       { retryAfterSec: 60 },
     );
+  // An org with an empty code approves anyone who knows its name: its size is capped (issue 16),
+  // checked here before the signature and again under a per-org lock inside the write.
+  const autoCap = secret === '' ? svc.maxClientsAutoApproved : undefined;
+  const autoCapExceeded = () =>
+    quotaRefusal(
+      'clients',
+      autoCap!,
+      'this organization approves registrations without an auth code and has reached its client limit; an administrator can set an auth code (keytrustee-orgtool set-auth) or raise the limit',
+    );
+  if (autoCap !== undefined) {
+    const members = await withClient(svc.write.db.pool, (c) => countClientsOfOrg(c, org.id)).catch(
+      (e: unknown) => {
+        throw toAppError(e);
+      },
+    );
+    if (members >= autoCap) throw autoCapExceeded();
+  }
   if (state === 'pending' && cap !== undefined) {
     const waiting = await withClient(svc.write.db.pool, (c) => countPendingClients(c, org.id)).catch(
       (e: unknown) => {
@@ -139,6 +165,10 @@ export async function registerClient(
     if (state === 'pending' && cap !== undefined) {
       await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`pending/${org.id}`]);
       if ((await countPendingClients(c, org.id)) >= cap) throw quotaExceeded();
+    }
+    if (autoCap !== undefined) {
+      await c.query('select pg_advisory_xact_lock(hashtextextended($1::text, 0))', [`auto/${org.id}`]);
+      if ((await countClientsOfOrg(c, org.id)) >= autoCap) throw autoCapExceeded();
     }
     await insertClient(c, { fingerprint, orgId: org.id, name: req.name ?? null, state, certificate });
     await appendAudit(c, tx, {

@@ -1,8 +1,10 @@
 import { Router, type Request } from 'express';
 import { authenticatedClient, requireClient } from '../auth/client-auth';
 import type { ServerContext } from '../context';
-import { deleteDeposit, getDeposit, listDeposits, putDeposit } from '../deposits/deposits';
+import { deleteDeposit, destroyDeposit, getDeposit, listDeposits, putDeposit } from '../deposits/deposits';
+import { quotaKindOf } from '../deposits/quotas';
 import {
+  validateDeleteQuery,
   validateDepositName,
   validateIdempotencyKey,
   validateIfMatch,
@@ -17,13 +19,18 @@ import { clientActor } from '../audit/request-actor';
 import type { AuditActor } from '../audit/append-audit';
 import { methodNotAllowed } from './error-handler';
 
-/** Counts a refused write: in the metric below, and (every code) in the audit trail's aggregates. */
+/**
+ * Counts a refused write: quota refusals and unavailability in the metrics below, and (every
+ * code) in the audit trail's aggregates.
+ */
 function countRefusal(
   ctx: ServerContext,
   e: unknown,
-  action: 'deposit.put' | 'deposit.delete',
+  action: 'deposit.put' | 'deposit.delete' | 'deposit.destroy',
   who: AuditActor,
 ): void {
+  const quota = quotaKindOf(e);
+  if (quota) ctx.metrics.quotaRefusals.inc({ kind: quota });
   if (e instanceof AppError) {
     ctx.auditRefusals.count({ action, result: e.code, actor: who.name, source: who.source ?? '' });
   }
@@ -48,7 +55,12 @@ function nameParam(req: Request): string {
 
 export function depositsRouter(ctx: ServerContext): Router {
   const r = Router();
-  const svc = { write: ctx.write, keys: ctx.keys };
+  const svc = {
+    write: ctx.write,
+    keys: ctx.keys,
+    quotas: ctx.depositQuotas,
+    onValuesErased: () => ctx.depositVacuum.request(),
+  };
   r.use('/v1/deposits', requireClient(ctx));
 
   r.route('/v1/deposits')
@@ -96,20 +108,26 @@ export function depositsRouter(ctx: ServerContext): Router {
     .delete(async (req, res) => {
       const owner = authenticatedClient(req).fingerprint;
       const name = nameParam(req);
+      const { destroy } = validateDeleteQuery(req.query as Record<string, unknown>);
       const idempotencyKey = validateIdempotencyKey(req.headers['idempotency-key']);
       const ifMatch = validateIfMatch(req.headers['if-match']);
+      if (destroy && ifMatch !== null) {
+        throw new AppError('INVALID_REQUEST', 'destroy erases every version: it takes no If-Match header');
+      }
       const signal = clientGoneSignal(res);
       const who = clientActor(ctx, req, owner);
       try {
-        const result = await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey, who }, { signal });
+        const result = destroy
+          ? await destroyDeposit(svc, { owner, name, idempotencyKey, who }, { signal })
+          : await deleteDeposit(svc, { owner, name, ifMatch, idempotencyKey, who }, { signal });
         ctx.log.info(
           { name, version: result.version, client: owner, replayed: result.replayed },
-          'deposit deleted',
+          destroy ? 'deposit destroyed' : 'deposit deleted',
         );
         res.status(204).end();
       } catch (e) {
         if (abandoned(ctx, e, signal)) return;
-        countRefusal(ctx, e, 'deposit.delete', who);
+        countRefusal(ctx, e, destroy ? 'deposit.destroy' : 'deposit.delete', who);
         throw e;
       }
     })

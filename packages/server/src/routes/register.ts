@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { quotaKindOf } from '../deposits/quotas';
 import type { ServerContext } from '../context';
 import { AppError } from '../errors';
 import { AuthCodeRejected, registerClient } from '../orgs/register-client';
@@ -107,6 +108,7 @@ function registerHandler(ctx: ServerContext): (req: Request, res: Response) => P
           write: ctx.write,
           keys: ctx.keys,
           maxPendingPerOrg: ctx.maxPendingClientsPerOrg,
+          maxClientsAutoApproved: ctx.maxClientsAutoApprovedOrg,
           signTbs: (der) => ctx.signPool.sign(der),
           decoys: ctx.decoys,
         },
@@ -130,6 +132,8 @@ function registerHandler(ctx: ServerContext): (req: Request, res: Response) => P
       }
       res.status(200).json(result);
     } catch (e) {
+      const quota = quotaKindOf(e);
+      if (quota) ctx.metrics.quotaRefusals.inc({ kind: quota });
       if (e instanceof AuthCodeRejected) {
         ctx.log.warn({ org: parsed.data.org, remote: address }, 'registration refused: bad org or code');
       } else {

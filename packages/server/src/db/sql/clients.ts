@@ -71,3 +71,12 @@ export async function countPendingClients(c: ClientBase, orgId: string): Promise
   );
   return rows[0].n;
 }
+
+/** Clients of an org in any state (the auto-approved org cap). */
+export async function countClientsOfOrg(c: ClientBase, orgId: string): Promise<number> {
+  const { rows } = await c.query<{ n: number }>(
+    'select count(*)::int as n from clients where org_id = $1::bigint',
+    [orgId],
+  );
+  return rows[0].n;
+}
