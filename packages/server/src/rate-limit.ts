@@ -105,3 +105,23 @@ export async function consumeOrThrow(
     }
   }
 }
+
+/**
+ * Read-only: refuses with RATE_LIMITED when `key` has used its whole allowance (a locked-out
+ * address), without charging anything. Lets a node that does not count (the passive, which
+ * refuses registrations anyway) give the same lockout answer as the active: the counters are
+ * shared through Redis. A store failure passes (the active's counting fails closed).
+ */
+export async function refuseWhenExhausted(limiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+  let res: RateLimiterRes | null;
+  try {
+    res = await limiter.get(key);
+  } catch {
+    return;
+  }
+  if (res && res.consumedPoints >= limiter.points) {
+    throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(res)} s`, {
+      retryAfterSec: retryAfter(res),
+    });
+  }
+}

@@ -5,7 +5,7 @@ import { AppError } from '../errors';
 import { AuthCodeRejected, registerClient } from '../orgs/register-client';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { clientAddress } from '../http/client-address';
-import { consumeOrThrow, everyMs } from '../rate-limit';
+import { consumeOrThrow, everyMs, refuseWhenExhausted } from '../rate-limit';
 
 /** One log line per 10 s about a failing rate-limit store, not one per attempt. */
 const storeError = everyMs(10_000);
@@ -35,16 +35,21 @@ export function registerRouter(ctx: ServerContext): Router {
           `invalid registration: ${issue.path.join('.') || 'body'}: ${issue.message}`,
         );
       }
-      const refusal = ctx.nodeState.writeRefusal();
-      if (refusal) {
-        ctx.metrics.writeRefusals.inc({ reason: refusal.code });
-        throw refusal;
-      }
       const address = clientAddress(
         ctx.clientAddress,
         req.socket.remoteAddress,
         req.headers[ctx.clientAddress.header],
       );
+      // The wrong-code lockout answers the same on both nodes (shared counters in Redis): a
+      // locked-out address gets RATE_LIMITED from the passive too, not NOT_ACTIVE, which would
+      // send it on to try the active.
+      const lockoutKey = `${address}|${parsed.data.org}`;
+      await refuseWhenExhausted(ctx.limits.registrationFailures, lockoutKey, 'failed registrations from this address');
+      const refusal = ctx.nodeState.writeRefusal();
+      if (refusal) {
+        ctx.metrics.writeRefusals.inc({ reason: refusal.code });
+        throw refusal;
+      }
       // Fail closed: without their counters these limits would let unlimited attempts and
       // auth-code guesses through.
       const consume = (limiter: RateLimiterAbstract, key: string, what: string) =>
@@ -66,7 +71,7 @@ export function registerRouter(ctx: ServerContext): Router {
       // in Redis, so parallel guesses cannot all pass a read-only check), hand it back when the
       // attempt was not a wrong code. Keyed per address+org and per address.
       const counters: [RateLimiterAbstract, string][] = [
-        [ctx.limits.registrationFailures, `${address}|${parsed.data.org}`],
+        [ctx.limits.registrationFailures, lockoutKey],
         [ctx.limits.registrationFailuresByAddress, address],
       ];
       for (const [limiter, key] of counters) {
