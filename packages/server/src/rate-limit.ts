@@ -112,7 +112,11 @@ export async function consumeOrThrow(
  * refuses registrations anyway) give the same lockout answer as the active: the counters are
  * shared through Redis. A store failure passes (the active's counting fails closed).
  */
-export async function refuseWhenExhausted(limiter: RateLimiterAbstract, key: string, what: string): Promise<void> {
+export async function refuseWhenExhausted(
+  limiter: RateLimiterAbstract,
+  key: string,
+  what: string,
+): Promise<void> {
   let res: RateLimiterRes | null;
   try {
     res = await limiter.get(key);

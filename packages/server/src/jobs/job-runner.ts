@@ -119,7 +119,10 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     );
   }
   if (opts.mail) {
-    log.info({ from: opts.mail.smtp.from }, 'mail on: contact mail and pending-client notices sent by the active');
+    log.info(
+      { from: opts.mail.smtp.from },
+      'mail on: contact mail and pending-client notices sent by the active',
+    );
   } else {
     log.info(
       'mail off: SMTP_URL is not set in keytrustee.conf; contact mail and pending-client notices stay unsent in mail_outbox',

@@ -162,6 +162,10 @@ export async function insertPendingNotices(
   client: PendingClientNotice,
 ): Promise<void> {
   for (const recipient of org.contacts) {
-    await insertOutboxMail(c, keys, { orgId: org.id, recipient, payload: { kind: 'pending-client', client } });
+    await insertOutboxMail(c, keys, {
+      orgId: org.id,
+      recipient,
+      payload: { kind: 'pending-client', client },
+    });
   }
 }

@@ -27,11 +27,7 @@ export function createMailTransport(s: SmtpSettings): Transporter {
 }
 
 /** The body as sent: cleartext-signed, or (with `encryptTo`) signed then encrypted to that key. */
-export async function protectMailText(
-  text: string,
-  key: ServerMailKey,
-  encryptTo?: string,
-): Promise<string> {
+export async function protectMailText(text: string, key: ServerMailKey, encryptTo?: string): Promise<string> {
   if (encryptTo) {
     const recipient = await openpgp.readKey({ armoredKey: encryptTo });
     return openpgp.encrypt({
@@ -71,7 +67,11 @@ export function describeSendError(e: unknown): string {
   const parts = [
     typeof err.code === 'string' ? err.code : 'ERROR',
     typeof err.responseCode === 'number' ? String(err.responseCode) : undefined,
-    typeof err.response === 'string' ? err.response : typeof err.message === 'string' ? err.message : undefined,
+    typeof err.response === 'string'
+      ? err.response
+      : typeof err.message === 'string'
+        ? err.message
+        : undefined,
   ];
   return parts.filter(Boolean).join(' ').slice(0, 300);
 }

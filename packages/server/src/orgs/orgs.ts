@@ -92,7 +92,11 @@ export async function addOrg(svc: OrgServices, name: string, given: string[]): P
     if (org && svc.publicUrl) {
       for (const contact of newContacts) {
         const { token, expiresAt } = await insertContactToken(c, org.id, contact);
-        const mail = contactRegistrationMail({ org: name, link: contactLink(svc.publicUrl, token), expiresAt });
+        const mail = contactRegistrationMail({
+          org: name,
+          link: contactLink(svc.publicUrl, token),
+          expiresAt,
+        });
         await insertOutboxMail(c, svc.keys, {
           orgId: org.id,
           recipient: contact,

@@ -44,7 +44,11 @@ export function registerRouter(ctx: ServerContext): Router {
       // locked-out address gets RATE_LIMITED from the passive too, not NOT_ACTIVE, which would
       // send it on to try the active.
       const lockoutKey = `${address}|${parsed.data.org}`;
-      await refuseWhenExhausted(ctx.limits.registrationFailures, lockoutKey, 'failed registrations from this address');
+      await refuseWhenExhausted(
+        ctx.limits.registrationFailures,
+        lockoutKey,
+        'failed registrations from this address',
+      );
       const refusal = ctx.nodeState.writeRefusal();
       if (refusal) {
         ctx.metrics.writeRefusals.inc({ reason: refusal.code });

@@ -5,7 +5,9 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { updateKeytrusteeConf } from '@trustee/server';
 import { orgtool } from '../support/api';
+import { BINS, runCli } from '../support/cli';
 import { makeCsr } from '../support/clients';
 import { tempGpg, type Gpg } from '../support/gpg';
 import { httpsRequest, jsonRequest } from '../support/https-request';
@@ -78,7 +80,7 @@ async function waitForDb<T>(read: () => Promise<T>, ok: (v: T) => boolean, what:
 }
 
 describe('contact registration mail', () => {
-  it('sends the seed\'s mail to a new contact: subject, a 12-hour link to this node, the expiry in UTC, signed by the server key', async () => {
+  it("sends the seed's mail to a new contact: subject, a 12-hour link to this node, the expiry in UTC, signed by the server key", async () => {
     const add = await orgtool(node, 'add', '-n', 'acme', '-c', 'alice@acme.test');
     expect(add.code).toBe(0);
     expect(add.stdout).toMatch(/contact registration mail queued for alice@acme\.test/);
@@ -102,15 +104,22 @@ describe('contact registration mail', () => {
     const { expires_at: expiresAt, created_at: createdAt } = stored.rows[0];
     expect(expiresAt.getTime() - createdAt.getTime()).toBe(12 * 3600 * 1000);
     // e.g. "This link will expire in 12 hours, at Thu Sep  3 00:08:25 2015 UTC."
-    const stated = /This link will expire in 12 hours, at (\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) UTC\./.exec(
-      mail.text,
-    );
+    const stated =
+      /This link will expire in 12 hours, at (\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) UTC\./.exec(
+        mail.text,
+      );
     expect(stated).not.toBeNull();
     expect(new Date(`${stated![1]} UTC`).getTime()).toBe(Math.floor(expiresAt.getTime() / 1000) * 1000);
     // The signature verifies with the key served at /?a=gpgkey; ktadmin prints the same key.
     const signer = verifiedSigner(mail.text);
     expect(signer).toMatch(/^[0-9A-F]{40}$/);
     expect(mail.headers.get('x-trustee-signer')).toBe(signer);
+    const exported = await runCli(BINS.ktadmin, ['--confdir', node.confdir, 'gpg-key', '--export']);
+    expect(exported.code).toBe(0);
+    const served = await httpsRequest(node.url, { method: 'GET', path: '/?a=gpgkey' });
+    expect(exported.stdout.trim()).toBe(served.text.trim());
+    const shown = await runCli(BINS.ktadmin, ['--confdir', node.confdir, 'gpg-key']);
+    expect(shown.stdout.trim()).toBe(`server mail key fingerprint ${signer}`);
     const rows = await outbox('alice@acme.test');
     expect(rows).toEqual([
       expect.objectContaining({ kind: 'contact-registration', attempts: 1, last_error: null }),
@@ -160,6 +169,23 @@ describe('contact registration mail', () => {
     expect(rows[0].attempts).toBe(3);
     await new Promise((r) => setTimeout(r, 3000));
     expect(to('erin@flaky.test')(smtp.messages)).toHaveLength(1);
+  });
+
+  it('without SMTP_URL, add still succeeds and says the mail stays queued (sent once SMTP is configured)', async () => {
+    // Only the CLI's copy of the conf: the running server keeps its SMTP_URL and sends it.
+    updateKeytrusteeConf(node.confdir, { SMTP_URL: '' });
+    try {
+      const add = await orgtool(node, 'add', '-n', 'nosmtp', '-c', 'fay@nosmtp.test');
+      expect(add.code).toBe(0);
+      expect(add.stdout).toContain(
+        'contact registration mail for fay@nosmtp.test kept unsent: SMTP_URL is not set in keytrustee.conf',
+      );
+      expect(add.stdout + add.stderr).not.toMatch(/\?q=/);
+    } finally {
+      updateKeytrusteeConf(node.confdir, { SMTP_URL: smtp.url });
+    }
+    expect(await outbox('fay@nosmtp.test')).toHaveLength(1);
+    await smtp.waitFor((m) => to('fay@nosmtp.test')(m).length === 1, 30_000, "fay's mail");
   });
 
   it('a job run again after a successful send sends nothing', async () => {
