@@ -71,6 +71,9 @@ async function deriveServerMailKey(identityKeyPem: string): Promise<ServerMailKe
     userIDs: [{ name: 'Trustee Key Trustee Server' }],
     date: KEY_CREATED,
     format: 'object',
+    // No random salt notation in the self-signature: Ed25519 is deterministic, so both nodes
+    // export byte-identical public keys.
+    config: { nonDeterministicSignaturesViaNotation: false },
   });
   return {
     privateKey,
