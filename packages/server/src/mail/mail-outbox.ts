@@ -88,12 +88,15 @@ export async function queueMailJob(c: ClientBase, id: string): Promise<void> {
  * Unsent rows that need a job: queued by a role that could not add one, queued before any job
  * runner existed, or left by an active that died (its jobs may not have replicated). Pending
  * notices of a contact that got one less than `pendingNoticeIntervalS` ago wait.
- * Returns how many jobs were (re)queued or already existed.
+ * Returns how many jobs were queued.
  */
 export async function sweepOutbox(c: ClientBase, pendingNoticeIntervalS = 60, limit = 100): Promise<number> {
   const { rows } = await c.query<{ id: string }>(
     `select o.id from mail_outbox o
       where o.sent_at is null
+        -- rows with a job (waiting, running, or failed for good) are left alone, so a backlog
+        -- of given-up rows never hides newer ones behind the limit
+        and not exists (select 1 from graphile_worker.jobs j where j.key = 'mail-' || o.id::text)
         and not (o.kind = 'pending-client' and exists (
               select 1 from mail_outbox s
                where s.org_id = o.org_id and s.recipient = o.recipient and s.kind = 'pending-client'
