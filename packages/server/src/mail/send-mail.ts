@@ -6,7 +6,6 @@
  */
 import { createTransport, type Transporter } from 'nodemailer';
 import { openpgp } from '../backup/openpgp';
-import type { RenderedMail } from './mail-messages';
 import type { ServerMailKey } from './server-mail-key';
 
 /** Bounds on one SMTP conversation: a hung server must not hold the outbox row lock for long. */
@@ -75,5 +74,3 @@ export function describeSendError(e: unknown): string {
   ];
   return parts.filter(Boolean).join(' ').slice(0, 300);
 }
-
-export type { RenderedMail };
