@@ -194,7 +194,9 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
         noHandleSignals: true,
         pollInterval: 2000,
         taskList,
-        parsedCronItems,
+        // The runner also runs for mail alone: the backup schedule only when backups are on
+        // (a schedule without a recipient must never run; the spec is still validated above).
+        parsedCronItems: backups.enabled ? parsedCronItems : [],
         // graphile-worker 0.17.3 does not await a job's completion/failure update unless it is
         // batched: with the database gone mid-job that rejection went unhandled and killed
         // keytrusteed. Batched (delay 0), an error there shuts the runner down instead.

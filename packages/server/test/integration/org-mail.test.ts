@@ -125,6 +125,11 @@ describe('contact registration mail', () => {
       expect.objectContaining({ kind: 'contact-registration', attempts: 1, last_error: null }),
     ]);
     expect(rows[0].sent_at).not.toBeNull();
+    // The job runner runs for mail alone here: no backup schedule without a backup recipient.
+    const crons = await withSuperuser(node, (c) =>
+      c.query('select identifier from graphile_worker._private_known_crontabs'),
+    );
+    expect(crons.rows).toEqual([]);
     // The token appears nowhere in the outbox row in clear.
     const raw = await withSuperuser(node, (c) =>
       c.query<{ t: string }>('select mail_outbox::text as t from mail_outbox where id = $1', [rows[0].id]),
