@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { ServerContext } from './context';
 import { AppError } from './errors';
+import { serverMailKey } from './mail/server-mail-key';
 import { depositsRouter } from './routes/deposits';
 import { errorHandler, methodNotAllowed, notFound, requireJson } from './routes/error-handler';
 import { healthRouter } from './routes/health';
@@ -85,12 +86,17 @@ export function createApp(ctx: ServerContext): Express {
 
   app
     .route('/')
-    .get((req, res) => {
+    .get(async (req, res) => {
       if (req.query.a === 'fingerprint') {
         res.type('text/plain').send(ctx.identity.fingerprint);
         return;
       }
-      throw new AppError('NOT_FOUND', 'use /?a=fingerprint or the /v1 API');
+      if (req.query.a === 'gpgkey') {
+        // The public key that signs this cluster's mail (same on both nodes: mail/server-mail-key.ts).
+        res.type('text/plain').send((await serverMailKey(ctx.identity.keyPem)).armoredPublicKey);
+        return;
+      }
+      throw new AppError('NOT_FOUND', 'use /?a=fingerprint, /?a=gpgkey or the /v1 API');
     })
     .all(methodNotAllowed(['GET']));
 

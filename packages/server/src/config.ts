@@ -170,6 +170,11 @@ export const keytrusteeConfSchema = z
      */
     REGISTRATION_FAILURES_PER_15_MIN: z.number().int().min(1).default(10),
     /**
+     * Length of the wrong-code lockout window, seconds; default 900 (the 15 minutes above). Shorter
+     * only for tests and drills: the allowance above is counted over this window.
+     */
+    REGISTRATION_FAILURE_WINDOW_SECONDS: z.number().int().min(1).max(86_400).default(900),
+    /**
      * Registration attempts allowed per address per 15 minutes, every attempt counted (successes,
      * pending clients, re-sends of the same CSR and refusals alike); default 300. Separate from and
      * more generous than the wrong-code lockout above; a fleet registering behind one NAT may need more.
@@ -201,8 +206,19 @@ export const keytrusteeConfSchema = z
     SIGNING_THREADS: z.number().int().min(1).max(64).optional(),
     /** Certificate signatures allowed to wait for a thread; beyond, registrations answer UNAVAILABLE (503, Retry-After). Default 128. */
     SIGNING_QUEUE_MAX: z.number().int().min(1).max(100_000).default(128),
+    /**
+     * Where the active sends contact mail and pending-client notices (nodemailer URL, e.g.
+     * `smtp://127.0.0.1:25`, `smtps://user:pass@mail:465`). Unset or empty: no mail is sent; it
+     * stays queued in the database (mail_outbox) and goes out once this is set.
+     */
     SMTP_URL: z.string().optional(),
+    /** Sender address of that mail; default `keytrustee@<HOST>`. */
     SMTP_FROM: z.string().optional(),
+    /**
+     * Pending-client notices to one contact of one org are merged into at most one mail per this
+     * many seconds (a flood of registrations without the code is not a flood of mail); default 60.
+     */
+    MAIL_PENDING_NOTICE_INTERVAL_SECONDS: z.number().int().min(1).max(86_400).default(60),
     /**
      * Most WAL a replication slot may keep for an absent passive, PostgreSQL size syntax (e.g.
      * `4GB`); beyond it the slot is invalidated and the passive must be rebuilt with --replace.
@@ -244,6 +260,14 @@ export const keytrusteeConfSchema = z
     HSM_DATA_KEY_MAX_AGE_SECONDS: z.number().int().min(1).default(86_400),
     /** Redis for shared rate limits (optional; in-memory otherwise). */
     REDIS_URL: z.string().optional(),
+    /**
+     * Prefix of this cluster's rate-limit keys in Redis (both nodes must use the same one); lets
+     * several clusters share one Redis. Default `trustee:`.
+     */
+    REDIS_KEY_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'letters, digits and : _ . - (at most 64)')
+      .default('trustee:'),
     /**
      * Scheduled backups (graphile-worker, on the active only): crontab time spec, five fields
      * `minute hour day-of-month month day-of-week`, in UTC; default hourly `0 * * * *`.

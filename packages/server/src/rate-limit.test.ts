@@ -1,5 +1,5 @@
 import { AppError } from './errors';
-import { consumeOrThrow, createRateLimits, everyMs } from './rate-limit';
+import { consumeOrThrow, createRateLimits, everyMs, refuseWhenExhausted } from './rate-limit';
 
 describe('everyMs', () => {
   it('opens at once, then at most once per period', () => {
@@ -79,5 +79,27 @@ describe('consumeOrThrow with the in-memory limits', () => {
     expect((err as AppError).retryAfterSec).toBeGreaterThan(15 * 60 - 5);
     expect((err as AppError).retryAfterSec).toBeLessThanOrEqual(15 * 60);
     expect((err as AppError).message).toMatch(/^too many registrations; retry in \d+ s$/);
+  });
+});
+
+describe('refuseWhenExhausted (the lockout as any node reads it)', () => {
+  it('refuses a key whose allowance is used up, charges nothing, and passes a fresh key', async () => {
+    const { registrationFailures } = createRateLimits({
+      perSecond: 3,
+      registrationFailures: 2,
+      registrations: 4,
+    });
+    await refuseWhenExhausted(registrationFailures, 'addr|org', 'failures');
+    await consumeOrThrow(registrationFailures, 'addr|org', 'failures');
+    await refuseWhenExhausted(registrationFailures, 'addr|org', 'failures');
+    expect((await registrationFailures.get('addr|org'))?.consumedPoints).toBe(1);
+    await consumeOrThrow(registrationFailures, 'addr|org', 'failures');
+    const err = await refuseWhenExhausted(registrationFailures, 'addr|org', 'failures').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).code).toBe('RATE_LIMITED');
+    await refuseWhenExhausted(registrationFailures, 'other|org', 'failures');
   });
 });

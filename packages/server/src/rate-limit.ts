@@ -25,22 +25,27 @@ export function createRateLimits(opts: {
   /** Registration attempts per address per 15 minutes (REGISTRATIONS_PER_15_MIN). */
   registrations: number;
   redis?: Redis;
+  /** Wrong-code lockout window, seconds (REGISTRATION_FAILURE_WINDOW_SECONDS); default 900. */
+  registrationFailureWindowS?: number;
+  /** Prefix of the Redis keys (REDIS_KEY_PREFIX); default `trustee:`. */
+  redisKeyPrefix?: string;
 }): RateLimits {
   const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract =>
     opts.redis
       ? new RateLimiterRedis({
           storeClient: opts.redis,
-          keyPrefix: `trustee:${keyPrefix}`,
+          keyPrefix: `${opts.redisKeyPrefix ?? 'trustee:'}${keyPrefix}`,
           points,
           duration,
           useRedisPackage: false,
         })
       : new RateLimiterMemory({ keyPrefix, points, duration });
+  const failWindowS = opts.registrationFailureWindowS ?? 15 * 60;
   return {
     requests: make('req', opts.perSecond, 1),
     registrations: make('reg-addr', opts.registrations, 15 * 60),
-    registrationFailures: make('regfail', opts.registrationFailures, 15 * 60),
-    registrationFailuresByAddress: make('regfail-addr', opts.registrationFailures * 5, 15 * 60),
+    registrationFailures: make('regfail', opts.registrationFailures, failWindowS),
+    registrationFailuresByAddress: make('regfail-addr', opts.registrationFailures * 5, failWindowS),
   };
 }
 
@@ -98,5 +103,29 @@ export async function consumeOrThrow(
         { retryAfterSec: 5 },
       );
     }
+  }
+}
+
+/**
+ * Read-only: refuses with RATE_LIMITED when `key` has used its whole allowance (a locked-out
+ * address), without charging anything. Lets a node that does not count (the passive, which
+ * refuses registrations anyway) give the same lockout answer as the active: the counters are
+ * shared through Redis. A store failure passes (the active's counting fails closed).
+ */
+export async function refuseWhenExhausted(
+  limiter: RateLimiterAbstract,
+  key: string,
+  what: string,
+): Promise<void> {
+  let res: RateLimiterRes | null;
+  try {
+    res = await limiter.get(key);
+  } catch {
+    return;
+  }
+  if (res && res.consumedPoints >= limiter.points) {
+    throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retryAfter(res)} s`, {
+      retryAfterSec: retryAfter(res),
+    });
   }
 }

@@ -236,6 +236,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         registrationFailures: conf.REGISTRATION_FAILURES_PER_15_MIN,
         registrations: conf.REGISTRATIONS_PER_15_MIN,
         redis,
+        redisKeyPrefix: conf.REDIS_KEY_PREFIX,
+        registrationFailureWindowS: conf.REGISTRATION_FAILURE_WINDOW_SECONDS,
       }),
       signPool,
       decoys: new DecoyRegistrations(identity.keyPem),
@@ -295,6 +297,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       log: log.child({ component: 'jobs' }),
       metrics,
       isActive: () => ns.decide().role === 'active',
+      mail: conf.SMTP_URL
+        ? {
+            keys,
+            identityKeyPem: identity.keyPem,
+            smtp: { url: conf.SMTP_URL, from: conf.SMTP_FROM || `keytrustee@${conf.HOST}` },
+            pendingNoticeIntervalS: conf.MAIL_PENDING_NOTICE_INTERVAL_SECONDS,
+          }
+        : undefined,
     });
 
     const app = createApp(ctx);

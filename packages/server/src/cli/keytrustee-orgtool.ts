@@ -74,8 +74,18 @@ program
   .requiredOption('-c, --contacts <emails>', 'administrator e-mails, comma-separated without spaces')
   .action(async (o: { name: string; contacts: string }, cmd: Command) => {
     const contacts = parseContacts(o.contacts);
-    const outcome = await withServices(cmd, (s) => addOrg(s, o.name, contacts, actor('add')));
+    const { outcome, newContacts, smtp } = await withServices(cmd, async (s) => ({
+      ...(await addOrg(s, o.name, contacts, actor('add'))),
+      smtp: !!s.conf.SMTP_URL,
+    }));
     process.stdout.write(`${outcome === 'created' ? 'created' : 'updated'} organization ${o.name}\n`);
+    if (newContacts.length) {
+      process.stdout.write(
+        smtp
+          ? `contact registration mail queued for ${newContacts.join(', ')} (sent by the active node)\n`
+          : `contact registration mail for ${newContacts.join(', ')} kept unsent: SMTP_URL is not set in keytrustee.conf (it goes out once it is)\n`,
+      );
+    }
   });
 
 program

@@ -30,7 +30,8 @@ import { enableHsm } from '../keys/enable-hsm';
 import { readRotationStatus, rotateKek, type RotationStatus } from '../keys/rotate-kek';
 import type { HsmSettings } from '../keys/open-key-hierarchy';
 import { fetchKeyHsmCert, storeKeyHsmCert } from '../keys/trust-keyhsm';
-import { writeSecretFile } from '../confdir/secret-files';
+import { readSecretFile, writeSecretFile } from '../confdir/secret-files';
+import { serverMailKey } from '../mail/server-mail-key';
 import { confPaths } from '../confdir/paths';
 import { NO_WAY_BACK } from '../keys/migrate-to-hsm';
 import { runHsmMigration } from '../keys/run-hsm-migration';
@@ -729,5 +730,15 @@ program
   });
 
 addAuditCommands(program, confdirOf);
+program
+  .command('gpg-key')
+  .description(
+    "the server's OpenPGP key that signs contact mail and pending-client notices (derived from the cluster identity key: the same on both nodes)",
+  )
+  .option('--export', 'print the armored public key (import it with `gpg --import` to verify the mail)')
+  .action(async (o: { export?: boolean }, cmd: Command) => {
+    const key = await serverMailKey(readSecretFile(confPaths(confdirOf(cmd)).identityKey).toString('utf8'));
+    say(o.export ? key.armoredPublicKey.trimEnd() : `server mail key fingerprint ${key.fingerprint}`);
+  });
 
 void runProgram(program);

@@ -20,6 +20,8 @@ import type { Metrics } from '../metrics';
 import { BACKUP_TASK, backupSettings, buildBackupCrontab, type BackupSettings } from './backup-schedule';
 import { createBackupTask, newestBackupTime } from './backup-task';
 import { createJobsPool } from './jobs-pool';
+import { SEND_MAIL_TASK, sweepOutbox } from '../mail/mail-outbox';
+import { createSendMailTask, type MailTaskOptions } from './send-mail-task';
 
 export interface JobRunnerOptions {
   confdir: string;
@@ -34,6 +36,10 @@ export interface JobRunnerOptions {
   stopTimeoutMs?: number;
   /** Wait after a failed start before the next attempt, ms; default 5000. */
   retryStartMs?: number;
+  /** Contact mail and pending-client notices (SMTP_URL set); unset: mail stays in the outbox. */
+  mail?: Omit<MailTaskOptions, 'log'>;
+  /** How often the active re-queues unsent outbox rows, ms; default 5000. */
+  mailSweepMs?: number;
 }
 
 export interface JobRunner {
@@ -95,7 +101,9 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       log,
     }),
   };
+  if (opts.mail) taskList[SEND_MAIL_TASK] = createSendMailTask({ ...opts.mail, log });
   const workerLog = workerLogger(log);
+  const mailSweepMs = opts.mailSweepMs ?? 5000;
   const checkIntervalMs = opts.checkIntervalMs ?? 1000;
   const stopTimeoutMs = opts.stopTimeoutMs ?? 10_000;
   const retryStartMs = opts.retryStartMs ?? 5000;
@@ -110,6 +118,16 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       'scheduled backups off: BACKUP_GPG_RECIPIENT is not set in keytrustee.conf (never scheduled in cleartext)',
     );
   }
+  if (opts.mail) {
+    log.info(
+      { from: opts.mail.smtp.from },
+      'mail on: contact mail and pending-client notices sent by the active',
+    );
+  } else {
+    log.info(
+      'mail off: SMTP_URL is not set in keytrustee.conf; contact mail and pending-client notices stay unsent in mail_outbox',
+    );
+  }
   const newest = newestBackupTime(backups.dir, opts.conf.HOST);
   if (newest !== undefined) opts.metrics.backupLastSuccess.set(newest);
 
@@ -120,6 +138,25 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   let closed = false;
   let nextStartAt = 0;
   let lastStartError: string | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Queues a job for every unsent outbox row without one: at activation (what a lost active left,
+   * or what was queued while mail was off) and then every mailSweepMs (pending-client notices,
+   * which the request role queues without a job, and coalesced ones whose minute has passed).
+   */
+  async function sweepMail(p: Pool): Promise<void> {
+    try {
+      const client = await p.connect();
+      try {
+        await sweepOutbox(client, opts.mail?.pendingNoticeIntervalS);
+      } finally {
+        client.release();
+      }
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'mail outbox sweep failed; next sweep retries');
+    }
+  }
 
   /** Locks held by workers that no longer exist (a killed server, a lost active) are released. */
   async function releaseStaleLocks(p: Pool): Promise<void> {
@@ -157,7 +194,9 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
         noHandleSignals: true,
         pollInterval: 2000,
         taskList,
-        parsedCronItems,
+        // The runner also runs for mail alone: the backup schedule only when backups are on
+        // (a schedule without a recipient must never run; the spec is still validated above).
+        parsedCronItems: backups.enabled ? parsedCronItems : [],
         // graphile-worker 0.17.3 does not await a job's completion/failure update unless it is
         // batched: with the database gone mid-job that rejection went unhandled and killed
         // keytrusteed. Batched (delay 0), an error there shuts the runner down instead.
@@ -172,6 +211,11 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     lastStartError = undefined;
     opts.metrics.jobRunnerActive.set(1);
     log.info({ tasks: Object.keys(taskList) }, 'job runner started (this node is the active)');
+    if (opts.mail) {
+      void sweepMail(p);
+      sweepTimer = setInterval(() => void sweepMail(p), mailSweepMs);
+      sweepTimer.unref();
+    }
     // A runner that ends on its own (database gone, a job it could not release) is cleaned up
     // here and restarted by a later check. Since 0.17 its promise may resolve rather than reject
     // then (graphile/worker#635), so any settling we did not ask for counts.
@@ -183,6 +227,8 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       );
       runner = undefined;
       pool = undefined;
+      if (sweepTimer) clearInterval(sweepTimer);
+      sweepTimer = undefined;
       opts.metrics.jobRunnerActive.set(0);
       nextStartAt = Date.now() + retryStartMs;
       void p.end().catch(() => undefined);
@@ -193,6 +239,8 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   async function stopRunner(reason: string): Promise<void> {
     const r = runner;
     const p = pool;
+    if (sweepTimer) clearInterval(sweepTimer);
+    sweepTimer = undefined;
     runner = undefined;
     pool = undefined;
     opts.metrics.jobRunnerActive.set(0);
@@ -215,7 +263,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   }
 
   async function checkOnce(): Promise<void> {
-    const wanted = backups.enabled && !closed && opts.isActive();
+    const wanted = (backups.enabled || !!opts.mail) && !closed && opts.isActive();
     if (wanted && !runner) {
       if (Date.now() < nextStartAt) return;
       try {

@@ -10,6 +10,7 @@ import type { HsmKeyHierarchy } from '../keys/hsm-key-hierarchy';
 import { connectNodeDb } from '../db/node-db';
 import { NodeState } from './node-state';
 import { deriveAuditKey } from '../audit/audit-mac';
+import { nodePublicUrl } from '../mail/mail-messages';
 
 export interface NodeServices {
   confdir: string;
@@ -23,6 +24,8 @@ export interface NodeServices {
   /** The HSM hierarchy when an HSM holds the KEK (opens it now), else undefined. */
   openHsm(): Promise<HsmKeyHierarchy | undefined>;
   write: WritePathOptions;
+  /** `https://HOST:PORT` of this node (links in contact mail). */
+  publicUrl: string;
   /** The node's state as the server decides it (polled once at open; `poll()` refreshes it). */
   state: NodeState;
   close(): Promise<void>;
@@ -64,6 +67,7 @@ export async function openNodeServices(confdir: string): Promise<NodeServices> {
     db,
     keys,
     openHsm: async () => (await openKeys()).hsm,
+    publicUrl: nodePublicUrl(conf.HOST, conf.PORT),
     write: {
       db,
       commitWaitMs: conf.COMMIT_WAIT_MS,

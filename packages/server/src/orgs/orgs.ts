@@ -14,6 +14,9 @@ import { appendAudit, processActor, type AuditActor } from '../audit/append-audi
 import { runWrite, type WritePathOptions } from '../db/write-path';
 import { AppError, toAppError } from '../errors';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
+import { contactLink, contactRegistrationMail } from '../mail/mail-messages';
+import { insertOutboxMail } from '../mail/mail-outbox';
+import { insertContactToken } from './contact-tokens';
 
 /** Org names: no spaces or special characters (hyphens and underscores allowed), as the seed says. */
 export const ORG_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
@@ -24,6 +27,8 @@ export interface OrgServices {
   keys: KeyHierarchy;
   /** Clients awaiting approval allowed per org (registration); unset: no cap (admin tools). */
   maxPendingPerOrg?: number;
+  /** `https://HOST:PORT` of this node, for the link in contact mail (nodePublicUrl). */
+  publicUrl?: string;
 }
 
 export function secretAad(orgName: string): Buffer {
@@ -58,34 +63,62 @@ export function generateAuthSecret(): string {
   return randomBytes(16).toString('base64');
 }
 
-/** Creates the org, or adds contacts to an existing one (the original's repeated `add`). */
+/** What `add` did, and which contacts are new (each gets the contact mail). */
+export interface AddOrgResult {
+  outcome: 'created' | 'updated';
+  newContacts: string[];
+}
+
+/**
+ * Creates the org, or adds contacts to an existing one (the original's repeated `add`). Each new
+ * contact gets a 12-hour key-page token and the "KeyTrustee Contact Registration" mail, queued
+ * in the same write (mail/mail-outbox.ts): no org without its mail, no mail without its org.
+ */
 export async function addOrg(
   svc: OrgServices,
   name: string,
   given: string[],
   who: AuditActor = processActor(),
-): Promise<'created' | 'updated'> {
+): Promise<AddOrgResult> {
   validateOrgName(name);
   const contacts = [...new Set(given)];
   return runWrite(svc.write, async (c, tx) => {
     const existing = await selectOrg(c, name, { forUpdate: true });
+    let outcome: AddOrgResult['outcome'] = 'updated';
+    let newContacts = contacts;
     if (existing) {
-      const merged = [...existing.contacts, ...contacts.filter((x) => !existing.contacts.includes(x))];
-      await updateOrgContacts(c, name, merged);
-      const added = merged.length - existing.contacts.length;
+      newContacts = contacts.filter((x) => !existing.contacts.includes(x));
+      await updateOrgContacts(c, name, [...existing.contacts, ...newContacts]);
       await appendAudit(c, tx, {
         who,
         action: 'org.contacts',
         org: name,
         subject: name,
-        detail: `${added} added`,
+        detail: `${newContacts.length} added`,
       });
-      return 'updated';
+    } else {
+      const sealed = await svc.keys.seal(Buffer.from(generateAuthSecret(), 'utf8'), secretAad(name));
+      await insertOrg(c, { uuid: orgUuid(), name, sealedSecret: sealed.blob, keyId: sealed.keyId, contacts });
+      await appendAudit(c, tx, { who, action: 'org.add', org: name, subject: name });
+      outcome = 'created';
     }
-    const sealed = await svc.keys.seal(Buffer.from(generateAuthSecret(), 'utf8'), secretAad(name));
-    await insertOrg(c, { uuid: orgUuid(), name, sealedSecret: sealed.blob, keyId: sealed.keyId, contacts });
-    await appendAudit(c, tx, { who, action: 'org.add', org: name, subject: name });
-    return 'created';
+    const org = existing ?? (await selectOrg(c, name));
+    if (org && svc.publicUrl) {
+      for (const contact of newContacts) {
+        const { token, expiresAt } = await insertContactToken(c, org.id, contact);
+        const mail = contactRegistrationMail({
+          org: name,
+          link: contactLink(svc.publicUrl, token),
+          expiresAt,
+        });
+        await insertOutboxMail(c, svc.keys, {
+          orgId: org.id,
+          recipient: contact,
+          payload: { kind: 'contact-registration', mail },
+        });
+      }
+    }
+    return { outcome, newContacts };
   });
 }
 

@@ -15,6 +15,7 @@ import { AppError, toAppError } from '../errors';
 import { CsrError, issueClientCert, parseCsr, type TbsSigner } from '../crypto/certificates';
 import { keyFingerprint } from '../crypto/fingerprint';
 import type { DecoyRegistrations } from './decoy-registration';
+import { insertPendingNotices } from '../mail/mail-outbox';
 import { authCodesMatch, openAuthSecret, type OrgServices } from './orgs';
 
 export interface Identity {
@@ -178,6 +179,13 @@ export async function registerClient(
       subject: fingerprint,
       detail: state,
     });
+    if (state === 'pending') {
+      await insertPendingNotices(c, svc.keys, org, {
+        fingerprint,
+        name: req.name ?? null,
+        registeredAt: new Date().toISOString(),
+      });
+    }
     return { state, certificate, raced: false };
   });
   if (stored.raced) await runWriteBarrier(svc.write);

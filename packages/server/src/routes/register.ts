@@ -8,7 +8,7 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Request, Response } from 'express';
 import { requestSource } from '../audit/request-actor';
 import { ORG_NAME_RE } from '../orgs/orgs';
-import { consumeOrThrow, everyMs } from '../rate-limit';
+import { consumeOrThrow, everyMs, refuseWhenExhausted } from '../rate-limit';
 
 /** One log line per 10 s about a failing rate-limit store, not one per attempt. */
 const storeError = everyMs(10_000);
@@ -67,12 +67,21 @@ function registerHandler(ctx: ServerContext): (req: Request, res: Response) => P
         `invalid registration: ${issue.path.join('.') || 'body'}: ${issue.message}`,
       );
     }
+    const address = requestSource(ctx, req);
+    // The wrong-code lockout answers the same on both nodes (shared counters in Redis): a
+    // locked-out address gets RATE_LIMITED from the passive too, not NOT_ACTIVE, which would
+    // send it on to try the active.
+    const lockoutKey = `${address}|${parsed.data.org}`;
+    await refuseWhenExhausted(
+      ctx.limits.registrationFailures,
+      lockoutKey,
+      'failed registrations from this address',
+    );
     const refusal = ctx.nodeState.writeRefusal();
     if (refusal) {
       ctx.metrics.writeRefusals.inc({ reason: refusal.code });
       throw refusal;
     }
-    const address = requestSource(ctx, req);
     // Fail closed: without their counters these limits would let unlimited attempts and
     // auth-code guesses through.
     const consume = (limiter: RateLimiterAbstract, key: string, what: string) =>
@@ -94,7 +103,7 @@ function registerHandler(ctx: ServerContext): (req: Request, res: Response) => P
     // in Redis, so parallel guesses cannot all pass a read-only check), hand it back when the
     // attempt was not a wrong code. Keyed per address+org and per address.
     const counters: [RateLimiterAbstract, string][] = [
-      [ctx.limits.registrationFailures, `${address}|${parsed.data.org}`],
+      [ctx.limits.registrationFailures, lockoutKey],
       [ctx.limits.registrationFailuresByAddress, address],
     ];
     for (const [limiter, key] of counters) {

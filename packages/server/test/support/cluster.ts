@@ -6,6 +6,7 @@ import {
   setupLocalCluster,
   spawnNodeServer,
   stopLocalDatabases,
+  updateKeytrusteeConf,
   waitForHealth,
   type LocalCluster,
   type LocalNodeSpec,
@@ -41,7 +42,11 @@ export interface TestCluster extends LocalCluster {
  * A real two-node cluster on free loopback ports: two PostgreSQL instances with synchronous
  * streaming replication and two keytrusteed child processes. Start once per test file.
  */
-export async function startTestCluster(): Promise<TestCluster> {
+export async function startTestCluster(
+  opts: {
+    /** keytrustee.conf keys set on both nodes before their servers start. */ conf?: Record<string, unknown>;
+  } = {},
+): Promise<TestCluster> {
   const home = makeTempDir('trustee-cluster-');
   const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
   const clusterOpts = {
@@ -61,6 +66,10 @@ export async function startTestCluster(): Promise<TestCluster> {
     throw e;
   }
   const spec = (n: NodeName) => (n === 'a' ? cluster.a : cluster.b);
+  if (opts.conf) {
+    updateKeytrusteeConf(cluster.a.confdir, opts.conf);
+    updateKeytrusteeConf(cluster.b.confdir, opts.conf);
+  }
   const servers: Partial<Record<NodeName, ChildProcess>> = {};
   const trackPg = (n: NodeName) => {
     const pid = readPostmasterPid(spec(n).dbDir);

@@ -1,0 +1,76 @@
+/**
+ * Turning a rendered mail into what goes on the wire: signed by the server's key (OpenPGP
+ * cleartext signature, so `gpg --verify` checks the body as received), or signed and encrypted
+ * to the recipient's uploaded key (inline armored message, `gpg --decrypt`); then nodemailer
+ * to SMTP_URL.
+ */
+import { createTransport, type Transporter } from 'nodemailer';
+import { openpgp } from '../backup/openpgp';
+import type { ServerMailKey } from './server-mail-key';
+
+/** Bounds on one SMTP conversation: a hung server must not hold the outbox row lock for long. */
+const SMTP_TIMEOUT_MS = 20_000;
+
+export interface SmtpSettings {
+  url: string;
+  from: string;
+}
+
+export function createMailTransport(s: SmtpSettings): Transporter {
+  return createTransport({
+    url: s.url,
+    connectionTimeout: SMTP_TIMEOUT_MS,
+    greetingTimeout: SMTP_TIMEOUT_MS,
+    socketTimeout: SMTP_TIMEOUT_MS,
+  } as Parameters<typeof createTransport>[0]);
+}
+
+/** The body as sent: cleartext-signed, or (with `encryptTo`) signed then encrypted to that key. */
+export async function protectMailText(text: string, key: ServerMailKey, encryptTo?: string): Promise<string> {
+  if (encryptTo) {
+    const recipient = await openpgp.readKey({ armoredKey: encryptTo });
+    return openpgp.encrypt({
+      message: await openpgp.createMessage({ text }),
+      encryptionKeys: recipient,
+      signingKeys: key.privateKey,
+    });
+  }
+  return openpgp.sign({
+    message: await openpgp.createCleartextMessage({ text }),
+    signingKeys: key.privateKey,
+  });
+}
+
+/** Sends one message; resolves with the SMTP server's message id. */
+export async function sendMail(
+  transport: Transporter,
+  s: SmtpSettings,
+  m: { to: string; subject: string; text: string; signerFingerprint: string },
+): Promise<string> {
+  const info = await transport.sendMail({
+    from: s.from,
+    to: m.to,
+    subject: m.subject,
+    text: m.text,
+    headers: { 'X-Trustee-Signer': m.signerFingerprint },
+  });
+  return String(info.messageId);
+}
+
+/**
+ * What may be stored and logged about a failed send: the error code and the SMTP reply (the
+ * server's words about the envelope), never the message (it holds the link's token).
+ */
+export function describeSendError(e: unknown): string {
+  const err = e as { code?: unknown; responseCode?: unknown; response?: unknown; message?: unknown };
+  const parts = [
+    typeof err.code === 'string' ? err.code : 'ERROR',
+    typeof err.responseCode === 'number' ? String(err.responseCode) : undefined,
+    typeof err.response === 'string'
+      ? err.response
+      : typeof err.message === 'string'
+        ? err.message
+        : undefined,
+  ];
+  return parts.filter(Boolean).join(' ').slice(0, 300);
+}
