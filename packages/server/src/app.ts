@@ -6,6 +6,7 @@ import { AppError } from './errors';
 import { depositsRouter } from './routes/deposits';
 import { errorHandler, methodNotAllowed, notFound, requireJson } from './routes/error-handler';
 import { healthRouter } from './routes/health';
+import { keyPageRouter } from './routes/key-page';
 import { registerRouter } from './routes/register';
 import { testHsmRouter } from './routes/test-hsm';
 
@@ -79,6 +80,8 @@ export function createApp(ctx: ServerContext): Express {
       ),
     );
   });
+  // The contact key page (`/?q=TOKEN`) takes an HTML form, not JSON: before the JSON-only guard.
+  app.use(keyPageRouter(ctx));
   app.use(requireJson);
   app.use(express.json({ limit: bodyLimitBytes(ctx.maxValueBytes), strict: true, type: 'application/json' }));
 
