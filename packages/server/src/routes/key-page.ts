@@ -124,16 +124,12 @@ export function keyPageRouter(ctx: ServerContext): Router {
     parameterLimit: 8,
     type: 'application/x-www-form-urlencoded',
   });
-  const formOrigins = (): string[] => {
-    const peer = ctx.nodeState.peerUrl;
-    return peer ? [originOf(peer)].filter((o): o is string => !!o) : [];
-  };
-  const findToken = findValidToken(ctx, formOrigins);
+  const findToken = findValidToken(ctx);
 
   r.get('/', onlyKeyPage, findToken, (_req, res) => {
     const { token, row } = res.locals.contactToken as FoundToken;
     const html = renderForm({ org: row.org_name, contact: row.contact, expiresAt: row.expires_at, token });
-    sendPage(res, 200, html, formOrigins());
+    sendPage(res, 200, html, formOriginsOf(ctx));
   });
 
   r.post('/', onlyKeyPage, checkOrigin(ctx), requireForm, findToken, parseForm, async (req, res) => {
@@ -154,19 +150,19 @@ export function keyPageRouter(ctx: ServerContext): Router {
         token,
         error: KEY_PROBLEMS[e.problem],
       });
-      sendPage(res, 400, html, formOrigins());
+      sendPage(res, 400, html, formOriginsOf(ctx));
       return;
     }
     const refusal = ctx.nodeState.writeRefusal();
     if (refusal) {
-      if (redirectToPeer(req, res, refusal, token, formOrigins())) return;
+      if (redirectToPeer(ctx, req, res, refusal, token)) return;
       ctx.metrics.writeRefusals.inc({ reason: refusal.code });
       throw refusal;
     }
     const used = await runWrite(ctx.write, (c) => useContactToken(c, token, key));
     if (used.status !== 'valid') {
       // Another upload with the same link won the race, or the link expired meanwhile.
-      sendTokenPage(ctx, res, used.status, formOrigins());
+      sendTokenPage(ctx, res, used.status);
       return;
     }
     ctx.log.info({ org: row.org_name, fingerprint: key.fingerprint }, 'contact key stored');
@@ -174,7 +170,7 @@ export function keyPageRouter(ctx: ServerContext): Router {
       res,
       200,
       renderStored({ org: row.org_name, contact: row.contact, fingerprint: key.fingerprint }),
-      formOrigins(),
+      formOriginsOf(ctx),
     );
   });
 
@@ -183,7 +179,7 @@ export function keyPageRouter(ctx: ServerContext): Router {
     throw new AppError('METHOD_NOT_ALLOWED', 'use GET or POST on the key page');
   });
 
-  r.use(pageErrors(ctx, formOrigins));
+  r.use(pageErrors(ctx));
   return r;
 }
 
@@ -202,12 +198,12 @@ function tokenOf(req: Request): string {
  * failure is reserved before the lookup (atomic, so parallel guesses cannot all slip past a
  * read-only check) and handed back when the token exists.
  */
-function findValidToken(ctx: ServerContext, formOrigins: () => string[]): RequestHandler {
+function findValidToken(ctx: ServerContext): RequestHandler {
   return async (req, res, next) => {
     const token = tokenOf(req);
     const refusal = ctx.nodeState.readRefusal();
     if (refusal) {
-      if (redirectToPeer(req, res, refusal, token, formOrigins())) return;
+      if (redirectToPeer(ctx, req, res, refusal, token)) return;
       throw refusal;
     }
     const limiter = ctx.limits.contactTokenFailures;
@@ -231,7 +227,7 @@ function findValidToken(ctx: ServerContext, formOrigins: () => string[]): Reques
     if (found.status !== 'unknown') await limiter.reward(address, 1).catch(() => undefined);
     if (found.status !== 'valid' || !found.row) {
       if (found.status === 'unknown') ctx.log.warn({ remote: address }, 'key page: unknown link');
-      sendTokenPage(ctx, res, found.status, formOrigins());
+      sendTokenPage(ctx, res, found.status);
       return;
     }
     res.locals.contactToken = { token, row: found.row } satisfies FoundToken;
@@ -239,32 +235,30 @@ function findValidToken(ctx: ServerContext, formOrigins: () => string[]): Reques
   };
 }
 
-function sendTokenPage(
-  ctx: ServerContext,
-  res: Response,
-  status: ContactTokenStatus,
-  formOrigins: string[],
-): void {
+function sendTokenPage(ctx: ServerContext, res: Response, status: ContactTokenStatus): void {
   const page = status === 'valid' ? TOKEN_PAGES.unknown : TOKEN_PAGES[status];
   if (page.status === 404) ctx.metrics.errors.inc({ code: 'NOT_FOUND' });
-  sendPage(res, page.status, renderMessage(page), formOrigins);
+  sendPage(res, page.status, renderMessage(page), formOriginsOf(ctx));
 }
 
 /**
  * NOT_ACTIVE (this node is passive, or fenced) with a peer to name: answer 307 to the same page
  * on the peer, so a form POST is re-posted there by the browser. Not when the request already
- * came from the peer: then neither node can take it and the caller gets the refusal's page.
+ * came from the peer, nor when this node's last probe of the peer (every second) found it down
+ * or not active: then the caller gets the refusal's page, not a redirect to a dead node.
  */
 function redirectToPeer(
+  ctx: ServerContext,
   req: Request,
   res: Response,
   refusal: AppError,
   token: string,
-  formOrigins: string[],
 ): boolean {
   const peer = refusal.details?.active;
   if (refusal.code !== 'NOT_ACTIVE' || typeof peer !== 'string' || req.query.via === VIA_PEER) return false;
   if (!isTokenShaped(token)) return false;
+  const seen = ctx.nodeState.peerObservation();
+  if (seen && (!seen.reachable || seen.foreign || (seen.role && seen.role !== 'active'))) return false;
   const target = new URL('/', peer);
   target.search = `?q=${token}&via=${VIA_PEER}`;
   res.setHeader('Location', target.href);
@@ -272,9 +266,15 @@ function redirectToPeer(
     res,
     307,
     renderMessage({ title: 'Moved to the active node', text: `Continue at ${target.origin}.` }),
-    formOrigins,
+    formOriginsOf(ctx),
   );
   return true;
+}
+
+/** Where the page's form may go besides this node: the peer, which a passive redirects it to. */
+function formOriginsOf(ctx: ServerContext): string[] {
+  const peer = ctx.nodeState.peerUrl && originOf(ctx.nodeState.peerUrl);
+  return peer ? [peer] : [];
 }
 
 function originOf(url: string): string | undefined {
@@ -315,7 +315,7 @@ const requireForm: RequestHandler = (req, _res, next) => {
 };
 
 /** Failures of the key page as HTML pages with the page's headers, never the JSON body. */
-function pageErrors(ctx: ServerContext, formOrigins: () => string[]): ErrorRequestHandler {
+function pageErrors(ctx: ServerContext): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const appErr = err instanceof AppError ? err : (fromHttpError(err as never) ?? toAppError(err));
     if (appErr.status >= 500) {
@@ -338,7 +338,7 @@ function pageErrors(ctx: ServerContext, formOrigins: () => string[]): ErrorReque
       res,
       appErr.status,
       renderMessage(errorPage(appErr, err instanceof AppError && req.method === 'POST')),
-      formOrigins(),
+      formOriginsOf(ctx),
     );
   };
 }

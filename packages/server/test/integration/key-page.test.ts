@@ -3,7 +3,7 @@
  * Chromium, with keys made by the real gpg. Tokens are made directly in the database (the
  * contact mail that makes them in production is another module).
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { createLogger } from '@trustee/server';
 import { KEY_PAGE_BODY_LIMIT_BYTES } from '../../src/routes/key-page';
 import { CONTACT_TOKEN_FAILURES_PER_15_MIN } from '../../src/rate-limit';
@@ -16,8 +16,12 @@ import {
   dumpDatabase,
   expectPageHeaders,
   launchChromium,
+  postKeyForm,
   secretMarkers,
   selectStoredKey,
+  submitKey,
+  withPage,
+  KEY_LABEL,
   type Keyring,
 } from '../support/key-page';
 import { withSuperuser } from '../support/psql';
@@ -28,7 +32,6 @@ const ALICE = 'alice@acme.example.com';
 const BOB = 'bob@acme.example.com';
 const CAROL = 'carol@acme.example.com';
 const DAVE = 'dave@acme.example.com';
-const LABEL = 'Your ASCII-armored GPG public key';
 
 let node: SingleNode;
 let browser: Browser;
@@ -59,50 +62,15 @@ const newToken = (contact: string, ttlMs?: number) =>
 const storedKey = (contact: string) => withSuperuser(node, (c) => selectStoredKey(c, ORG, contact));
 const link = (token: string) => `${node.url}/?q=${token}`;
 
-/** The form as a browser sends it. */
-function postForm(token: string, key: string, headers: Record<string, string> = {}): Promise<RawResponse> {
-  return httpsRequest(node.url, {
-    method: 'POST',
-    path: `/?q=${token}`,
-    body: new URLSearchParams({ key }).toString(),
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-  });
-}
-
-/** One browser context per test (no shared cookies or cache), closed after it. */
-async function withPage(fn: (page: Page, consoleErrors: string[]) => Promise<void>): Promise<void> {
-  const context: BrowserContext = await browser.newContext({ ignoreHTTPSErrors: true });
-  try {
-    const page = await context.newPage();
-    const consoleErrors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    await fn(page, consoleErrors);
-  } finally {
-    await context.close();
-  }
-}
-
-/** Pastes `text` into the form and submits it with the keyboard; returns the POST's answer. */
-async function submitKey(page: Page, text: string) {
-  await page.getByLabel(LABEL).fill(text);
-  const button = page.getByRole('button', { name: 'Upload public key' });
-  await button.focus();
-  const [response] = await Promise.all([
-    page.waitForResponse((r) => r.request().method() === 'POST'),
-    page.waitForNavigation(),
-    page.keyboard.press('Enter'),
-  ]);
-  return response;
-}
+const postForm = (token: string, key: string, headers?: Record<string, string>) =>
+  postKeyForm(node.url, token, key, headers);
 
 describe('the contact key page in a browser', () => {
   let aliceToken: string;
 
   it('shows an accessible form naming the org and the contact, styled under a CSP that allows nothing else', async () => {
     aliceToken = await newToken(ALICE);
-    await withPage(async (page, consoleErrors) => {
+    await withPage(browser, async (page, consoleErrors) => {
       const response = await page.goto(link(aliceToken));
       expect(response?.status()).toBe(200);
       expectPageHeaders(response!.headers());
@@ -112,7 +80,7 @@ describe('the contact key page in a browser', () => {
       expect(heading).toContain(ALICE);
       expect(heading).toContain(ORG);
       // The textarea is found by its label; the (empty) error region is an alert.
-      expect(await page.getByLabel(LABEL).evaluate((e) => e.tagName)).toBe('TEXTAREA');
+      expect(await page.getByLabel(KEY_LABEL).evaluate((e) => e.tagName)).toBe('TEXTAREA');
       expect(await page.locator('[role="alert"]').count()).toBe(1);
       expect(await page.getByText('-----BEGIN PGP PUBLIC KEY BLOCK-----').count()).toBe(1);
       // Keyboard only: Tab reaches the textarea, then the submit button.
@@ -131,9 +99,9 @@ describe('the contact key page in a browser', () => {
   });
 
   it('stores a public key made by gpg and confirms it with its fingerprint', async () => {
-    await withPage(async (page, consoleErrors) => {
+    await withPage(browser, async (page, consoleErrors) => {
       await page.goto(link(aliceToken));
-      const response = await submitKey(page, alicePublic);
+      const [response] = await submitKey(page, alicePublic);
       expect(response.status()).toBe(200);
       expectPageHeaders(response.headers());
       const grouped = aliceFp.replace(/(.{4})(?!$)/g, '$1 ');
@@ -152,7 +120,7 @@ describe('the contact key page in a browser', () => {
   });
 
   it('answers a link used once already with a clear 410 page, and a second post stores nothing', async () => {
-    await withPage(async (page) => {
+    await withPage(browser, async (page) => {
       const response = await page.goto(link(aliceToken));
       expect(response?.status()).toBe(410);
       expectPageHeaders(response!.headers());
@@ -171,7 +139,7 @@ describe('the contact key page in a browser', () => {
 
   it('answers an expired link with a clear 410 page that names nothing else', async () => {
     const expired = await newToken(CAROL, -60_000);
-    await withPage(async (page) => {
+    await withPage(browser, async (page) => {
       const response = await page.goto(link(expired));
       expect(response?.status()).toBe(410);
       expectPageHeaders(response!.headers());
@@ -188,17 +156,17 @@ describe('the contact key page in a browser', () => {
     const markers = secretMarkers(secret, keyring.exportPublic(bobFp));
     expect(markers.length).toBeGreaterThan(10);
     const token = await newToken(BOB);
-    await withPage(async (page) => {
+    await withPage(browser, async (page) => {
       await page.goto(link(token));
-      const response = await submitKey(page, secret);
+      const [response] = await submitKey(page, secret);
       expect(response.status()).toBe(400);
       expectPageHeaders(response.headers());
       const alert = await page.getByRole('alert').textContent();
       expect(alert).toContain('This is a PRIVATE key: never share it');
       expect(alert).toContain('Paste your PUBLIC key');
       // The form is offered again, empty: the pasted text is never sent back.
-      expect(await page.getByLabel(LABEL).inputValue()).toBe('');
-      expect(await page.getByLabel(LABEL).getAttribute('aria-invalid')).toBe('true');
+      expect(await page.getByLabel(KEY_LABEL).inputValue()).toBe('');
+      expect(await page.getByLabel(KEY_LABEL).getAttribute('aria-invalid')).toBe('true');
       const html = await page.content();
       for (const m of markers) expect(html).not.toContain(m);
       await page.screenshot({ path: artifactPath('key-page-private-key.png'), fullPage: true });

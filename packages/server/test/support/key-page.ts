@@ -2,9 +2,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Client } from 'pg';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page, type Response } from 'playwright-core';
 import { DB_SUPERUSER, findPgBinDir, socketDirFor } from '@trustee/replicator';
 import { insertContactToken } from '../../src/orgs/contact-tokens';
+import { httpsRequest, type RawResponse } from './https-request';
 import { makeTempDir, removeDir } from './temp-dir';
 
 /**
@@ -40,6 +41,46 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/**
+ * Runs `fn` with a page of a fresh browser context (no shared cookies or cache; the nodes' TLS
+ * certificates are self-signed), closed after it; `consoleErrors` collects the page's console
+ * errors (a CSP refusal is one).
+ */
+export async function withPage(
+  browser: Browser,
+  fn: (page: Page, consoleErrors: string[]) => Promise<void>,
+): Promise<void> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  try {
+    const page = await context.newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    await fn(page, consoleErrors);
+  } finally {
+    await context.close();
+  }
+}
+
+/** The label of the page's textarea (the tests find it by its label, as a screen reader does). */
+export const KEY_LABEL = 'Your ASCII-armored GPG public key';
+
+/**
+ * Pastes `text` into the form and submits it from the keyboard (Enter on the focused button);
+ * returns the answers to the POST in order (a passive's 307, then the active's page).
+ */
+export async function submitKey(page: Page, text: string): Promise<Response[]> {
+  const answers: Response[] = [];
+  page.on('response', (r) => {
+    if (r.request().method() === 'POST') answers.push(r);
+  });
+  await page.getByLabel(KEY_LABEL).fill(text);
+  await page.getByRole('button', { name: 'Upload public key' }).focus();
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  return answers;
 }
 
 /** A screenshot path under ARTIFACTS_DIR (the directory is made). */
@@ -137,6 +178,21 @@ export async function createContactToken(
   if (!rows[0]) throw new Error(`no org ${org}`);
   await c.query('set synchronous_commit = remote_apply');
   return (await insertContactToken(c, rows[0].id, contact, ttlMs)).token;
+}
+
+/** The key page's form as a browser sends it, without a browser. */
+export function postKeyForm(
+  url: string,
+  token: string,
+  key: string,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
+  return httpsRequest(url, {
+    method: 'POST',
+    path: `/?q=${token}`,
+    body: new URLSearchParams({ key }).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+  });
 }
 
 /** The stored key of a contact, if any. */

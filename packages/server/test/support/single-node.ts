@@ -63,7 +63,8 @@ export async function startSingleNode(
       confdir,
       port: 0,
       listenAddress: '127.0.0.1',
-      log: opts.log ?? createLogger({ level: opts.logLevel ?? process.env.TRUSTEE_TEST_LOG_LEVEL ?? 'silent' }),
+      log:
+        opts.log ?? createLogger({ level: opts.logLevel ?? process.env.TRUSTEE_TEST_LOG_LEVEL ?? 'silent' }),
     });
   } catch (e) {
     await stopPostgres(nodeInstance({ confdir })).catch(() => undefined);
