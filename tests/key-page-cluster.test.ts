@@ -90,6 +90,10 @@ describe('the contact key page on a pair', () => {
     for (const url of [a().url, b().url]) {
       expect((await httpsRequest(url, { path: `/?q=${token}` })).status).toBe(410);
     }
+    // The link (a capability) is in no log line of either node.
+    for (const node of [a(), b()]) {
+      expect(readFileSync(join(node.dir, 'keytrusteed.log'), 'utf8')).not.toContain(token);
+    }
   });
 
   it('refuses a private key on the passive itself: never sent on to the active, stored or logged on either node', async () => {

@@ -135,6 +135,9 @@ describe('the contact key page in a browser', () => {
     const res = await postForm(aliceToken, keyring.exportPublic(other));
     expect(res.status).toBe(410);
     expect((await storedKey(ALICE))?.fingerprint).toBe(aliceFp);
+    // The link (a capability) never reaches a log line, though every visit is logged.
+    expect(logLines.join('')).toContain('contact key stored');
+    expect(logLines.join('')).not.toContain(aliceToken);
   });
 
   it('answers an expired link with a clear 410 page that names nothing else', async () => {
