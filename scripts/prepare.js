@@ -59,6 +59,8 @@ function missingPackages() {
   if (forTests && !hasCommand('promtool')) missing.push('prometheus');
   // Key HSM tests: SoftHSM2 as the PKCS#11 token.
   if (forTests && !hasCommand('softhsm2-util')) missing.push('softhsm2');
+  // Contact key page tests: a real headless Chromium (playwright-core drives /usr/bin/chromium).
+  if (forTests && !hasCommand('chromium')) missing.push('chromium');
   // The PKCS#11 binding (pkcs11js) is a native addon that npm ci builds with node-gyp.
   if (!hasCommand('python3')) missing.push('python3');
   if (!hasCommand('make')) missing.push('make');

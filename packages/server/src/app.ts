@@ -7,6 +7,7 @@ import { serverMailKey } from './mail/server-mail-key';
 import { depositsRouter } from './routes/deposits';
 import { errorHandler, methodNotAllowed, notFound, requireJson } from './routes/error-handler';
 import { healthRouter } from './routes/health';
+import { keyPageRouter } from './routes/key-page';
 import { registerRouter } from './routes/register';
 import { testHsmRouter } from './routes/test-hsm';
 import { countAuthFailure } from './audit/request-actor';
@@ -81,6 +82,8 @@ export function createApp(ctx: ServerContext): Express {
     countAuthFailure(ctx, req, e);
     next(e);
   });
+  // The contact key page (`/?q=TOKEN`) takes an HTML form, not JSON: before the JSON-only guard.
+  app.use(keyPageRouter(ctx));
   app.use(requireJson);
   app.use(express.json({ limit: bodyLimitBytes(ctx.maxValueBytes), strict: true, type: 'application/json' }));
 

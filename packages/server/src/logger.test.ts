@@ -19,6 +19,7 @@ describe('createLogger redaction (the safety net for a careless call)', () => {
     'SSL_PRIVATE_KEY_PASSWORD',
     'SSL_PRIVATE_KEY_PASSWORD_SCRIPT',
     'passphrase',
+    'body',
   ])('censors %s inside an object passed to the logger', (key) => {
     const { log, lines, parsed } = capture();
     log.info({ obj: { [key]: SECRET, kept: 'visible' } }, 'something happened');

@@ -13,6 +13,9 @@ const SECRET_FIELDS = [
   'SSL_PRIVATE_KEY_PASSWORD_SCRIPT',
   'passphrase',
   'pin',
+  // Request bodies (a logged `req.body`, or body-parser's `err.body`): the key page's form may
+  // hold a private key pasted by mistake, a deposit body holds a value.
+  'body',
 ];
 
 /**

@@ -34,7 +34,7 @@ export function createMetrics() {
   });
   const rateLimitRejections = new Counter({
     name: 'trustee_rate_limit_rejections_total',
-    help: 'Requests answered RATE_LIMITED (429), by limiter: registration or requests',
+    help: 'Requests answered RATE_LIMITED (429), by limiter: registration, requests or contact-token (key page)',
     labelNames: ['limiter'] as const,
     registers: [registry],
   });
@@ -200,7 +200,7 @@ export function createMetrics() {
   for (const reason of ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'WRITE_IN_DOUBT', 'UNAVAILABLE'])
     writeRefusals.inc({ reason }, 0);
   for (const reason of IN_DOUBT_REASONS) writesInDoubt.inc({ reason }, 0);
-  for (const limiter of ['registration', 'requests']) {
+  for (const limiter of ['registration', 'requests', 'contact-token']) {
     rateLimitRejections.inc({ limiter }, 0);
     rateLimitStoreErrors.inc({ limiter }, 0);
   }

@@ -16,7 +16,16 @@ export interface RateLimits {
   registrationFailures: RateLimiterAbstract;
   /** Wrong auth codes per address over all orgs (5× the per-org allowance), per 15 minutes. */
   registrationFailuresByAddress: RateLimiterAbstract;
+  /** Unknown or malformed key-page tokens (`/?q=TOKEN`) per address, per 15 minutes. */
+  contactTokenFailures: RateLimiterAbstract;
 }
+
+/**
+ * Wrong key-page tokens allowed per address per 15 minutes. A token is 256 random bits, so this
+ * does not protect the tokens (nobody guesses one); it stops a prober from making the server run
+ * one lookup per guess forever, and makes such probing visible in the metrics.
+ */
+export const CONTACT_TOKEN_FAILURES_PER_15_MIN = 20;
 
 /** Shared through Redis when configured (both nodes see the same counters), in memory otherwise. */
 export function createRateLimits(opts: {
@@ -46,6 +55,7 @@ export function createRateLimits(opts: {
     registrations: make('reg-addr', opts.registrations, 15 * 60),
     registrationFailures: make('regfail', opts.registrationFailures, failWindowS),
     registrationFailuresByAddress: make('regfail-addr', opts.registrationFailures * 5, failWindowS),
+    contactTokenFailures: make('contact-token-fail', CONTACT_TOKEN_FAILURES_PER_15_MIN, 15 * 60),
   };
 }
 

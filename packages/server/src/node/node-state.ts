@@ -401,6 +401,11 @@ export class NodeState {
     });
   }
 
+  /** The other node's URL (PEERS), if this node has one. */
+  get peerUrl(): string | undefined {
+    return this.opts.peerUrl;
+  }
+
   get requireSyncStandby(): boolean {
     return this.opts.requireSyncStandby;
   }

@@ -3,7 +3,11 @@ import { AppError, errorBody, toAppError } from '../errors';
 import type { ServerContext } from '../context';
 
 /** Maps body-parser and express failures (which carry `type`/`status`) to our codes. */
-function fromHttpError(err: { type?: string; status?: number; message?: string }): AppError | undefined {
+export function fromHttpError(err: {
+  type?: string;
+  status?: number;
+  message?: string;
+}): AppError | undefined {
   switch (err.type) {
     case 'entity.too.large':
       return new AppError('TOO_LARGE', 'request body is too large');

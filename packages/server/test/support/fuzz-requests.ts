@@ -746,6 +746,8 @@ export function violation(r: FuzzRequest, ex: Exchange): string | undefined {
   // HEAD answers carry no body; a health probe's 503 is its documented "does not hold".
   if (r.method.trim() === 'HEAD')
     return status >= 500 && !(status === 503 && health) ? `HEAD answered ${status}` : undefined;
+  // The contact key page (`/?q=…`, issue 15) is an HTML page with pages for its errors.
+  if (isKeyPage(r.path) && /^text\/html/.test(ex.headers['content-type'] ?? '')) return keyPageViolation(ex);
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -766,6 +768,29 @@ export function violation(r: FuzzRequest, ex: Exchange): string | undefined {
     const expected = err.code === 'NOT_ACTIVE' && r.target === 'b' && WRITE_METHODS.has(r.method.trim());
     if (!expected) return `5xx: ${status} ${err.code} ${err.message}`;
   }
+  return undefined;
+}
+
+/** What the server routes to the key page: path `/` with a `q` parameter. */
+function isKeyPage(path: string): boolean {
+  try {
+    const url = new URL(path, 'https://fuzz.invalid');
+    return url.pathname === '/' && url.searchParams.has('q');
+  } catch {
+    return false;
+  }
+}
+
+/** The key page's statuses for links that do not exist (fuzzing never has a real token). */
+const KEY_PAGE_STATUSES = new Set([400, 404, 405, 410, 413, 415, 429]);
+
+function keyPageViolation(ex: Extract<Exchange, { kind: 'response' }>): string | undefined {
+  if (!KEY_PAGE_STATUSES.has(ex.status)) return `key page answered ${ex.status}`;
+  if (ex.headers['content-type'] !== 'text/html; charset=utf-8') return 'key page without its content type';
+  if (!/^default-src 'none';/.test(ex.headers['content-security-policy'] ?? ''))
+    return 'key page without its CSP';
+  if (/\n\s+at |node_modules|\.[jt]s:\d+/.test(ex.body))
+    return `stack trace in the body: ${ex.body.slice(0, 300)}`;
   return undefined;
 }
 

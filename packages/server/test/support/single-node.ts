@@ -7,6 +7,7 @@ import {
   nodeInstance,
   startServer,
   updateKeytrusteeConf,
+  type Logger,
   type RunningServer,
 } from '@trustee/server';
 import { freePort } from './ports';
@@ -33,6 +34,8 @@ export async function startSingleNode(
   opts: {
     logLevel?: string;
     /** keytrustee.conf keys to set before the server starts. */ conf?: Record<string, unknown>;
+    /** The server's logger (e.g. one writing to memory, for a test that reads the log); default: stderr at logLevel. */
+    log?: Logger;
   } = {},
 ): Promise<SingleNode> {
   const home = makeTempDir();
@@ -60,7 +63,8 @@ export async function startSingleNode(
       confdir,
       port: 0,
       listenAddress: '127.0.0.1',
-      log: createLogger({ level: opts.logLevel ?? process.env.TRUSTEE_TEST_LOG_LEVEL ?? 'silent' }),
+      log:
+        opts.log ?? createLogger({ level: opts.logLevel ?? process.env.TRUSTEE_TEST_LOG_LEVEL ?? 'silent' }),
     });
   } catch (e) {
     await stopPostgres(nodeInstance({ confdir })).catch(() => undefined);
