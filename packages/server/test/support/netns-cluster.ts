@@ -2,7 +2,16 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPostmasterPid } from '@trustee/replicator';
-import { initConfdir, spawnNodeServer, stopLocalDatabases, type LocalNodeSpec } from '@trustee/server';
+import {
+  addOrg,
+  enableSynchronousReplication,
+  initConfdir,
+  listOrgs,
+  openNodeServices,
+  spawnNodeServer,
+  stopLocalDatabases,
+  type LocalNodeSpec,
+} from '@trustee/server';
 import { BINS, runCli } from './cli';
 import { makeCsr } from './clients';
 import type { NetnsHttp } from './netns-http';
@@ -26,11 +35,10 @@ export interface NetnsPair {
   stop(): Promise<void>;
 }
 
-async function runIn(net: PartitionNet, ns: 'a' | 'b', bin: string, args: string[]): Promise<string> {
+async function runIn(net: PartitionNet, ns: 'a' | 'b', bin: string, args: string[]): Promise<void> {
   const r = await runCli(bin, args, { prefix: net.execPrefix(ns), timeoutMs: 90_000 });
   if (r.code !== 0)
     throw new Error(`${args.join(' ')} in namespace ${ns} failed (${r.code}): ${r.stderr || r.stdout}`);
-  return r.stdout;
 }
 
 /**
@@ -115,20 +123,16 @@ export async function startNetnsPair(net: PartitionNet, http: NetnsHttp): Promis
       const pid = readPostmasterPid(nodes[n].dbDir);
       if (pid) trackPid(pid);
     }
-    await runIn(net, 'a', BINS.ktadmin, ['--confdir', a.confdir, 'enable-synchronous-replication']);
-    await runIn(net, 'a', BINS.orgtool, [
-      '--confdir',
-      a.confdir,
-      'add',
-      '-n',
-      org,
-      '-c',
-      `admin@${org}.example`,
-    ]);
-    const orgs = JSON.parse(await runIn(net, 'a', BINS.orgtool, ['--confdir', a.confdir, 'list'])) as Record<
-      string,
-      { auth_secret: string }
-    >;
+    // Over A's unix socket, from here: no TCP involved.
+    await enableSynchronousReplication({ confdir: a.confdir, timeoutMs: 30_000 });
+    const svc = await openNodeServices(a.confdir);
+    let authCode: string;
+    try {
+      await addOrg(svc, org, [`admin@${org}.example`]);
+      authCode = (await listOrgs(svc))[org].auth_secret;
+    } finally {
+      await svc.close();
+    }
     const clientUrl = {
       a: `https://${net.clientAddr.a}:${a.apiPort}`,
       b: `https://${net.clientAddr.b}:${b.apiPort}`,
@@ -151,7 +155,7 @@ export async function startNetnsPair(net: PartitionNet, http: NetnsHttp): Promis
         200,
       );
     }
-    return { home, spec: nodes, clientUrl, org, authCode: orgs[org].auth_secret, stop };
+    return { home, spec: nodes, clientUrl, org, authCode, stop };
   } catch (e) {
     await stop();
     throw e;

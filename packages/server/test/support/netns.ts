@@ -20,6 +20,9 @@ export const NETNS_PREFIX = 'ktpart-';
 
 const IP = existsSync('/usr/sbin/ip') ? '/usr/sbin/ip' : 'ip';
 const TC = existsSync('/usr/sbin/tc') ? '/usr/sbin/tc' : 'tc';
+const NFT = existsSync('/usr/sbin/nft') ? '/usr/sbin/nft' : 'nft';
+/** nftables table holding the random-drop rule of `addLoss` (one per namespace). */
+const LOSS_TABLE = 'trustee_loss';
 
 export type NsName = 'a' | 'b' | 'c';
 export type LinkName = 'ab' | 'ca' | 'cb';
@@ -55,6 +58,15 @@ export interface PartitionNet {
    */
   addNetem(link: LinkName, args: string[]): string | undefined;
   clearNetem(link: LinkName): void;
+  /**
+   * Drops `percent` % of the packets arriving on each end of a link (nftables `numgen random` in
+   * a netdev ingress chain): packet loss without sch_netem, no delay. Returns undefined when
+   * applied, else the error text (no `nft`, or no nf_tables in the kernel).
+   */
+  addLoss(link: LinkName, percent: number): string | undefined;
+  /** Packets dropped so far by `addLoss` on a link (both ends), from the rule's counter. */
+  droppedPackets(link: LinkName): number;
+  clearLoss(link: LinkName): void;
   /** `ip netns exec NS` as a command prefix, for spawn. */
   execPrefix(ns: NsName): string[];
   /** Kills every process still inside the namespaces (by pid) and deletes them; never throws. */
@@ -183,6 +195,46 @@ export function createPartitionNet(): PartitionNet {
       for (const n of ends(link)) {
         try {
           execFileSync(TC, ['-n', n, 'qdisc', 'del', 'dev', link, 'root'], { stdio: 'ignore' });
+        } catch {
+          // none was set
+        }
+      }
+    },
+    addLoss(link, percent) {
+      const nft = (n: string, args: string[]) =>
+        execFileSync(IP, ['netns', 'exec', n, NFT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        for (const n of ends(link)) {
+          nft(n, ['add', 'table', 'netdev', LOSS_TABLE]);
+          nft(n, [
+            ...['add', 'chain', 'netdev', LOSS_TABLE, 'ingress'],
+            `{ type filter hook ingress device "${link}" priority 0; }`,
+          ]);
+          const rule = `numgen random mod 100 lt ${percent} counter drop`;
+          nft(n, ['add', 'rule', 'netdev', LOSS_TABLE, 'ingress', ...rule.split(' ')]);
+        }
+        return undefined;
+      } catch (e) {
+        this.clearLoss(link);
+        return errorText(e);
+      }
+    },
+    droppedPackets(link) {
+      let total = 0;
+      for (const n of ends(link)) {
+        const text = execFileSync(IP, ['netns', 'exec', n, NFT, 'list', 'table', 'netdev', LOSS_TABLE], {
+          encoding: 'utf8',
+        });
+        total += Number(/counter packets (\d+)/.exec(text)?.[1] ?? 0);
+      }
+      return total;
+    },
+    clearLoss(link) {
+      for (const n of ends(link)) {
+        try {
+          execFileSync(IP, ['netns', 'exec', n, NFT, 'delete', 'table', 'netdev', LOSS_TABLE], {
+            stdio: 'ignore',
+          });
         } catch {
           // none was set
         }
