@@ -150,10 +150,12 @@ function startLoad(
   };
 }
 
-/** Milliseconds from `from` until the gate was first seen `writable`, if it was. */
-function gateMs(load: Load, from: number, writable: boolean): number | undefined {
-  const hit = load.gate.find(([at, w]) => at > from && w === writable);
-  return hit && hit[0] - from;
+/** The attempt answered first among those matching `pred`. */
+function firstAnswered(
+  attempts: WriteAttempt[],
+  pred: (x: WriteAttempt) => boolean,
+): WriteAttempt | undefined {
+  return attempts.filter(pred).sort((x, y) => x.doneAt - y.doneAt)[0];
 }
 
 /** Retries each in-doubt write with its own Idempotency-Key until it is acknowledged or cleanly refused (bounded). */
@@ -276,8 +278,7 @@ interface CutFigures {
 /** Figures of the cut at `cutAt`…`healAt`, counting writes sent before `until` (the next cut). */
 function cutFigures(load: Load, cutAt: number, healAt: number, until = Infinity): CutFigures {
   const ours = load.attempts.filter((x) => x.doneAt > cutAt && x.sentAt < until);
-  const first = (pred: (x: WriteAttempt) => boolean) =>
-    ours.filter(pred).sort((x, y) => x.doneAt - y.doneAt)[0];
+  const first = (pred: (x: WriteAttempt) => boolean) => firstAnswered(ours, pred);
   const refusal = first((x) => x.sentAt < healAt && x.outcome !== 'acked');
   const ack = first((x) => x.doneAt > healAt && x.outcome === 'acked');
   const closed = load.gate.find(([at, w]) => !w && at > cutAt && (!ack || at < ack.doneAt));
@@ -350,12 +351,51 @@ describe('network partition between the two nodes (network namespaces)', () => {
   let pair: NetnsPair | undefined;
   let fp: string;
   const summary: SummaryRow[] = [];
+  /** Loads not yet stopped: a test that failed half-way leaves none running. */
+  const loads = new Set<Load>();
+  const startTrackedLoad = (url: string, label: string) => {
+    const l = startLoad(http, url, label);
+    loads.add(l);
+    return l;
+  };
 
   /** False (after saying so loudly) when namespaces are forbidden and TRUSTEE_ALLOW_NO_NETNS=1. */
   const ran = () => {
     if (unavailable)
       console.warn(loud(`PARTITION TEST NOT RUN: network namespaces unavailable (${unavailable})`));
     return !unavailable;
+  };
+
+  /** Heals the A–B link and waits (bounded) until a write is acknowledged again; returns when it healed. */
+  const healAb = async (load: Load): Promise<number> => {
+    const healAt = now();
+    net!.setLink('ab', true);
+    await waitFor(
+      'a write acknowledged after healing',
+      () => firstAnswered(load.attempts, (x) => x.doneAt > healAt && x.outcome === 'acked'),
+      30_000,
+      20,
+    );
+    return healAt;
+  };
+
+  /**
+   * Ends a scenario: stops the load, checks no write was acknowledged while the link was cut,
+   * resolves the in-doubt writes, compares the ledger with both databases, records the summary
+   * row and asserts that nothing acknowledged was lost and nothing refused was stored.
+   */
+  const finish = async (load: Load, scenario: string, cuts: { cutAt: number; healAt: number }[]) => {
+    const attempts = await load.stop();
+    loads.delete(load);
+    expect(ackedWhileCut(attempts, cuts)).toEqual([]);
+    await resolveInDoubt(http, pair!.clientUrl.a, attempts);
+    expect(attempts.filter((x) => finalOf(x) === 'unresolved').map((x) => x.name)).toEqual([]);
+    const verdict = await verify(pair!, http, fp, attempts);
+    const figures = cuts.map((c, i) => cutFigures(load, c.cutAt, c.healAt, cuts[i + 1]?.cutAt));
+    summary.push({ scenario, verdict, cuts: figures });
+    expect(verdict.lost).toEqual([]);
+    expect(verdict.phantom).toEqual([]);
+    return figures;
   };
 
   beforeAll(async () => {
@@ -378,6 +418,17 @@ describe('network partition between the two nodes (network namespaces)', () => {
     );
   });
 
+  afterEach(async () => {
+    // Whatever a failed test left behind: the next one starts on a clean, connected network.
+    for (const l of loads) await l.stop().catch(() => undefined);
+    loads.clear();
+    if (net) {
+      for (const link of ['ab', 'ca', 'cb'] as const) net.setLink(link, true);
+      net.clearNetem('ab');
+      net.clearLoss('ab');
+    }
+  });
+
   afterAll(async () => {
     if (summary.length) printSummary(summary);
     const stopping = now();
@@ -390,7 +441,7 @@ describe('network partition between the two nodes (network namespaces)', () => {
   it('A–B cut under write load: writes refused, reads served on both sides; after healing nothing acknowledged is missing and in-doubt writes resolve', async () => {
     if (!ran()) return;
     const { a, b } = pair!.clientUrl;
-    const load = startLoad(http, a, 'cut');
+    const load = startTrackedLoad(a, 'cut');
     await waitFor(
       'writes acknowledged before the cut',
       () => load.attempts.filter((x) => x.outcome === 'acked').length >= 20,
@@ -403,19 +454,13 @@ describe('network partition between the two nodes (network namespaces)', () => {
     net!.setLink('ab', false);
     await waitFor(
       'a write refused after the cut',
-      () =>
-        load.attempts
-          .filter((x) => x.doneAt > cutAt && x.outcome !== 'acked')
-          .sort((x, y) => x.doneAt - y.doneAt)[0],
+      () => load.attempts.some((x) => x.doneAt > cutAt && x.outcome !== 'acked'),
       20_000,
       20,
     );
     await waitFor(
       'PASSIVE_UNAVAILABLE after the cut',
-      () =>
-        load.attempts
-          .filter((x) => x.doneAt > cutAt && x.code === 'PASSIVE_UNAVAILABLE')
-          .sort((x, y) => x.doneAt - y.doneAt)[0],
+      () => load.attempts.some((x) => x.doneAt > cutAt && x.code === 'PASSIVE_UNAVAILABLE'),
       20_000,
       20,
     );
@@ -428,26 +473,9 @@ describe('network partition between the two nodes (network namespaces)', () => {
     const healthB = await http.request(b, { path: '/v1/health' });
     console.log(`during the cut, node B /v1/health: ${healthB.status} ${healthB.text}`);
 
-    const healAt = now();
-    net!.setLink('ab', true);
-    await waitFor(
-      'a write acknowledged after healing',
-      () =>
-        load.attempts
-          .filter((x) => x.doneAt > healAt && x.outcome === 'acked')
-          .sort((x, y) => x.doneAt - y.doneAt)[0],
-      30_000,
-      20,
-    );
+    const healAt = await healAb(load);
     await sleep(500);
-    const attempts = await load.stop();
-    expect(ackedWhileCut(attempts, [{ cutAt, healAt }])).toEqual([]);
-    await resolveInDoubt(http, a, attempts);
-    expect(attempts.filter((x) => finalOf(x) === 'unresolved').map((x) => x.name)).toEqual([]);
-    const verdict = await verify(pair!, http, fp, attempts);
-    summary.push({ scenario: 'cut A–B once', verdict, cuts: [cutFigures(load, cutAt, healAt)] });
-    expect(verdict.lost).toEqual([]);
-    expect(verdict.phantom).toEqual([]);
+    await finish(load, 'cut A–B once', [{ cutAt, healAt }]);
   });
 
   it('the client cut off from A still reads from B, which refuses writes with NOT_ACTIVE', async () => {
@@ -506,7 +534,7 @@ describe('network partition between the two nodes (network namespaces)', () => {
       };
     }
     const { a } = pair!.clientUrl;
-    const load = startLoad(http, a, 'lossy');
+    const load = startTrackedLoad(a, 'lossy');
     let clearedAt = Infinity;
     try {
       await sleep(5000);
@@ -521,18 +549,12 @@ describe('network partition between the two nodes (network namespaces)', () => {
       50,
     );
     await sleep(500);
-    const attempts = await load.stop();
-    await resolveInDoubt(http, a, attempts);
-    expect(attempts.filter((x) => finalOf(x) === 'unresolved').map((x) => x.name)).toEqual([]);
-    const verdict = await verify(pair!, http, fp, attempts);
     if (dropped !== undefined) {
       console.log(`nftables dropped ${dropped} packets on the A–B link`);
       expect(dropped).toBeGreaterThan(0); // the impairment was real
       scenario += ` (${dropped} packets dropped)`;
     }
-    summary.push({ scenario, verdict, cuts: [] });
-    expect(verdict.lost).toEqual([]);
-    expect(verdict.phantom).toEqual([]);
+    await finish(load, scenario, []);
   });
 
   it('five cut/heal cycles of different lengths: zero acknowledged writes lost', async () => {
@@ -541,7 +563,7 @@ describe('network partition between the two nodes (network namespaces)', () => {
     // Shorter than wal_sender_timeout (3 s): the old replication connection survives and writes
     // wait; longer: the active drops the passive and refuses at once until it reconnects.
     const holdsMs = [500, 1500, 3500, 1000, 4000];
-    const load = startLoad(http, a, 'cycle');
+    const load = startTrackedLoad(a, 'cycle');
     const cuts: { cutAt: number; healAt: number }[] = [];
     await waitFor(
       'writes acknowledged before the first cut',
@@ -553,37 +575,14 @@ describe('network partition between the two nodes (network namespaces)', () => {
       const cutAt = now();
       net!.setLink('ab', false);
       await sleep(hold);
-      const healAt = now();
-      net!.setLink('ab', true);
-      cuts.push({ cutAt, healAt });
-      await waitFor(
-        'a write acknowledged after healing',
-        () =>
-          load.attempts
-            .filter((x) => x.doneAt > healAt && x.outcome === 'acked')
-            .sort((x, y) => x.doneAt - y.doneAt)[0],
-        30_000,
-        20,
-      );
+      cuts.push({ cutAt, healAt: await healAb(load) });
       await sleep(300);
     }
-    const attempts = await load.stop();
-    const figures = cuts.map((c, i) => cutFigures(load, c.cutAt, c.healAt, cuts[i + 1]?.cutAt));
+    const figures = await finish(load, `cut/heal cycles (${holdsMs.join(', ')} ms)`, cuts);
     // Every cut longer than the commit wait (2 s) was seen by the writers as refusals.
     holdsMs.forEach((hold, i) => {
       if (hold > 3000)
         expect({ hold, refused: figures[i].refusalMs !== undefined }).toEqual({ hold, refused: true });
     });
-    expect(ackedWhileCut(attempts, cuts)).toEqual([]);
-    await resolveInDoubt(http, a, attempts);
-    expect(attempts.filter((x) => finalOf(x) === 'unresolved').map((x) => x.name)).toEqual([]);
-    const verdict = await verify(pair!, http, fp, attempts);
-    summary.push({
-      scenario: `cut/heal cycles (${holdsMs.join(', ')} ms)`,
-      verdict,
-      cuts: figures,
-    });
-    expect(verdict.lost).toEqual([]);
-    expect(verdict.phantom).toEqual([]);
   });
 });

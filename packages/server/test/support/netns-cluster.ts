@@ -9,10 +9,10 @@ import {
   listOrgs,
   openNodeServices,
   spawnNodeServer,
-  stopLocalDatabases,
   type LocalNodeSpec,
 } from '@trustee/server';
 import { BINS, runCli } from './cli';
+import { stopPairDatabases } from './cluster';
 import { makeCsr } from './clients';
 import type { NetnsHttp } from './netns-http';
 import type { PartitionNet } from './netns';
@@ -79,17 +79,7 @@ export async function startNetnsPair(net: PartitionNet, http: NetnsHttp): Promis
       if (!(await waitForExit(child.pid, 10_000))) child.kill('SIGKILL');
       untrackPid(child.pid);
     }
-    const pgPids = [readPostmasterPid(nodes.a.dbDir), readPostmasterPid(nodes.b.dbDir)];
-    await stopLocalDatabases(nodes).catch(() => undefined);
-    for (const pid of pgPids) {
-      if (!pid) continue;
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // stopped cleanly
-      }
-      untrackPid(pid);
-    }
+    await stopPairDatabases(nodes);
     removeDir(home);
   };
 
