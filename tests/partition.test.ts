@@ -55,8 +55,8 @@ interface WriteAttempt {
   /** Error code of a refusal / in-doubt answer, or the transport error. */
   code?: string;
   version?: number;
-  /** For an in-doubt write: what its retries with the same Idempotency-Key ended as. */
-  resolved?: 'acked' | 'refused';
+  /** For an in-doubt write: acknowledged on a retry with the same Idempotency-Key. */
+  resolved?: 'acked';
 }
 
 /** Clean refusals: the server says nothing was stored. */
@@ -158,22 +158,24 @@ function firstAnswered(
   return attempts.filter(pred).sort((x, y) => x.doneAt - y.doneAt)[0];
 }
 
-/** Retries each in-doubt write with its own Idempotency-Key until it is acknowledged or cleanly refused (bounded). */
+/**
+ * Retries each in-doubt write with its own Idempotency-Key until it is acknowledged (bounded). A
+ * retry must end acknowledged: the first attempt either committed (the replay returns it, once
+ * the passive has it) or did not (the retry writes it). A refusal of a retry says nothing about
+ * the first attempt, so it only means "again later".
+ */
 async function resolveInDoubt(http: NetnsHttp, url: string, attempts: WriteAttempt[]): Promise<void> {
   await Promise.all(
     attempts
       .filter((a) => a.outcome === 'in-doubt')
       .map(async (a) => {
         for (let i = 0; i < 40 && !a.resolved; i++) {
-          const res = await putDeposit(http, url, a);
-          const r = classify(res);
+          const r = classify(await putDeposit(http, url, a));
           if (r.outcome === 'acked') {
             a.resolved = 'acked';
             a.version = r.version;
-          } else if (r.code !== 'PASSIVE_UNAVAILABLE' && r.outcome === 'refused') {
-            a.resolved = 'refused';
           } else {
-            await sleep(500); // in doubt again, or the pair is not streaming yet
+            await sleep(500);
           }
         }
       }),
@@ -193,6 +195,8 @@ interface Verdict {
   lost: string[];
   /** Refused (nothing stored, said the server) yet present on a node. */
   phantom: string[];
+  /** Written more than once (a retry not recognised by its Idempotency-Key). */
+  duplicated: string[];
 }
 
 /**
@@ -218,13 +222,15 @@ async function verify(
   expect([...onB.keys()].sort()).toEqual([...onA.keys()].sort()); // one history on both nodes
   const lost: string[] = [];
   const phantom: string[] = [];
+  const duplicated: string[] = [];
   for (const a of attempts) {
     const final = finalOf(a);
-    const stored = (m: Map<string, string>) => [...m.keys()].some((k) => k.startsWith(`${a.name}@`));
+    const versions = [...onA.keys()].filter((k) => k.startsWith(`${a.name}@`));
     if (final === 'acked') {
       const key = `${a.name}@${a.version}`;
       if (onB.get(key) !== a.idempotencyKey || onA.get(key) !== a.idempotencyKey) lost.push(key);
-    } else if (final === 'refused' && (stored(onA) || stored(onB))) {
+      if (versions.length > 1) duplicated.push(versions.join(', '));
+    } else if (final === 'refused' && versions.length > 0) {
       phantom.push(`${a.name} (${a.code})`);
     }
   }
@@ -246,6 +252,7 @@ async function verify(
     resolved: attempts.filter((a) => a.resolved).length,
     lost,
     phantom,
+    duplicated,
   };
 }
 
@@ -395,6 +402,7 @@ describe('network partition between the two nodes (network namespaces)', () => {
     summary.push({ scenario, verdict, cuts: figures });
     expect(verdict.lost).toEqual([]);
     expect(verdict.phantom).toEqual([]);
+    expect(verdict.duplicated).toEqual([]);
     return figures;
   };
 
