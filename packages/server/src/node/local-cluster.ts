@@ -174,12 +174,18 @@ export async function stopLocalDatabases(cluster: Pick<LocalCluster, 'a' | 'b'>)
 /** Spawns `keytrusteed --confdir` for a node as a child process, logging to DIR/keytrusteed.log. */
 export function spawnNodeServer(
   node: LocalNodeSpec,
-  opts: { keytrusteedBin?: string; logLevel?: string } = {},
+  opts: {
+    keytrusteedBin?: string;
+    logLevel?: string;
+    /** Command to run keytrusteed under (tests: `ip netns exec NS`); default none. */
+    prefix?: string[];
+  } = {},
 ): ChildProcess {
   const bin = opts.keytrusteedBin ?? join(__dirname, '..', 'cli', 'keytrusteed.js');
   const logFd = openSync(join(node.dir, 'keytrusteed.log'), 'a');
+  const [file, ...args] = [...(opts.prefix ?? []), process.execPath, bin, '--confdir', node.confdir];
   try {
-    return spawn(process.execPath, [bin, '--confdir', node.confdir], {
+    return spawn(file, args, {
       stdio: ['ignore', logFd, logFd],
       env: { ...process.env, TRUSTEE_LOG_LEVEL: opts.logLevel ?? process.env.TRUSTEE_LOG_LEVEL ?? 'info' },
     });

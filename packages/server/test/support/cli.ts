@@ -23,10 +23,17 @@ export interface CliResult {
 export function runCli(
   bin: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    input?: string;
+    /** Command to run the CLI under, e.g. `ip netns exec NS` (netns.ts); default none. */
+    prefix?: string[];
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const [file, ...argv] = [...(opts.prefix ?? []), process.execPath, bin, ...args];
+    const child = spawn(file, argv, {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -136,17 +136,7 @@ export async function startTestCluster(
       tc.signalPostgres('b', 'SIGCONT');
       await tc.killServer('a', 'SIGTERM');
       await tc.killServer('b', 'SIGTERM');
-      const pids = [tc.pgPid('a'), tc.pgPid('b')];
-      await stopLocalDatabases(cluster).catch(() => undefined);
-      for (const pid of pids) {
-        if (!pid) continue;
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // stopped cleanly
-        }
-        untrackPid(pid);
-      }
+      await stopPairDatabases(cluster);
       removeDir(home);
     },
   };
@@ -161,6 +151,21 @@ export async function startTestCluster(
     throw e;
   }
   return tc;
+}
+
+/** Stops both PostgreSQLs of a pair (passive first), then SIGKILLs a postmaster that did not stop; never throws. */
+export async function stopPairDatabases(pair: Pick<LocalCluster, 'a' | 'b'>): Promise<void> {
+  const pids = [readPostmasterPid(pair.a.dbDir), readPostmasterPid(pair.b.dbDir)];
+  await stopLocalDatabases(pair).catch(() => undefined);
+  for (const pid of pids) {
+    if (!pid) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // stopped cleanly
+    }
+    untrackPid(pid);
+  }
 }
 
 export interface ClusterFixture {
