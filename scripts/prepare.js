@@ -61,6 +61,10 @@ function missingPackages() {
   if (forTests && !hasCommand('softhsm2-util')) missing.push('softhsm2');
   // Contact key page tests: a real headless Chromium (playwright-core drives /usr/bin/chromium).
   if (forTests && !hasCommand('chromium')) missing.push('chromium');
+  // Network partition test: namespaces and links (iproute2), packet loss where the kernel has no
+  // netem (nftables).
+  if (forTests && !hasCommand('ip')) missing.push('iproute2');
+  if (forTests && !hasCommand('nft')) missing.push('nftables');
   // The PKCS#11 binding (pkcs11js) is a native addon that npm ci builds with node-gyp.
   if (!hasCommand('python3')) missing.push('python3');
   if (!hasCommand('make')) missing.push('make');
