@@ -97,7 +97,9 @@ describe('idempotent replays and bounded writes (issue #10, finding 1)', () => {
           agent.destroy();
         }
       })();
-      // How many of the server's backends wait for the passive or for a lock, sampled on the active.
+      // How many of the server's request backends wait for the passive or for a lock, sampled on
+      // the active. The audit loop's pass (keytrusteed-audit: one connection, chaining the audit
+      // rows of the first attempts) may wait for the passive like any write; it is no request.
       const sampler = onNode('a', async (c) => {
         for (let i = 0; storming && i < 10_000; i++) {
           const { rows } = await c.query<{ n: number }>(

@@ -16,9 +16,12 @@ alter table deposits add constraint deposits_value_check
 alter table deposits add constraint deposits_destroyed_check
   check (destroyed_at is null or sealed_value is null);
 
--- Per-client usage counters for the quotas, updated in the same write transaction as the
--- deposit rows. The upsert's row lock serialises writes of one client only (not of all clients),
--- and the check is O(1) instead of counting a client's rows on every PUT.
+-- Per-client usage counters for the quotas. A write never updates them: it appends its change to
+-- deposit_usage_delta in its own transaction (no row is shared, so no write waits for another's
+-- lock — a row lock would be held through the commit's wait for the passive, and a hung passive
+-- would then stack one client's concurrent writes one commit-wait after the other), and checks
+-- counter + pending deltas. keytrusteed on the active folds the deltas into the counter about
+-- once a second (deposits/usage-compaction.ts). The check is O(1 + deltas since the last fold).
 --   live_deposits: names whose latest version is not a tombstone (QUOTA_MAX_DEPOSITS)
 --   value_bytes:   bytes of every version still holding a value (QUOTA_MAX_BYTES)
 create table deposit_usage (
@@ -34,9 +37,20 @@ select owner_fp,
        coalesce(sum(coalesce(d.value_bytes, octet_length(d.sealed_value))), 0)
   from deposits d group by d.owner_fp;
 
+create table deposit_usage_delta (
+  id bigserial primary key,
+  owner_fp text not null,
+  live_deposits int not null,
+  value_bytes bigint not null
+);
+create index deposit_usage_delta_owner_idx on deposit_usage_delta (owner_fp);
+
 alter table deposit_usage replica identity default;
+alter table deposit_usage_delta replica identity default;
 alter table deposit_usage set (vacuum_truncate = false);
 -- The journal replays the counters with the rows they count (restore = backup + journal).
-alter publication trustee_journal add table deposit_usage;
+alter publication trustee_journal add table deposit_usage, deposit_usage_delta;
 
 grant select, insert, update on deposit_usage to keytrustee_app;
+grant select, insert, delete on deposit_usage_delta to keytrustee_app;
+grant usage, select on sequence deposit_usage_delta_id_seq to keytrustee_app;

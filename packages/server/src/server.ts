@@ -22,6 +22,7 @@ import {
 import { createRequestPool, type Db } from './db/pool';
 import { depositQuotasOf } from './deposits/quotas';
 import { DepositVacuum } from './deposits/vacuum-after-destroy';
+import { foldDepositUsage } from './db/sql/deposit-usage';
 import { MIGRATIONS_DIR, VERSION } from './package-info';
 import { startNodeJournal } from './journal/run-journal-while-active';
 import { openNodeKeys, startHsmMaintenance, type HsmStatus } from './keys/open-node-keys';
@@ -401,6 +402,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       metrics: metrics.audit,
       log: log.child({ component: 'audit' }),
       isActive: () => ns.decide().role === 'active',
+      // The quota counters: deltas appended by writes, folded here (db/sql/deposit-usage.ts).
+      housekeeping: [foldDepositUsage],
     });
     const countRefresh = startCountRefresh(db.control, metrics, log, {
       backups: { dir: backupSettings(opts.confdir, conf).dir, host: conf.HOST },

@@ -1,4 +1,5 @@
 import { chainAuditRows, selectChainHead, selectUnchained } from '../db/sql/audit';
+import type { PoolClient } from 'pg';
 import { runWrite, type WritePathOptions } from '../db/write-path';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
@@ -7,6 +8,17 @@ import { appendAudit } from './append-audit';
 import { auditChainMac, auditRowMac, macsEqual } from './audit-mac';
 import type { AuditMetrics } from './audit-metrics';
 import type { RefusalCounter } from './audit-refusals';
+
+/**
+ * The audit loop's transactions (and its housekeeping's) name their backend `keytrusteed-audit` (until they end, their
+ * commit's wait for the passive included): in pg_stat_activity an operator tells this
+ * housekeeping (one connection, one pass at a time) from requests waiting for the passive.
+ */
+export const AUDIT_APPLICATION_NAME = 'keytrusteed-audit';
+
+async function nameAuditBackend(c: { query(sql: string): Promise<unknown> }): Promise<void> {
+  await c.query(`set local application_name = '${AUDIT_APPLICATION_NAME}'`);
+}
 
 /** Rows linked per chainer transaction. */
 const CHAIN_BATCH = 1000;
@@ -36,6 +48,7 @@ export async function chainPendingRows(
   skip: Set<string> = new Set(),
 ): Promise<ChainOutcome> {
   return runWrite(write, async (c) => {
+    await nameAuditBackend(c);
     await c.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', ['trustee/audit-chain']);
     const head = await selectChainHead(c);
     const rows = await selectUnchained(c, { afterId: '0', limit: CHAIN_BATCH, skip: [...skip] });
@@ -76,6 +89,11 @@ export interface AuditLoopOptions {
   isActive: () => boolean;
   /** Default 1000 ms. */
   intervalMs?: number;
+  /**
+   * Other once-a-second writes of the active, run in each pass after the audit's own (e.g. the
+   * quota counters' fold, deposits/usage-compaction.ts); each takes the write's client.
+   */
+  housekeeping?: ((c: PoolClient) => Promise<unknown>)[];
 }
 
 /** Codes that only mean "not now": the next pass on a writable active catches up. */
@@ -103,6 +121,7 @@ export function startAuditLoop(opts: AuditLoopOptions): {
     if (!entries.length) return;
     try {
       await runWrite(opts.write, async (c, tx) => {
+        await nameAuditBackend(c);
         for (const e of entries) await appendAudit(c, tx, e);
       });
     } catch (e) {
@@ -119,6 +138,11 @@ export function startAuditLoop(opts: AuditLoopOptions): {
     if (!opts.isActive()) return;
     try {
       await flushRefusals(flushOpen);
+      for (const job of opts.housekeeping ?? [])
+        await runWrite(opts.write, async (c) => {
+          await nameAuditBackend(c);
+          await job(c);
+        });
       const r = await chainPendingRows(opts.write, opts.key, skip);
       for (const a of r.actions) m.rowsChained.inc({ action: a });
       m.unchained.set(Math.max(0, r.unchained));

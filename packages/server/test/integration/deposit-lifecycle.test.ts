@@ -11,6 +11,7 @@ import { addOrgCli, call, expectError, orgtool, putDeposit, type Creds } from '.
 import { BINS, runCli } from '../support/cli';
 import { registerTestClient } from '../support/clients';
 import type { RawResponse } from '../support/https-request';
+import { waitFor } from '../support/processes';
 import { withSuperuser } from '../support/psql';
 import { startSingleNode, type SingleNode } from '../support/single-node';
 import { makeTempDir, removeDir } from '../support/temp-dir';
@@ -77,7 +78,10 @@ function storedVersions(n: SingleNode, owner: string, name: string): Promise<Sto
 function usageOf(n: SingleNode, owner: string): Promise<{ live_deposits: number; value_bytes: string }> {
   return withSuperuser(n, async (c) => {
     const { rows } = await c.query(
-      'select live_deposits, value_bytes from deposit_usage where owner_fp = $1',
+      `select (coalesce((select live_deposits from deposit_usage where owner_fp = $1), 0)
+              + coalesce((select sum(live_deposits) from deposit_usage_delta where owner_fp = $1), 0))::int as live_deposits,
+              (coalesce((select value_bytes from deposit_usage where owner_fp = $1), 0)
+              + coalesce((select sum(value_bytes) from deposit_usage_delta where owner_fp = $1), 0))::text as value_bytes`,
       [owner],
     );
     return rows[0];
@@ -443,6 +447,29 @@ describe('quotas (refusing)', () => {
     expect((await destroy(node, q, 'b1')).status).toBe(204);
     expect(await usageOf(node, q.fingerprint)).toEqual({ live_deposits: 1, value_bytes: '3000' });
     expect((await putDeposit(node, q, 'b3', Buffer.alloc(1000, 3))).status).toBe(201);
+  });
+
+  it('writes append usage deltas (no shared row lock); the active folds them into the per-client counter', async () => {
+    const q = await newClient();
+    const puts = await Promise.all(
+      ['f1', 'f2', 'f3'].map((n) => putDeposit(node, q, n, Buffer.alloc(100, 1))),
+    );
+    expect(puts.map((r) => r.status)).toEqual([201, 201, 201]);
+    const folded = () =>
+      withSuperuser(node, async (c) => {
+        const delta = await c.query(
+          'select count(*)::int as n from deposit_usage_delta where owner_fp = $1',
+          [q.fingerprint],
+        );
+        const counter = await c.query(
+          'select live_deposits, value_bytes::text from deposit_usage where owner_fp = $1',
+          [q.fingerprint],
+        );
+        return { pending: delta.rows[0].n as number, counter: counter.rows[0] as unknown };
+      });
+    await waitFor('the usage deltas folded', async () => (await folded()).pending === 0, 15_000);
+    expect(await folded()).toEqual({ pending: 0, counter: { live_deposits: 3, value_bytes: '300' } });
+    expect(await usageOf(node, q.fingerprint)).toEqual({ live_deposits: 3, value_bytes: '300' });
   });
 });
 
