@@ -568,14 +568,23 @@ describe('the compose entrypoint for real: two node homes on loopback ports stan
 
     start('a');
     start('b');
-    await waitFor('the pair writable again after a restart', writable, 90_000, 500);
+    // As long as the first start may take (a restart on a loaded box once took > 90 s in CI); on a
+    // timeout the error carries both nodes' last log lines, to tell a slow box from a hang.
+    await waitFor('the pair writable again after a restart', writable, 150_000, 500).catch((e: Error) => {
+      const tail = (n: string) =>
+        readFileSync(join(dir, `${n}.log`), 'utf8')
+          .split('\n')
+          .slice(-25)
+          .join('\n');
+      throw new Error(`${e.message}\n--- a.log (end) ---\n${tail('a')}\n--- b.log (end) ---\n${tail('b')}`);
+    });
     const second =
       readFileSync(join(dir, 'b.log'), 'utf8').split('was bootstrapped before: starting')[1] ?? '';
     expect(second).not.toContain('taking a base backup');
     expect(second).not.toContain('initialized');
     await stop('b');
     await stop('a');
-  }, 300_000);
+  }, 400_000);
 });
 
 describe('a live pair: scrapes, gauges flipping, request ids', () => {
