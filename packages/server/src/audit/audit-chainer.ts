@@ -1,6 +1,6 @@
 import { chainAuditRows, selectChainHead, selectUnchained } from '../db/sql/audit';
 import type { PoolClient } from 'pg';
-import { runWrite, type WritePathOptions } from '../db/write-path';
+import { runWrite, type WritePathOptions, type WriteTx } from '../db/write-path';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import { everyMs } from '../rate-limit';
@@ -16,8 +16,15 @@ import type { RefusalCounter } from './audit-refusals';
  */
 export const AUDIT_APPLICATION_NAME = 'keytrusteed-audit';
 
-async function nameAuditBackend(c: { query(sql: string): Promise<unknown> }): Promise<void> {
-  await c.query(`set local application_name = '${AUDIT_APPLICATION_NAME}'`);
+/** runWrite for the audit loop: the same write, its backend named AUDIT_APPLICATION_NAME. */
+function runAuditWrite<T>(
+  write: WritePathOptions,
+  fn: (c: PoolClient, tx: WriteTx) => Promise<T>,
+): Promise<T> {
+  return runWrite(write, async (c, tx) => {
+    await c.query(`set local application_name = '${AUDIT_APPLICATION_NAME}'`);
+    return fn(c, tx);
+  });
 }
 
 /** Rows linked per chainer transaction. */
@@ -47,8 +54,7 @@ export async function chainPendingRows(
   key: Buffer,
   skip: Set<string> = new Set(),
 ): Promise<ChainOutcome> {
-  return runWrite(write, async (c) => {
-    await nameAuditBackend(c);
+  return runAuditWrite(write, async (c) => {
     await c.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', ['trustee/audit-chain']);
     const head = await selectChainHead(c);
     const rows = await selectUnchained(c, { afterId: '0', limit: CHAIN_BATCH, skip: [...skip] });
@@ -120,8 +126,7 @@ export function startAuditLoop(opts: AuditLoopOptions): {
     const entries = opts.refusals.takeClosed(flushOpen);
     if (!entries.length) return;
     try {
-      await runWrite(opts.write, async (c, tx) => {
-        await nameAuditBackend(c);
+      await runAuditWrite(opts.write, async (c, tx) => {
         for (const e of entries) await appendAudit(c, tx, e);
       });
     } catch (e) {
@@ -138,11 +143,7 @@ export function startAuditLoop(opts: AuditLoopOptions): {
     if (!opts.isActive()) return;
     try {
       await flushRefusals(flushOpen);
-      for (const job of opts.housekeeping ?? [])
-        await runWrite(opts.write, async (c) => {
-          await nameAuditBackend(c);
-          await job(c);
-        });
+      for (const job of opts.housekeeping ?? []) await runAuditWrite(opts.write, job);
       const r = await chainPendingRows(opts.write, opts.key, skip);
       for (const a of r.actions) m.rowsChained.inc({ action: a });
       m.unchained.set(Math.max(0, r.unchained));

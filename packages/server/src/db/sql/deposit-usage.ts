@@ -19,11 +19,12 @@ export async function addDepositUsage(
 ): Promise<DepositUsage> {
   const { rows } = await c.query<{ live_deposits: string; value_bytes: string }>({
     name: 'kt-add-deposit-usage',
-    text: `with d as (insert into deposit_usage_delta (owner_fp, live_deposits, value_bytes) values ($1, $2::int, $3::bigint))
-           select greatest(coalesce((select live_deposits from deposit_usage where owner_fp = $1), 0)
-                    + coalesce((select sum(live_deposits) from deposit_usage_delta where owner_fp = $1), 0) + $2::int, 0)::text as live_deposits,
-                  greatest(coalesce((select value_bytes from deposit_usage where owner_fp = $1), 0)
-                    + coalesce((select sum(value_bytes) from deposit_usage_delta where owner_fp = $1), 0) + $3::bigint, 0)::text as value_bytes`,
+    text: `with ins as (insert into deposit_usage_delta (owner_fp, live_deposits, value_bytes) values ($1, $2::int, $3::bigint)),
+                d as (select coalesce(sum(live_deposits), 0) as l, coalesce(sum(value_bytes), 0) as b
+                        from deposit_usage_delta where owner_fp = $1)
+           select greatest(coalesce(u.live_deposits, 0) + d.l + $2::int, 0)::text as live_deposits,
+                  greatest(coalesce(u.value_bytes, 0) + d.b + $3::bigint, 0)::text as value_bytes
+             from d left join deposit_usage u on u.owner_fp = $1`,
     values: [owner, delta.liveDeposits, delta.valueBytes],
   });
   return { liveDeposits: Number(rows[0].live_deposits), valueBytes: Number(rows[0].value_bytes) };
