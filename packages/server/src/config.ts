@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { CONF_FILE, confPaths } from './confdir/paths';
 import { parseTrustedProxies } from './http/client-address';
 import { parseCipherList } from './tls/cipher-list';

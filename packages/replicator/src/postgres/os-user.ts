@@ -42,7 +42,26 @@ export function parseIdOutput(
   return { uid: Number(m[1]), user: m[2], gid, group: m[4], groups: [gid, ...new Set(extra)] };
 }
 
+/**
+ * Accounts found, for a few seconds: one process (a CLI, the test runner, keytrusteed) asks for
+ * the same account many times in a row (every PgInstance it builds), and each answer cost two
+ * child processes (`getent`, `id`). Only found accounts are kept; our own `usermod` forgets them.
+ */
+const ACCOUNT_MEMO_MS = 5000;
+const accountMemo = new Map<string, { at: number; account: RunAs }>();
+/** Names of data directory owners by uid, kept as long. */
+const ownerMemo = new Map<number, { at: number; name: string }>();
+
 function lookupUser(user: string): RunAs | undefined {
+  const memo = accountMemo.get(user);
+  if (memo && Date.now() - memo.at < ACCOUNT_MEMO_MS) return { ...memo.account, groups: [...memo.account.groups] };
+  const found = lookupUserNow(user);
+  if (found) accountMemo.set(user, { at: Date.now(), account: found });
+  else accountMemo.delete(user);
+  return found;
+}
+
+function lookupUserNow(user: string): RunAs | undefined {
   try {
     const line = execFileSync('getent', ['passwd', user], { encoding: 'utf8' }).trim();
     const [name, , , , , home] = line.split(':');
@@ -62,7 +81,11 @@ export function dataDirOwner(dataDir: string): string | undefined {
   try {
     const uid = statSync(`${dataDir.replace(/\/+$/, '')}/PG_VERSION`).uid;
     if (uid === 0) return undefined;
-    return execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] || undefined;
+    const memo = ownerMemo.get(uid);
+    if (memo && Date.now() - memo.at < ACCOUNT_MEMO_MS) return memo.name;
+    const name = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] || undefined;
+    if (name) ownerMemo.set(uid, { at: Date.now(), name });
+    return name;
   } catch {
     return undefined;
   }
@@ -174,6 +197,7 @@ function addToGroup(account: RunAs, group: string, gid: number): RunAs {
     } catch (e) {
       last = e;
     }
+    accountMemo.delete(account.user);
     const now = lookupUser(account.user);
     if (now?.groups.includes(gid)) return now;
     sleepSync(200);

@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { writeSecretFile } from '../confdir/secret-files';
 import { FINGERPRINT_RE } from '../crypto/fingerprint';
 

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { quotaKindOf } from '../deposits/quotas';
 import type { ServerContext } from '../context';
 import { AppError } from '../errors';
