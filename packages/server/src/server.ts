@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import Redis from 'ioredis';
+import type RedisClient from 'ioredis';
+import { lazyModule } from './lazy-module';
+
+/** Loaded only when REDIS_URL is set (235 KB). */
+const ioredis = lazyModule(() => require('ioredis') as { default: typeof RedisClient });
 import type { Client } from 'pg';
 import { runMigrations } from '@trustee/replicator';
 import { createApp } from './app';
@@ -157,7 +161,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   metrics.tlsCertificateExpiry.set(certificateExpirySeconds(nodeTls.certificate));
   const redisUrl = conf.REDIS_URL;
   const redis = redisUrl
-    ? new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+    ? new ioredis.default(redisUrl, {
+        maxRetriesPerRequest: 1,
+        enableOfflineQueue: false,
+        lazyConnect: false,
+      })
     : undefined;
   redis?.on('error', (e: Error) =>
     log.warn({ err: e.message }, 'redis error; rate limits fall back to allowing'),

@@ -54,7 +54,8 @@ const ownerMemo = new Map<number, { at: number; name: string }>();
 
 function lookupUser(user: string): RunAs | undefined {
   const memo = accountMemo.get(user);
-  if (memo && Date.now() - memo.at < ACCOUNT_MEMO_MS) return { ...memo.account, groups: [...memo.account.groups] };
+  if (memo && Date.now() - memo.at < ACCOUNT_MEMO_MS)
+    return { ...memo.account, groups: [...memo.account.groups] };
   const found = lookupUserNow(user);
   if (found) accountMemo.set(user, { at: Date.now(), account: found });
   else accountMemo.delete(user);
@@ -83,7 +84,8 @@ export function dataDirOwner(dataDir: string): string | undefined {
     if (uid === 0) return undefined;
     const memo = ownerMemo.get(uid);
     if (memo && Date.now() - memo.at < ACCOUNT_MEMO_MS) return memo.name;
-    const name = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] || undefined;
+    const name =
+      execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] || undefined;
     if (name) ownerMemo.set(uid, { at: Date.now(), name });
     return name;
   } catch {

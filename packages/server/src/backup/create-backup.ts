@@ -23,7 +23,11 @@ import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
-import { pack as tarPack } from 'tar-stream';
+import type * as TarStream from 'tar-stream';
+import { lazyModule } from '../lazy-module';
+
+/** Loaded when a backup runs. */
+const tarStreamModule = lazyModule(() => require('tar-stream') as typeof TarStream);
 import {
   DB_NAME,
   DB_SUPERUSER,
@@ -272,7 +276,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       `archiving ${opts.confdir} and the dump (${(statSync(sqlTmp).size / 1048576).toFixed(1)} MiB)${key ? ', encrypting to ' + key.getFingerprint().toUpperCase() : ' (cleartext)'}…`,
     );
 
-    const tar = tarPack();
+    const tar = tarStreamModule.pack();
     const { stream: out, fd } = durableFile(tmpPath);
     // tar-stream is a streamx stream: Readable.from() adapts it for node:stream and web streams.
     const tarStream = Readable.from(tar as AsyncIterable<Buffer>);

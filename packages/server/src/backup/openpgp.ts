@@ -4,7 +4,9 @@
  * module through `require`, which Node resolves to `dist/node/openpgp.min.cjs`.
  */
 import type * as OpenPGP from 'openpgp' with { 'resolution-mode': 'import' };
+import { lazyModule } from '../lazy-module';
 
-export const openpgp = require('openpgp') as typeof OpenPGP;
+/** Loaded on first use (≈ 390 KB, ≈ 70 ms): only backups, mail and contact keys need it. */
+export const openpgp = lazyModule(() => require('openpgp') as typeof OpenPGP);
 export type PublicKey = OpenPGP.PublicKey;
 export type PrivateKey = OpenPGP.PrivateKey;

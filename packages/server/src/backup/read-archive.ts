@@ -19,7 +19,10 @@ import {
 import { dirname, join, normalize, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { extract } from 'tar-stream';
+import type * as TarStream from 'tar-stream';
+import { lazyModule } from '../lazy-module';
+
+const tarStream = lazyModule(() => require('tar-stream') as typeof TarStream);
 import { BACKUP_FORMAT_VERSION, type BackupManifest } from './create-backup';
 import { memberName } from './archive-entries';
 import { openpgp } from './openpgp';
@@ -116,7 +119,7 @@ export interface ArchiveContents {
 /** Reads the (decrypted) tarball, writing the dump into `workDir`; throws ARCHIVE_INVALID on anything unexpected. */
 export async function readBackupArchive(tarFile: string, workDir: string): Promise<ArchiveContents> {
   const entries: Array<{ name: string; type: string; mode: number; data?: Buffer; path?: string }> = [];
-  const ex = extract();
+  const ex = tarStream.extract();
   const done = new Promise<void>((resolve, reject) => {
     ex.on('entry', (header, stream, next) => {
       const name = header.name;

@@ -9,7 +9,11 @@ import {
 } from 'node:crypto';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
-import forge from 'node-forge';
+import type Forge from 'node-forge';
+import { lazyModule } from '../lazy-module';
+
+/** Loaded on first use (860 KB): only issuing and reading certificates needs it. */
+const forge = lazyModule(() => require('node-forge') as typeof Forge);
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -45,20 +49,20 @@ function forgeKeys(privateKeyPem: string) {
  * forge's own `cert.sign` would, but without its pure-JS big-number code: an RSA 4096 signature
  * in JS blocks the event loop for hundreds of milliseconds per registration.
  */
-function signCertificate(cert: forge.pki.Certificate, privateKeyPem: string): void {
+function signCertificate(cert: Forge.pki.Certificate, privateKeyPem: string): void {
   cert.signature = sign('sha256', tbsDer(cert), privateKeyPem).toString('binary');
 }
 
 /** Sets sha256WithRSAEncryption as the certificate's algorithm and returns its to-be-signed DER. */
-function tbsDer(cert: forge.pki.Certificate): Buffer {
+function tbsDer(cert: Forge.pki.Certificate): Buffer {
   const oid = forge.pki.oids.sha256WithRSAEncryption;
   cert.siginfo.algorithmOid = oid;
   cert.signatureOid = oid;
   // getTBSCertificate exists in node-forge but is missing from its type definitions.
   const tbs = (
-    forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }
+    forge.pki as unknown as { getTBSCertificate(c: Forge.pki.Certificate): Forge.asn1.Asn1 }
   ).getTBSCertificate(cert);
-  (cert as unknown as { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate = tbs;
+  (cert as unknown as { tbsCertificate: Forge.asn1.Asn1 }).tbsCertificate = tbs;
   return Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
 }
 
@@ -76,7 +80,7 @@ function randomSerial(): string {
   return b.toString('hex');
 }
 
-function validity(cert: forge.pki.Certificate, years: number): void {
+function validity(cert: Forge.pki.Certificate, years: number): void {
   const now = new Date();
   cert.validity.notBefore = new Date(now.getTime() - 5 * 60 * 1000); // tolerate clock skew between nodes
   cert.validity.notAfter = new Date(now);
@@ -106,7 +110,7 @@ export function createReplicationCaCert(caKeyPem: string, commonName: string): s
   ]);
 }
 
-function createCaCert(keyPem: string, attrs: forge.pki.CertificateField[]): string {
+function createCaCert(keyPem: string, attrs: Forge.pki.CertificateField[]): string {
   const { privateKeyPem, publicKey } = forgeKeys(keyPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
@@ -228,9 +232,9 @@ export class CsrError extends Error {
 
 /** Signature algorithms accepted on a CSR, by OID, with Node's digest name. */
 const CSR_SIGNATURE_DIGESTS: Record<string, string> = {
-  [forge.pki.oids.sha256WithRSAEncryption]: 'sha256',
-  [forge.pki.oids.sha384WithRSAEncryption]: 'sha384',
-  [forge.pki.oids.sha512WithRSAEncryption]: 'sha512',
+  '1.2.840.113549.1.1.11': 'sha256', // sha256WithRSAEncryption (literal OIDs: forge loads on first use)
+  '1.2.840.113549.1.1.12': 'sha384', // sha384WithRSAEncryption
+  '1.2.840.113549.1.1.13': 'sha512', // sha512WithRSAEncryption
 };
 const MIN_CSR_BITS = 2048;
 const MAX_CSR_BITS = 8192;
@@ -242,13 +246,13 @@ const MAX_CSR_BITS = 8192;
  * with Node's native crypto.
  */
 export function parseCsr(csrPem: string): ParsedCsr {
-  let csr: forge.pki.CertificateSigningRequest;
+  let csr: Forge.pki.CertificateSigningRequest;
   try {
     csr = forge.pki.certificationRequestFromPem(csrPem);
   } catch {
     throw new CsrError('csr is not a valid PEM PKCS#10 certificate request (RSA keys only)');
   }
-  const key = csr.publicKey as forge.pki.rsa.PublicKey | null;
+  const key = csr.publicKey as Forge.pki.rsa.PublicKey | null;
   if (!key?.n || !key.e) throw new CsrError('csr has no RSA public key');
   const bits = key.n.bitLength();
   if (bits < MIN_CSR_BITS || bits > MAX_CSR_BITS) {
@@ -264,7 +268,7 @@ export function parseCsr(csrPem: string): ParsedCsr {
   // getCertificationRequestInfo exists in node-forge but is missing from its type definitions.
   const info = (
     forge.pki as unknown as {
-      getCertificationRequestInfo(c: forge.pki.CertificateSigningRequest): forge.asn1.Asn1;
+      getCertificationRequestInfo(c: Forge.pki.CertificateSigningRequest): Forge.asn1.Asn1;
     }
   ).getCertificationRequestInfo(csr);
   const infoDer = Buffer.from(forge.asn1.toDer(info).getBytes(), 'binary');
@@ -275,8 +279,8 @@ export function parseCsr(csrPem: string): ParsedCsr {
 }
 
 /** The CA certificate's subject, parsed once per PEM (forge parsing costs ~1 ms per call). */
-const caSubjects = new Map<string, forge.pki.CertificateField[]>();
-function caSubject(caCertPem: string): forge.pki.CertificateField[] {
+const caSubjects = new Map<string, Forge.pki.CertificateField[]>();
+function caSubject(caCertPem: string): Forge.pki.CertificateField[] {
   let subject = caSubjects.get(caCertPem);
   if (!subject) {
     subject = forge.pki.certificateFromPem(caCertPem).subject.attributes;

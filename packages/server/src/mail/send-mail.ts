@@ -4,7 +4,12 @@
  * to the recipient's uploaded key (inline armored message, `gpg --decrypt`); then nodemailer
  * to SMTP_URL.
  */
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
+import type * as Nodemailer from 'nodemailer';
+import { lazyModule } from '../lazy-module';
+
+/** Loaded when the first mail goes out (450 KB). */
+const nodemailer = lazyModule(() => require('nodemailer') as typeof Nodemailer);
 import { openpgp } from '../backup/openpgp';
 import type { ServerMailKey } from './server-mail-key';
 
@@ -17,12 +22,12 @@ export interface SmtpSettings {
 }
 
 export function createMailTransport(s: SmtpSettings): Transporter {
-  return createTransport({
+  return nodemailer.createTransport({
     url: s.url,
     connectionTimeout: SMTP_TIMEOUT_MS,
     greetingTimeout: SMTP_TIMEOUT_MS,
     socketTimeout: SMTP_TIMEOUT_MS,
-  } as Parameters<typeof createTransport>[0]);
+  } as Parameters<typeof Nodemailer.createTransport>[0]);
 }
 
 /** The body as sent: cleartext-signed, or (with `encryptTo`) signed then encrypted to that key. */
