@@ -548,7 +548,21 @@ describe('the compose entrypoint for real: two node homes on loopback ports stan
       const [a, b] = [await health('a'), await health('b')];
       return a?.role === 'active' && a.writable && a.writeMode === 'sync' && b?.role === 'passive';
     };
-    await waitFor('the pair writable and synchronous', writable, 150_000, 500);
+    // On a timeout the error carries both nodes' health and last log lines, to tell a slow box
+    // from a hang (the first start once took > 150 s inside a full run, 18 s alone).
+    const waitWritable = (what: string) =>
+      waitFor(what, writable, 150_000, 500).catch(async (e: Error) => {
+        const tail = (n: string) =>
+          readFileSync(join(dir, `${n}.log`), 'utf8')
+            .split('\n')
+            .slice(-40)
+            .join('\n');
+        const h = JSON.stringify({ a: await health('a'), b: await health('b') });
+        throw new Error(
+          `${e.message}\nhealth: ${h}\n--- a.log (end) ---\n${tail('a')}\n--- b.log (end) ---\n${tail('b')}`,
+        );
+      });
+    await waitWritable('the pair writable and synchronous');
     // The confdir copy (identity, master key) is gone from the shared volume once the passive took it.
     expect(readdirSync(join(dir, 'share'))).toEqual([]);
     expect(readdirSync(join(dir, 'certs'))).toEqual(['localhost.pem']);
@@ -568,16 +582,8 @@ describe('the compose entrypoint for real: two node homes on loopback ports stan
 
     start('a');
     start('b');
-    // As long as the first start may take (a restart on a loaded box once took > 90 s in CI); on a
-    // timeout the error carries both nodes' last log lines, to tell a slow box from a hang.
-    await waitFor('the pair writable again after a restart', writable, 150_000, 500).catch((e: Error) => {
-      const tail = (n: string) =>
-        readFileSync(join(dir, `${n}.log`), 'utf8')
-          .split('\n')
-          .slice(-25)
-          .join('\n');
-      throw new Error(`${e.message}\n--- a.log (end) ---\n${tail('a')}\n--- b.log (end) ---\n${tail('b')}`);
-    });
+    // As long as the first start may take (a restart on a loaded box once took > 90 s in CI).
+    await waitWritable('the pair writable again after a restart');
     const second =
       readFileSync(join(dir, 'b.log'), 'utf8').split('was bootstrapped before: starting')[1] ?? '';
     expect(second).not.toContain('taking a base backup');
