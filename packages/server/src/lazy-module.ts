@@ -1,7 +1,7 @@
 /**
  * A module loaded on first use instead of at import: the CLIs and keytrusteed start by loading
  * everything their imports name (≈ 770 files, 5 MB of JavaScript for keytrusteed), and most runs
- * never touch mail, backups, the journal or certificate issuing. Property reads on the returned
+ * never send mail, write or read a backup, issue a certificate or use Redis. Property reads on the returned
  * object load the module once and read from it.
  */
 export function lazyModule<T extends object>(load: () => T): T {

@@ -3,9 +3,6 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type RedisClient from 'ioredis';
 import { lazyModule } from './lazy-module';
-
-/** Loaded only when REDIS_URL is set (235 KB). */
-const ioredis = lazyModule(() => require('ioredis') as { default: typeof RedisClient });
 import type { Client } from 'pg';
 import { runMigrations } from '@trustee/replicator';
 import { createApp } from './app';
@@ -61,6 +58,9 @@ import { certificateExpirySeconds } from './tls/server-tls';
 import { deriveAuditKey } from './audit/audit-mac';
 import { RefusalCounter } from './audit/audit-refusals';
 import { startAuditLoop } from './audit/audit-chainer';
+
+/** Loaded only when REDIS_URL is set (235 KB). */
+const ioredis = lazyModule(() => require('ioredis') as { default: typeof RedisClient });
 
 export { MIGRATIONS_DIR, VERSION } from './package-info';
 export { connectNodeDb, DB_APP_ROLE, StartupError } from './db/node-db';

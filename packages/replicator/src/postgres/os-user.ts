@@ -43,23 +43,32 @@ export function parseIdOutput(
 }
 
 /**
- * Accounts found, for a few seconds: one process (a CLI, the test runner, keytrusteed) asks for
- * the same account many times in a row (every PgInstance it builds), and each answer cost two
- * child processes (`getent`, `id`). Only found accounts are kept; our own `usermod` forgets them.
+ * Answers found, kept for a few seconds: one process (a CLI, the test runner, keytrusteed) asks
+ * for the same account many times in a row (every PgInstance it builds), and each answer cost one
+ * or two child processes (`getent`, `id`). Only found answers are kept; our own `usermod` forgets
+ * the account it changed.
  */
-const ACCOUNT_MEMO_MS = 5000;
-const accountMemo = new Map<string, { at: number; account: RunAs }>();
-/** Names of data directory owners by uid, kept as long. */
-const ownerMemo = new Map<number, { at: number; name: string }>();
+const MEMO_MS = 5000;
+const accountMemo = new Map<string, { at: number; value: RunAs }>();
+const ownerMemo = new Map<number, { at: number; value: string }>();
 
+function remembered<K, V>(
+  memo: Map<K, { at: number; value: V }>,
+  key: K,
+  find: () => V | undefined,
+): V | undefined {
+  const kept = memo.get(key);
+  if (kept && Date.now() - kept.at < MEMO_MS) return kept.value;
+  const value = find();
+  if (value === undefined) memo.delete(key);
+  else memo.set(key, { at: Date.now(), value });
+  return value;
+}
+
+/** The account by name (a copy: callers may change its group list). */
 function lookupUser(user: string): RunAs | undefined {
-  const memo = accountMemo.get(user);
-  if (memo && Date.now() - memo.at < ACCOUNT_MEMO_MS)
-    return { ...memo.account, groups: [...memo.account.groups] };
-  const found = lookupUserNow(user);
-  if (found) accountMemo.set(user, { at: Date.now(), account: found });
-  else accountMemo.delete(user);
-  return found;
+  const found = remembered(accountMemo, user, () => lookupUserNow(user));
+  return found && { ...found, groups: [...found.groups] };
 }
 
 function lookupUserNow(user: string): RunAs | undefined {
@@ -82,12 +91,11 @@ export function dataDirOwner(dataDir: string): string | undefined {
   try {
     const uid = statSync(`${dataDir.replace(/\/+$/, '')}/PG_VERSION`).uid;
     if (uid === 0) return undefined;
-    const memo = ownerMemo.get(uid);
-    if (memo && Date.now() - memo.at < ACCOUNT_MEMO_MS) return memo.name;
-    const name =
-      execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] || undefined;
-    if (name) ownerMemo.set(uid, { at: Date.now(), name });
-    return name;
+    return remembered(
+      ownerMemo,
+      uid,
+      () => execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] || undefined,
+    );
   } catch {
     return undefined;
   }

@@ -23,11 +23,7 @@ import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
-import type * as TarStream from 'tar-stream';
-import { lazyModule } from '../lazy-module';
-
-/** Loaded when a backup runs. */
-const tarStreamModule = lazyModule(() => require('tar-stream') as typeof TarStream);
+import { tarStream as tarStreamModule } from './tar-stream';
 import {
   DB_NAME,
   DB_SUPERUSER,

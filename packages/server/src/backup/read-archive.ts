@@ -19,10 +19,7 @@ import {
 import { dirname, join, normalize, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type * as TarStream from 'tar-stream';
-import { lazyModule } from '../lazy-module';
-
-const tarStream = lazyModule(() => require('tar-stream') as typeof TarStream);
+import { tarStream } from './tar-stream';
 import { BACKUP_FORMAT_VERSION, type BackupManifest } from './create-backup';
 import { memberName } from './archive-entries';
 import { openpgp } from './openpgp';

@@ -6,14 +6,14 @@
  */
 import type * as GraphileWorker from 'graphile-worker';
 import { lazyModule } from '../lazy-module';
-
-/** Loaded by `ktadmin backup-now` only, not by every ktadmin start (≈ 110 ms). */
-const graphileWorker = lazyModule(() => require('graphile-worker') as typeof GraphileWorker);
 import { loadKeytrusteeConf } from '../config';
 import { hostTag } from '../backup/backup-name';
 import { readNodeStatus } from '../node/node-status';
 import { BACKUP_TASK, backupJobSpec, backupSettings, type BackupPayload } from './backup-schedule';
 import { createJobsPool } from './jobs-pool';
+
+/** Loaded by `ktadmin backup-now` only, not by every ktadmin start (≈ 110 ms). */
+const graphileWorker = lazyModule(() => require('graphile-worker') as typeof GraphileWorker);
 
 export class BackupNowError extends Error {
   override name = 'BackupNowError';

@@ -4,14 +4,13 @@
  * to the recipient's uploaded key (inline armored message, `gpg --decrypt`); then nodemailer
  * to SMTP_URL.
  */
-import type { Transporter } from 'nodemailer';
 import type * as Nodemailer from 'nodemailer';
 import { lazyModule } from '../lazy-module';
+import { openpgp } from '../backup/openpgp';
+import type { ServerMailKey } from './server-mail-key';
 
 /** Loaded when the first mail goes out (450 KB). */
 const nodemailer = lazyModule(() => require('nodemailer') as typeof Nodemailer);
-import { openpgp } from '../backup/openpgp';
-import type { ServerMailKey } from './server-mail-key';
 
 /** Bounds on one SMTP conversation: a hung server must not hold the outbox row lock for long. */
 const SMTP_TIMEOUT_MS = 20_000;
@@ -21,7 +20,7 @@ export interface SmtpSettings {
   from: string;
 }
 
-export function createMailTransport(s: SmtpSettings): Transporter {
+export function createMailTransport(s: SmtpSettings): Nodemailer.Transporter {
   return nodemailer.createTransport({
     url: s.url,
     connectionTimeout: SMTP_TIMEOUT_MS,
@@ -48,7 +47,7 @@ export async function protectMailText(text: string, key: ServerMailKey, encryptT
 
 /** Sends one message; resolves with the SMTP server's message id. */
 export async function sendMail(
-  transport: Transporter,
+  transport: Nodemailer.Transporter,
   s: SmtpSettings,
   m: { to: string; subject: string; text: string; signerFingerprint: string },
 ): Promise<string> {
