@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { PRIMARY_TCP_USER_TIMEOUT_MS } from '@trustee/replicator';
 import {
   createPartitionNet,
   netnsUnavailableReason,
@@ -34,6 +35,18 @@ import { withSuperuser } from '../packages/server/test/support/psql';
 const ALLOW_NO_NETNS = process.env.TRUSTEE_ALLOW_NO_NETNS === '1';
 /** Far beyond the server's own bound on a write (COMMIT_WAIT_MS 2 s + 2 × 1 s): a hang shows up. */
 const WRITE_TIMEOUT_MS = 15_000;
+/**
+ * Longer than wal_receiver_timeout (5 s): the passive's walreceiver gives up and must reconnect.
+ * 18 s ends just after one of TCP's SYN retransmissions of a connect without a deadline (the
+ * walreceiver's before tcp_user_timeout): writes then stayed refused ≈ 7 s after the heal (a 25-s
+ * cut: 15.6 s).
+ */
+const SILENT_CUT_MS = 18_000;
+/**
+ * A connect attempt sends SYNs at 0, 1 and 3 s and ends at tcp_user_timeout (5 s), the next one
+ * follows at once: a packet leaves ≤ ≈ 2 s after the heal; 3 s of slack for a loaded box.
+ */
+const SILENT_HEAL_BOUND_MS = PRIMARY_TCP_USER_TIMEOUT_MS;
 
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -563,6 +576,43 @@ describe('network partition between the two nodes (network namespaces)', () => {
       scenario += ` (${dropped} packets dropped)`;
     }
     await finish(load, scenario, []);
+  });
+
+  it('a silent cut (every packet dropped, links up) longer than wal_receiver_timeout: writes resume within seconds of the heal', async () => {
+    if (!ran()) return;
+    const { a } = pair!.clientUrl;
+    const load = startTrackedLoad(a, 'silent');
+    await waitFor(
+      'writes acknowledged before the cut',
+      () => load.attempts.some((x) => x.outcome === 'acked'),
+      20_000,
+      50,
+    );
+    const lossError = net!.addLoss('ab', 100);
+    if (lossError) throw new Error(`nftables could not drop the A–B packets: ${lossError}`);
+    const cutAt = now();
+    let healAt = Infinity;
+    try {
+      await sleep(SILENT_CUT_MS);
+    } finally {
+      net!.clearLoss('ab');
+      healAt = now();
+    }
+    const ack = await waitFor(
+      'a write acknowledged after the silent cut healed',
+      () => firstAnswered(load.attempts, (x) => x.doneAt > healAt && x.outcome === 'acked'),
+      120_000,
+      20,
+    );
+    const resumedMs = Math.round(ack.doneAt - healAt);
+    console.log(`silent cut of ${SILENT_CUT_MS} ms: heal -> first acknowledged write ${resumedMs} ms`);
+    await sleep(300);
+    await finish(load, `silent cut (all packets dropped) ${SILENT_CUT_MS} ms`, [{ cutAt, healAt }]);
+    // The passive reconnected on its own within a connect attempt's span, not TCP's SYN backoff.
+    expect({ resumedMs, withinBound: resumedMs < SILENT_HEAL_BOUND_MS }).toEqual({
+      resumedMs,
+      withinBound: true,
+    });
   });
 
   it('five cut/heal cycles of different lengths: zero acknowledged writes lost', async () => {

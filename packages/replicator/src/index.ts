@@ -83,6 +83,7 @@ export {
   clearStandbyConfig,
   hasStandbyConfig,
   readPgMajor,
+  PRIMARY_TCP_USER_TIMEOUT_MS,
   type StandbyConfigKind,
   type StandbyConfigOptions,
   type StandbyConfigResult,

@@ -24,7 +24,13 @@ export function productSettings(): Record<string, string | number> {
     // refuses fast instead of every commit waiting out its bound (default would be 60 s).
     wal_sender_timeout: '3s',
     wal_receiver_status_interval: '1s',
+    // Equal to primary_conninfo's tcp_user_timeout (standby-config.ts): change them together.
     wal_receiver_timeout: '5s',
+    // After the walreceiver gave up (a cut longer than wal_receiver_timeout), the next attempt
+    // to reach the active comes this soon (default 5 s): with primary_conninfo's
+    // tcp_user_timeout, writes resume within ≈ 2 s of a heal. Each failed attempt logs one line
+    // on the passive.
+    wal_retrieve_retry_interval: '1s',
     password_encryption: 'scram-sha-256',
     logging_collector: 'on',
     log_directory: 'log',

@@ -104,6 +104,21 @@ export function peerTlsHint(message: string, host: string): string | undefined {
   );
 }
 
+/**
+ * libpq's `tcp_user_timeout` (ms) on the walreceiver's connection to the active: how long sent
+ * data — a SYN included (Linux) — may stay unacknowledged before the kernel drops the
+ * connection. After a silent partition (packets dropped, no RST) longer than
+ * wal_receiver_timeout, the walreceiver reconnects, and its connect waited out TCP's SYN backoff
+ * (1, 3, 7, 15, 31 s… after the first SYN) because the walreceiver ignores `connect_timeout` (it
+ * polls the connect without a deadline): a 25-s cut kept writes refused 15.6 s after the heal.
+ * Now an attempt ends after 5 s (SYNs at 0, 1 and 3 s) and a fresh one follows at once
+ * (wal_retrieve_retry_interval 1 s, settings.ts), so a packet leaves at most ≈ 2 s after any heal
+ * (tests/partition.test.ts: 0.3 s after an 18-s cut). The value is wal_receiver_timeout's: on an
+ * established link it ends nothing that timeout would not end (2 s cost short cuts writes:
+ * a 1.5-s cut then dropped the link instead of only delaying the commits).
+ */
+export const PRIMARY_TCP_USER_TIMEOUT_MS = 5000;
+
 /** The standby's primary_conninfo: no password, `passfile=` instead. */
 export function renderPrimaryConninfo(opts: StandbyConfigOptions): string {
   const tls = peerLinkTls(undefined, opts.primaryHost, opts);
@@ -113,6 +128,7 @@ export function renderPrimaryConninfo(opts: StandbyConfigOptions): string {
     user: opts.user ?? REPLICATION_ROLE,
     application_name: opts.standbyName,
     passfile: opts.passfile,
+    tcp_user_timeout: PRIMARY_TCP_USER_TIMEOUT_MS,
     sslmode: tls.sslMode,
     sslrootcert: tls.sslRootCert,
     channel_binding: tls.channelBinding,

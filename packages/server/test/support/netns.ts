@@ -210,7 +210,8 @@ export function createPartitionNet(): PartitionNet {
             ...['add', 'chain', 'netdev', LOSS_TABLE, 'ingress'],
             `{ type filter hook ingress device "${link}" priority 0; }`,
           ]);
-          const rule = `numgen random mod 100 lt ${percent} counter drop`;
+          // 100 %: a silent cut (links up, nothing arrives); nftables refuses `lt 100` on `mod 100`.
+          const rule = percent >= 100 ? 'counter drop' : `numgen random mod 100 lt ${percent} counter drop`;
           nft(n, ['add', 'rule', 'netdev', LOSS_TABLE, 'ingress', ...rule.split(' ')]);
         }
         return undefined;
