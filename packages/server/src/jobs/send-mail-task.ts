@@ -24,6 +24,7 @@ import {
 import {
   createMailTransport,
   describeSendError,
+  outboxMessageId,
   protectMailText,
   sendMail,
   type SmtpSettings,
@@ -109,6 +110,7 @@ export function createSendMailTask(opts: MailTaskOptions): Task {
                 subject: rendered.mail.subject,
                 text,
                 signerFingerprint: key.fingerprint,
+                messageId: outboxMessageId(ids, opts.smtp.from),
               });
               await markOutboxSent(c, ids, messageId);
               log.info(

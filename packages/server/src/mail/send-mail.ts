@@ -4,6 +4,7 @@
  * to the recipient's uploaded key (inline armored message, `gpg --decrypt`); then nodemailer
  * to SMTP_URL.
  */
+import { createHash } from 'node:crypto';
 import type * as Nodemailer from 'nodemailer';
 import { lazyModule } from '../lazy-module';
 import { openpgp } from '../backup/openpgp';
@@ -45,17 +46,32 @@ export async function protectMailText(text: string, key: ServerMailKey, encryptT
   });
 }
 
-/** Sends one message; resolves with the SMTP server's message id. */
+/**
+ * The Message-ID of the mail of these outbox rows: the same on every send of the same rows. A
+ * send is at least once — the active can die after the SMTP server accepted a mail and before
+ * its "sent" mark reached the passive, and the new active sends it again — so a repeat carries
+ * the first one's Message-ID: mail systems that deduplicate drop it, and a reader sees it is the
+ * same mail. The domain is SMTP_FROM's.
+ */
+export function outboxMessageId(ids: readonly string[], from: string): string {
+  const sorted = [...ids].sort((x, y) => (BigInt(x) < BigInt(y) ? -1 : BigInt(x) > BigInt(y) ? 1 : 0));
+  const digest = createHash('sha256').update(sorted.join(',')).digest('hex').slice(0, 16);
+  const domain = /@([A-Za-z0-9.-]+)>?\s*$/.exec(from)?.[1] ?? 'trustee.invalid';
+  return `<trustee-outbox.${sorted[0]}.${digest}@${domain}>`;
+}
+
+/** Sends one message under `messageId`; resolves with the Message-ID as sent. */
 export async function sendMail(
   transport: Nodemailer.Transporter,
   s: SmtpSettings,
-  m: { to: string; subject: string; text: string; signerFingerprint: string },
+  m: { to: string; subject: string; text: string; signerFingerprint: string; messageId: string },
 ): Promise<string> {
   const info = await transport.sendMail({
     from: s.from,
     to: m.to,
     subject: m.subject,
     text: m.text,
+    messageId: m.messageId,
     headers: { 'X-Trustee-Signer': m.signerFingerprint },
   });
   return String(info.messageId);

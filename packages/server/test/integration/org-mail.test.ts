@@ -213,6 +213,33 @@ describe('contact registration mail', () => {
     expect(to('alice@acme.test')(smtp.messages)).toHaveLength(1);
     expect((await outbox('alice@acme.test'))[0].message_id).toBe(row.message_id);
   });
+
+  it("a send whose 'sent' mark was lost goes again under the same Message-ID", async () => {
+    // The window of at-least-once: the SMTP server accepted the mail, then the active died before
+    // its "sent" mark reached the passive, so the new active finds the row unsent. Recreated
+    // here by clearing the mark and queueing the job again.
+    const [row] = await outbox('alice@acme.test');
+    const first = to('alice@acme.test')(smtp.messages);
+    expect(first).toHaveLength(1);
+    await withSuperuser(node, (c) =>
+      c.query(
+        `with lost as (update mail_outbox set sent_at = null, message_id = null where id = $1::bigint)
+         select graphile_worker.add_job('send-mail', json_build_object('outboxId', $1::text), job_key => 'lost-mark-' || $1::text)`,
+        [row.id],
+      ),
+    );
+    await smtp.waitFor((m) => to('alice@acme.test')(m).length === 2, 30_000, "alice's mail again");
+    const [a, b] = to('alice@acme.test')(smtp.messages);
+    expect(a.headers.get('message-id')).toMatch(/^<trustee-outbox\.\d+\.[0-9a-f]{16}@localhost\.test>$/);
+    expect(b.headers.get('message-id')).toBe(a.headers.get('message-id'));
+    const again = await waitForDb(
+      () => outbox('alice@acme.test'),
+      (r) => r[0].sent_at !== null,
+      'the row marked sent again',
+    );
+    expect(again[0].message_id).toBe(a.headers.get('message-id'));
+    expect(row.message_id).toBe(a.headers.get('message-id'));
+  });
 });
 
 describe('pending-client notices', () => {
