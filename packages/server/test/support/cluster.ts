@@ -1,4 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readPostmasterPid, startPostgres } from '@trustee/replicator';
 import {
   localNodeSpecs,
@@ -82,7 +84,16 @@ export async function startTestCluster(
     const child = spawnNodeServer(spec(n), { keytrusteedBin: BINS.keytrusteedDist, logLevel: 'info' });
     if (child.pid) trackPid(child.pid);
     servers[n] = child;
-    await waitForHealth(spec(n).url, 20_000);
+    try {
+      await waitForHealth(spec(n).url, 20_000);
+    } catch (e) {
+      // Say why: whether it exited (and how) and what it logged, before the temp dir goes.
+      const exited = child.exitCode !== null || child.signalCode !== null;
+      throw new Error(
+        `${(e as Error).message}; keytrusteed of node ${n} ${exited ? `exited (${child.exitCode ?? child.signalCode})` : 'still runs'}; ` +
+          `last lines of ${spec(n).dir}/keytrusteed.log:\n${logTail(join(spec(n).dir, 'keytrusteed.log'), 30)}`,
+      );
+    }
   }
 
   const tc: TestCluster = {
@@ -151,6 +162,15 @@ export async function startTestCluster(
     throw e;
   }
   return tc;
+}
+
+/** The last `lines` lines of a log file (or why there are none). */
+function logTail(file: string, lines: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (e) {
+    return `(unreadable: ${(e as Error).message})`;
+  }
 }
 
 /** Stops both PostgreSQLs of a pair (passive first), then SIGKILLs a postmaster that did not stop; never throws. */
