@@ -31,7 +31,7 @@ import { makeTempDir, removeDir } from '../packages/server/test/support/temp-dir
 const ROOT = join(__dirname, '..');
 const PROM_DIR = join(ROOT, 'deploy', 'prometheus');
 /** Alert rules in deploy/prometheus/alerts.yml (each with a firing and a silent promtool test). */
-const ALERT_RULES = 16;
+const ALERT_RULES = 18;
 const DASHBOARD = join(ROOT, 'deploy', 'grafana', 'trustee-dashboard.json');
 const ENTRYPOINT = join(ROOT, 'deploy', 'docker', 'entrypoint.sh');
 

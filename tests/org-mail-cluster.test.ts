@@ -117,6 +117,13 @@ describe('mail survives losing the active', () => {
     expect(failed.sent_at).toBeNull();
     expect(failed.last_error).toMatch(/ECONNREFUSED|ESOCKET|ECONNECTION/);
     expect(failed.last_error).not.toMatch(/\?q=/);
+    // The passive lists the replicated outbox; a retry there is a write, refused.
+    const listed = await ktadmin('b', 'mail', 'status');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/zed@mailorg\.test/);
+    const refused = await ktadmin('b', 'mail', 'retry');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error: NOT_ACTIVE: /);
     // The active is lost; the operator promotes the passive.
     await cluster.killServer('a', 'SIGKILL');
     await cluster.killPostgres('a');

@@ -5,6 +5,7 @@ import { HTTP_STATUS } from './errors';
 import type { NodeState } from './node/node-state';
 import { HSM_OPS, type HsmOp } from './keys/kek-backend';
 import { createAuditMetrics } from './audit/audit-metrics';
+import { createMailMetrics } from './mail/mail-metrics';
 
 /** Codes a refused write gets from the node decision (decide.ts); a low, fixed label set. */
 const WRITE_REFUSAL_CODES = ['NOT_ACTIVE', 'PASSIVE_UNAVAILABLE', 'UNAVAILABLE'] as const;
@@ -308,6 +309,7 @@ export function createMetrics() {
     hsmDataKeyCacheEntries,
     hsmDataKeysRewrapped,
     audit: createAuditMetrics(registry),
+    mail: createMailMetrics(registry),
   };
 }
 

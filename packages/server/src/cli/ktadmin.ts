@@ -38,6 +38,7 @@ import { runHsmMigration } from '../keys/run-hsm-migration';
 import { createInterface, type Interface } from 'node:readline';
 import { execFileSync } from 'node:child_process';
 import { addAuditCommands } from './ktadmin-audit';
+import { addMailCommands } from './ktadmin-mail';
 import { recordAdminAction } from '../audit/record-admin-action';
 import type { AuditEntry } from '../audit/append-audit';
 import { absolutePath, defaultConfdir, parsePort, parseSeconds, runProgram, UsageError } from './common';
@@ -730,6 +731,7 @@ program
   });
 
 addAuditCommands(program, confdirOf);
+addMailCommands(program, confdirOf);
 program
   .command('gpg-key')
   .description(

@@ -20,7 +20,7 @@ import type { Metrics } from '../metrics';
 import { BACKUP_TASK, backupSettings, buildBackupCrontab, type BackupSettings } from './backup-schedule';
 import { createBackupTask, newestBackupTime } from './backup-task';
 import { createJobsPool } from './jobs-pool';
-import { SEND_MAIL_TASK, sweepOutbox } from '../mail/mail-outbox';
+import { outboxStats, SEND_MAIL_TASK, sweepOutbox } from '../mail/mail-outbox';
 import { createSendMailTask, type MailTaskOptions } from './send-mail-task';
 
 export interface JobRunnerOptions {
@@ -37,7 +37,7 @@ export interface JobRunnerOptions {
   /** Wait after a failed start before the next attempt, ms; default 5000. */
   retryStartMs?: number;
   /** Contact mail and pending-client notices (SMTP_URL set); unset: mail stays in the outbox. */
-  mail?: Omit<MailTaskOptions, 'log'>;
+  mail?: Omit<MailTaskOptions, 'log' | 'metrics'>;
   /** How often the active re-queues unsent outbox rows, ms; default 5000. */
   mailSweepMs?: number;
 }
@@ -101,7 +101,8 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       log,
     }),
   };
-  if (opts.mail) taskList[SEND_MAIL_TASK] = createSendMailTask({ ...opts.mail, log });
+  if (opts.mail)
+    taskList[SEND_MAIL_TASK] = createSendMailTask({ ...opts.mail, log, metrics: opts.metrics.mail });
   const workerLog = workerLogger(log);
   const mailSweepMs = opts.mailSweepMs ?? 5000;
   const checkIntervalMs = opts.checkIntervalMs ?? 1000;
@@ -118,6 +119,13 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       'scheduled backups off: BACKUP_GPG_RECIPIENT is not set in keytrustee.conf (never scheduled in cleartext)',
     );
   }
+  opts.metrics.mail.enabled.set(opts.mail ? 1 : 0);
+  /** The outbox gauges are the active's view: a node that stops being active shows none. */
+  const clearMailGauges = () => {
+    opts.metrics.mail.unsent.set(0);
+    opts.metrics.mail.oldestUnsentSeconds.set(0);
+    opts.metrics.mail.givenUp.set(0);
+  };
   if (opts.mail) {
     log.info(
       { from: opts.mail.smtp.from },
@@ -150,6 +158,10 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       const client = await p.connect();
       try {
         await sweepOutbox(client, opts.mail?.pendingNoticeIntervalS);
+        const stats = await outboxStats(client);
+        opts.metrics.mail.unsent.set(stats.unsent);
+        opts.metrics.mail.oldestUnsentSeconds.set(stats.oldestSeconds);
+        opts.metrics.mail.givenUp.set(stats.givenUp);
       } finally {
         client.release();
       }
@@ -229,6 +241,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       pool = undefined;
       if (sweepTimer) clearInterval(sweepTimer);
       sweepTimer = undefined;
+      clearMailGauges();
       opts.metrics.jobRunnerActive.set(0);
       nextStartAt = Date.now() + retryStartMs;
       void p.end().catch(() => undefined);
@@ -243,6 +256,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     sweepTimer = undefined;
     runner = undefined;
     pool = undefined;
+    clearMailGauges();
     opts.metrics.jobRunnerActive.set(0);
     if (!r) return;
     log.info({ reason }, 'job runner stopping');

@@ -6,12 +6,14 @@
  * or a second job of the same row, finds `sent_at` and stops. A mail is sent twice only when the
  * SMTP server accepted it and this node died (or lost its database) before that transaction
  * committed and replicated — the job bookkeeping commits locally (jobs-pool.ts), so "replicated"
- * may lag the commit by the replication delay. The new active then sends it again.
+ * may lag the commit by the replication delay. The new active then sends it again, under the
+ * same Message-ID (outboxMessageId), which deduplicating mail systems drop.
  */
 import type { Task } from 'graphile-worker';
 import type { PoolClient } from 'pg';
 import type { KeyHierarchy } from '../keys/key-hierarchy';
 import type { Logger } from '../logger';
+import type { MailMetrics } from '../mail/mail-metrics';
 import { selectContactKey } from '../orgs/contact-tokens';
 import { pendingClientsMail, type PendingClientNotice, type RenderedMail } from '../mail/mail-messages';
 import {
@@ -39,6 +41,7 @@ export interface MailTaskOptions {
   /** MAIL_PENDING_NOTICE_INTERVAL_SECONDS: one pending notice per contact and org per this long. */
   pendingNoticeIntervalS: number;
   log: Logger;
+  metrics: MailMetrics;
 }
 
 /** The failed send, as graphile-worker records it (no body, no token). */
@@ -113,6 +116,7 @@ export function createSendMailTask(opts: MailTaskOptions): Task {
                 messageId: outboxMessageId(ids, opts.smtp.from),
               });
               await markOutboxSent(c, ids, messageId);
+              opts.metrics.sent.inc({ kind: row.kind });
               log.info(
                 { ...fields, kind: row.kind, merged: ids.length, encrypted: !!rendered.encryptTo, messageId },
                 'mail sent',
@@ -120,6 +124,7 @@ export function createSendMailTask(opts: MailTaskOptions): Task {
             } catch (e) {
               const why = describeSendError(e);
               await markOutboxFailed(c, ids, why);
+              opts.metrics.sendFailures.inc({ kind: row.kind });
               log.warn(
                 { ...fields, kind: row.kind, err: why, retry: job.attempts < job.max_attempts },
                 'mail not accepted by the SMTP server; retried with backoff',

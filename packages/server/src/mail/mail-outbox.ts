@@ -108,6 +108,27 @@ export async function sweepOutbox(c: ClientBase, pendingNoticeIntervalS = 60, li
   return rows.length;
 }
 
+export interface OutboxStats {
+  unsent: number;
+  /** Age of the oldest unsent row, s (0: none). */
+  oldestSeconds: number;
+  /** Unsent rows whose job used all its attempts (failed for good; not retried by itself). */
+  givenUp: number;
+}
+
+/** What the metrics show of the outbox (the active's sweep counts it every few seconds). */
+export async function outboxStats(c: ClientBase): Promise<OutboxStats> {
+  const { rows } = await c.query<OutboxStats>(
+    `select count(*)::int as "unsent",
+            coalesce(extract(epoch from now() - min(o.created_at)), 0)::float8 as "oldestSeconds",
+            count(*) filter (where exists (
+              select 1 from graphile_worker.jobs j
+               where j.key = 'mail-' || o.id::text and j.attempts >= j.max_attempts and j.locked_at is null))::int as "givenUp"
+       from mail_outbox o where o.sent_at is null`,
+  );
+  return rows[0];
+}
+
 /** Locks one row (and, for a pending notice, the contact's other unsent ones to merge). */
 export async function lockOutboxRows(c: ClientBase, id: string): Promise<OutboxRow[]> {
   const cols = `o.id, o.kind, o.org_id, g.name as org_name, o.recipient, o.payload_sealed,

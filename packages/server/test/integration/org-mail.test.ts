@@ -325,3 +325,87 @@ describe('pending-client notices', () => {
     expect(rows.every((r) => r.sent_at !== null)).toBe(true);
   });
 });
+
+describe('outbox administration (ktadmin mail, metrics)', () => {
+  /** A table row of `mail status` for one outbox id. */
+  const rowLine = (id: string) => new RegExp(`^${id}\\s+(contact-registration|pending-client)\\s`);
+  const ktadmin = (...args: string[]) => runCli(BINS.ktadmin, ['--confdir', node.confdir, 'mail', ...args]);
+  async function metric(name: string): Promise<number | undefined> {
+    const res = await httpsRequest(node.url, { path: '/metrics' });
+    const line = res.text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    return line === undefined ? undefined : Number(line.split(' ').at(-1));
+  }
+  const sum = async (name: string) => {
+    const res = await httpsRequest(node.url, { path: '/metrics' });
+    return res.text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`))
+      .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+  };
+
+  it('a mail whose job used all its attempts shows as GIVEN UP (status, metric) until `mail retry` sends it', async () => {
+    expect(await metric('trustee_mail_enabled')).toBe(1);
+    const failuresBefore = await sum('trustee_mail_send_failures_total');
+    const sentBefore = await sum('trustee_mail_sent_total');
+    smtp.refuseNext(1000);
+    try {
+      expect((await orgtool(node, 'add', '-n', 'stuck', '-c', 'gus@stuck.test')).code).toBe(0);
+      const [row] = await waitForDb(
+        () => outbox('gus@stuck.test'),
+        (r) => r.length === 1 && r[0].attempts >= 1,
+        'a failed attempt',
+      );
+      // Four days of refusals, shortened: the job's attempts are spent once it may make no more.
+      await withSuperuser(node, (c) =>
+        c.query(
+          `select graphile_worker.reschedule_jobs(array[id], max_attempts := attempts)
+             from graphile_worker.jobs where key = $1`,
+          [`mail-${row.id}`],
+        ),
+      );
+      await waitForDb(
+        () => metric('trustee_mail_given_up'),
+        (n) => n === 1,
+        'trustee_mail_given_up 1',
+      );
+      expect(await sum('trustee_mail_send_failures_total')).toBeGreaterThan(failuresBefore);
+      expect(await metric('trustee_mail_unsent')).toBeGreaterThanOrEqual(1);
+      expect(await metric('trustee_mail_oldest_unsent_seconds')).toBeGreaterThan(0);
+
+      const status = await ktadmin('status');
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/^\d+ unsent mail\(s\), 1 given up; SMTP_URL is set on this node$/m);
+      const line = status.stdout.split('\n').find((l) => rowLine(row.id).test(l));
+      expect(line).toMatch(
+        /contact-registration\s+stuck\s+gus@stuck\.test\s+\S+Z\s+GIVEN UP after \d+ attempts\s+.*451/,
+      );
+      expect(status.stdout).toContain('mail retry');
+
+      // Bad input changes nothing.
+      const bad = await ktadmin('retry', '--id', 'abc');
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/^error: INVALID_REQUEST: not an outbox id: abc/);
+      const unknown = await ktadmin('retry', '--id', '999999999');
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/^error: NOT_FOUND: no given-up mail with outbox id 999999999/);
+      expect((await ktadmin('status', '--limit', '0')).code).toBe(2);
+      expect(await metric('trustee_mail_given_up')).toBe(1);
+    } finally {
+      smtp.refuseNext(0);
+    }
+    const [row] = await outbox('gus@stuck.test');
+    const retried = await ktadmin('retry', '--id', row.id);
+    expect(retried.code).toBe(0);
+    expect(retried.stdout).toContain(`1 mail(s) queued again, attempts reset (outbox ids ${row.id})`);
+    await smtp.waitFor((m) => to('gus@stuck.test')(m).length === 1, 30_000, "gus's mail after the retry");
+    await waitForDb(
+      () => metric('trustee_mail_given_up'),
+      (n) => n === 0,
+      'trustee_mail_given_up 0',
+    );
+    expect(await sum('trustee_mail_sent_total')).toBeGreaterThan(sentBefore);
+    const after = await ktadmin('status');
+    expect(after.stdout.split('\n').some((l) => rowLine(row.id).test(l))).toBe(false);
+    expect((await ktadmin('retry')).stdout).toContain('no given-up mail: nothing to retry');
+  });
+});

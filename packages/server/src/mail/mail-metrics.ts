@@ -1,0 +1,41 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** Mail series. Labels are mail kinds of this code base, never recipients or contents. */
+export function createMailMetrics(registry: Registry) {
+  return {
+    enabled: new Gauge({
+      name: 'trustee_mail_enabled',
+      help: '1 when SMTP_URL is set on this node (mail is sent by the active); 0: mail stays queued in mail_outbox',
+      registers: [registry],
+    }),
+    sent: new Counter({
+      name: 'trustee_mail_sent_total',
+      help: 'Mails the SMTP server accepted from this node, by kind (merged pending-client notices count once)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    sendFailures: new Counter({
+      name: 'trustee_mail_send_failures_total',
+      help: 'Send attempts the SMTP server refused or that failed on the way, by kind; each is retried with backoff',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    unsent: new Gauge({
+      name: 'trustee_mail_unsent',
+      help: 'Outbox rows not sent yet, as the active last counted them (every 5 s; 0 on a passive)',
+      registers: [registry],
+    }),
+    oldestUnsentSeconds: new Gauge({
+      name: 'trustee_mail_oldest_unsent_seconds',
+      help: 'Age of the oldest unsent outbox row, as the active last counted (0: none)',
+      registers: [registry],
+    }),
+    givenUp: new Gauge({
+      name: 'trustee_mail_given_up',
+      help: 'Unsent outbox rows whose job used all its attempts: not retried by themselves; see `ktadmin mail status`, then `ktadmin mail retry`',
+      registers: [registry],
+    }),
+  };
+}
+
+export type MailMetrics = ReturnType<typeof createMailMetrics>;
