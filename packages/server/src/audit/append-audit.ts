@@ -20,6 +20,7 @@ export type AuditAction =
   | 'org.contacts'
   | 'org.set-auth'
   | 'kek.rotate'
+  | 'mail.retry'
   | 'restore'
   | 'promote'
   | 'single-node-writes';

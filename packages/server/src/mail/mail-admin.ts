@@ -7,6 +7,7 @@
 import type { ClientBase } from 'pg';
 import { runWrite, type WritePathOptions } from '../db/write-path';
 import { AppError } from '../errors';
+import { appendAudit, processActor } from '../audit/append-audit';
 import type { MailKind } from './mail-outbox';
 
 export type OutboxJobState = 'no job yet' | 'waiting' | 'sending' | 'given up';
@@ -101,7 +102,7 @@ export async function retryGivenUpMail(write: WritePathOptions, ids?: string[]):
     const bad = ids.filter((x) => !/^[1-9][0-9]{0,18}$/.test(x));
     if (bad.length) throw new AppError('INVALID_REQUEST', `not an outbox id: ${bad.slice(0, 5).join(', ')}`);
   }
-  return runWrite(write, async (c) => {
+  return runWrite(write, async (c, tx) => {
     const { rows } = await c.query<{ outbox_id: string; job_id: string }>(
       `select o.id::text as outbox_id, j.id::text as job_id
          from mail_outbox o join graphile_worker.jobs j on j.key = 'mail-' || o.id::text
@@ -119,10 +120,17 @@ export async function retryGivenUpMail(write: WritePathOptions, ids?: string[]):
         );
     }
     if (!rows.length) return [];
+    const outboxIds = rows.map((r) => r.outbox_id);
     await c.query(
       `select id from graphile_worker.reschedule_jobs($1::bigint[], run_at := now(), attempts := 0)`,
       [rows.map((r) => r.job_id)],
     );
-    return rows.map((r) => r.outbox_id);
+    await appendAudit(c, tx, {
+      who: processActor(),
+      action: 'mail.retry',
+      subject: outboxIds.length > 10 ? `${outboxIds.slice(0, 10).join(',')},…` : outboxIds.join(','),
+      detail: `${outboxIds.length} given-up mail job(s) rescheduled`,
+    });
+    return outboxIds;
   });
 }

@@ -397,6 +397,15 @@ describe('outbox administration (ktadmin mail, metrics)', () => {
     const retried = await ktadmin('retry', '--id', row.id);
     expect(retried.code).toBe(0);
     expect(retried.stdout).toContain(`1 mail(s) queued again, attempts reset (outbox ids ${row.id})`);
+    const audited = await withSuperuser(node, (c) =>
+      c.query<{ actor_kind: string; actor: string; detail: string }>(
+        `select actor_kind, actor, detail from audit_log where action = 'mail.retry' and subject = $1`,
+        [row.id],
+      ),
+    );
+    expect(audited.rows).toEqual([
+      { actor_kind: 'admin', actor: 'ktadmin', detail: '1 given-up mail job(s) rescheduled' },
+    ]);
     await smtp.waitFor((m) => to('gus@stuck.test')(m).length === 1, 30_000, "gus's mail after the retry");
     await waitForDb(
       () => metric('trustee_mail_given_up'),
