@@ -1,8 +1,11 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { MailKind } from './mail-outbox';
+
+const MAIL_KINDS: readonly MailKind[] = ['contact-registration', 'pending-client'];
 
 /** Mail series. Labels are mail kinds of this code base, never recipients or contents. */
 export function createMailMetrics(registry: Registry) {
-  return {
+  const m = {
     enabled: new Gauge({
       name: 'trustee_mail_enabled',
       help: '1 when SMTP_URL is set on this node (mail is sent by the active); 0: mail stays queued in mail_outbox',
@@ -36,6 +39,12 @@ export function createMailMetrics(registry: Registry) {
       registers: [registry],
     }),
   };
+  // Every kind's series exists from the start (at 0), so a dashboard or a rate() has one to read.
+  for (const kind of MAIL_KINDS) {
+    m.sent.inc({ kind }, 0);
+    m.sendFailures.inc({ kind }, 0);
+  }
+  return m;
 }
 
 export type MailMetrics = ReturnType<typeof createMailMetrics>;
