@@ -44,11 +44,59 @@ interface EntryRow {
 
 const GIVEN_UP = 'j.attempts >= j.max_attempts and j.locked_at is null';
 
+function toEntry(r: EntryRow): OutboxEntry {
+  const jobAttempts = r.job_attempts;
+  let state: OutboxJobState = 'no job yet';
+  if (r.has_job) {
+    if (r.locked_at) state = 'sending';
+    else if (jobAttempts !== null && r.max_attempts !== null && jobAttempts >= r.max_attempts)
+      state = 'given up';
+    else state = 'waiting';
+  }
+  return {
+    id: r.id,
+    kind: r.kind,
+    org: r.org,
+    recipient: r.recipient,
+    createdAt: r.created_at,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    state,
+    nextAttemptAt: state === 'waiting' ? r.run_at : null,
+    lastError: r.last_error,
+  };
+}
+
+/**
+ * graphile-worker makes its schema when a job runner first starts (or `ktadmin backup-now`): on a
+ * node whose keytrusteed never ran as the active there is none, and no row has a job yet.
+ */
+async function hasJobQueue(c: ClientBase): Promise<boolean> {
+  const { rows } = await c.query<{ ok: boolean }>(
+    `select to_regclass('graphile_worker.jobs') is not null as ok`,
+  );
+  return rows[0].ok;
+}
+
 /** Unsent rows, oldest first (at most `limit`), with their job's state; and how many there are. */
 export async function listUnsentMail(
   c: ClientBase,
   limit = 50,
 ): Promise<{ total: number; givenUp: number; entries: OutboxEntry[] }> {
+  if (!(await hasJobQueue(c))) {
+    const { rows } = await c.query<EntryRow>(
+      `select o.id::text, o.kind, g.name as org, o.recipient, o.created_at, o.attempts, o.last_error,
+              null::int as max_attempts, null::timestamptz as run_at, null::timestamptz as locked_at,
+              false as has_job, null::int as job_attempts
+         from mail_outbox o join orgs g on g.id = o.org_id
+        where o.sent_at is null order by o.id limit $1`,
+      [limit],
+    );
+    const { rows: n } = await c.query<{ total: number }>(
+      'select count(*)::int as total from mail_outbox where sent_at is null',
+    );
+    return { total: n[0].total, givenUp: 0, entries: rows.map(toEntry) };
+  }
   const { rows } = await c.query<EntryRow>(
     `select o.id::text, o.kind, g.name as org, o.recipient, o.created_at, o.attempts, o.last_error,
             j.max_attempts, j.run_at, j.locked_at, j.id is not null as has_job,
@@ -66,28 +114,7 @@ export async function listUnsentMail(
                                             where j.key = 'mail-' || o.id::text and ${GIVEN_UP}))::int as given_up
        from mail_outbox o where o.sent_at is null`,
   );
-  const entries = rows.map((r): OutboxEntry => {
-    const jobAttempts = r.job_attempts;
-    let state: OutboxJobState = 'no job yet';
-    if (r.has_job) {
-      if (r.locked_at) state = 'sending';
-      else if (jobAttempts !== null && r.max_attempts !== null && jobAttempts >= r.max_attempts)
-        state = 'given up';
-      else state = 'waiting';
-    }
-    return {
-      id: r.id,
-      kind: r.kind,
-      org: r.org,
-      recipient: r.recipient,
-      createdAt: r.created_at,
-      attempts: r.attempts,
-      maxAttempts: r.max_attempts,
-      state,
-      nextAttemptAt: state === 'waiting' ? r.run_at : null,
-      lastError: r.last_error,
-    };
-  });
+  const entries = rows.map(toEntry);
   return { total: counts[0].total, givenUp: counts[0].given_up, entries };
 }
 
@@ -103,6 +130,14 @@ export async function retryGivenUpMail(write: WritePathOptions, ids?: string[]):
     if (bad.length) throw new AppError('INVALID_REQUEST', `not an outbox id: ${bad.slice(0, 5).join(', ')}`);
   }
   return runWrite(write, async (c, tx) => {
+    if (!(await hasJobQueue(c))) {
+      if (ids?.length)
+        throw new AppError(
+          'NOT_FOUND',
+          `no given-up mail with outbox id ${ids.slice(0, 5).join(', ')} (no mail job has run on this cluster yet)`,
+        );
+      return [];
+    }
     const { rows } = await c.query<{ outbox_id: string; job_id: string }>(
       `select o.id::text as outbox_id, j.id::text as job_id
          from mail_outbox o join graphile_worker.jobs j on j.key = 'mail-' || o.id::text
