@@ -25,7 +25,7 @@ export function createMailMetrics(registry: Registry) {
     }),
     unsent: new Gauge({
       name: 'trustee_mail_unsent',
-      help: 'Outbox rows not sent yet, as the active last counted them (every 5 s; 0 on a passive)',
+      help: 'Outbox rows not sent yet, as the active last counted them (every 5 s while SMTP_URL is set; 0 on a passive or with mail off: ktadmin mail status counts them then)',
       registers: [registry],
     }),
     oldestUnsentSeconds: new Gauge({
