@@ -19,7 +19,12 @@ import { join } from 'node:path';
 import { readPostmasterPid } from '@trustee/replicator';
 import { TrusteeClient } from '@trustee/sdk';
 import { BINS, runCli } from '../packages/server/test/support/cli';
-import { startTestCluster, type NodeName, type TestCluster } from '../packages/server/test/support/cluster';
+import {
+  logTail,
+  startTestCluster,
+  type NodeName,
+  type TestCluster,
+} from '../packages/server/test/support/cluster';
 import { registerTestClient, type TestClient } from '../packages/server/test/support/clients';
 import { putDepositRaw } from '../packages/server/test/support/deposit-requests';
 import { httpsRequest } from '../packages/server/test/support/https-request';
@@ -554,11 +559,7 @@ describe('the compose entrypoint for real: two node homes on loopback ports stan
     // from a hang (the first start once took > 150 s inside a full run, 18 s alone).
     const waitWritable = (what: string) =>
       waitFor(what, writable, 150_000, 500).catch(async (e: Error) => {
-        const tail = (n: string) =>
-          readFileSync(join(dir, `${n}.log`), 'utf8')
-            .split('\n')
-            .slice(-40)
-            .join('\n');
+        const tail = (n: string) => logTail(join(dir, `${n}.log`), 40);
         const h = JSON.stringify({ a: await health('a'), b: await health('b') });
         throw new Error(
           `${e.message}\nhealth: ${h}\n--- a.log (end) ---\n${tail('a')}\n--- b.log (end) ---\n${tail('b')}`,

@@ -164,8 +164,8 @@ export async function startTestCluster(
   return tc;
 }
 
-/** The last `lines` lines of a log file (or why there are none). */
-function logTail(file: string, lines: number): string {
+/** The last `lines` lines of a log file (or why there are none), for a failure message. */
+export function logTail(file: string, lines: number): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch (e) {
