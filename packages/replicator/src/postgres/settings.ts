@@ -5,6 +5,12 @@
 /** Default cap on WAL a replication slot may hold for an absent passive (keytrustee.conf MAX_SLOT_WAL_KEEP_SIZE). */
 export const DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = '4GB';
 
+/**
+ * The passive's walreceiver ends a link silent this long (`wal_receiver_timeout`); the same value
+ * bounds each of its connection attempts (`tcp_user_timeout` of primary_conninfo, standby-config.ts).
+ */
+export const WAL_RECEIVER_TIMEOUT_MS = 5000;
+
 /** Settings every Trustee node needs (both roles; a base backup copies them to the passive). */
 export function productSettings(): Record<string, string | number> {
   return {
@@ -24,8 +30,7 @@ export function productSettings(): Record<string, string | number> {
     // refuses fast instead of every commit waiting out its bound (default would be 60 s).
     wal_sender_timeout: '3s',
     wal_receiver_status_interval: '1s',
-    // Equal to primary_conninfo's tcp_user_timeout (standby-config.ts): change them together.
-    wal_receiver_timeout: '5s',
+    wal_receiver_timeout: `${WAL_RECEIVER_TIMEOUT_MS}ms`,
     // After the walreceiver gave up (a cut longer than wal_receiver_timeout), the next attempt
     // to reach the active comes this soon (default 5 s): with primary_conninfo's
     // tcp_user_timeout, writes resume within ≈ 2 s of a heal. Each failed attempt logs one line

@@ -13,7 +13,7 @@ import { ReplicatorError } from '../errors';
 import type { PgInstance } from './instance';
 import { passfilePath } from './passfile';
 import { isLoopbackAddress, REPLICATION_ROLE, slotNameFor } from './replication-role';
-import { quoteConfValue } from './settings';
+import { quoteConfValue, WAL_RECEIVER_TIMEOUT_MS } from './settings';
 
 /** First major where recovery.conf was replaced by standby.signal + ordinary settings. */
 const STANDBY_SIGNAL_MIN_MAJOR = 12;
@@ -117,7 +117,7 @@ export function peerTlsHint(message: string, host: string): string | undefined {
  * established link it ends nothing that timeout would not end (2 s cost short cuts writes:
  * a 1.5-s cut then dropped the link instead of only delaying the commits).
  */
-export const PRIMARY_TCP_USER_TIMEOUT_MS = 5000;
+export const PRIMARY_TCP_USER_TIMEOUT_MS = WAL_RECEIVER_TIMEOUT_MS;
 
 /** The standby's primary_conninfo: no password, `passfile=` instead. */
 export function renderPrimaryConninfo(opts: StandbyConfigOptions): string {
