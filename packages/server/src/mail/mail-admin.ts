@@ -8,7 +8,7 @@ import type { ClientBase } from 'pg';
 import { runWrite, type WritePathOptions } from '../db/write-path';
 import { AppError } from '../errors';
 import { appendAudit, processActor } from '../audit/append-audit';
-import type { MailKind } from './mail-outbox';
+import { JOB_GIVEN_UP, MAIL_JOB_OF_ROW, NO_JOBS, outboxStats, type MailKind } from './mail-outbox';
 
 export type OutboxJobState = 'no job yet' | 'waiting' | 'sending' | 'given up';
 
@@ -19,52 +19,11 @@ export interface OutboxEntry {
   recipient: string;
   createdAt: Date;
   attempts: number;
-  maxAttempts: number | null;
   state: OutboxJobState;
   /** When the job runs next (waiting). */
   nextAttemptAt: Date | null;
   /** The SMTP server's reply to the last failed attempt (never a body or token). */
   lastError: string | null;
-}
-
-interface EntryRow {
-  id: string;
-  kind: MailKind;
-  org: string;
-  recipient: string;
-  created_at: Date;
-  attempts: number;
-  max_attempts: number | null;
-  run_at: Date | null;
-  locked_at: Date | null;
-  has_job: boolean;
-  job_attempts: number | null;
-  last_error: string | null;
-}
-
-const GIVEN_UP = 'j.attempts >= j.max_attempts and j.locked_at is null';
-
-function toEntry(r: EntryRow): OutboxEntry {
-  const jobAttempts = r.job_attempts;
-  let state: OutboxJobState = 'no job yet';
-  if (r.has_job) {
-    if (r.locked_at) state = 'sending';
-    else if (jobAttempts !== null && r.max_attempts !== null && jobAttempts >= r.max_attempts)
-      state = 'given up';
-    else state = 'waiting';
-  }
-  return {
-    id: r.id,
-    kind: r.kind,
-    org: r.org,
-    recipient: r.recipient,
-    createdAt: r.created_at,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    state,
-    nextAttemptAt: state === 'waiting' ? r.run_at : null,
-    lastError: r.last_error,
-  };
 }
 
 /**
@@ -83,39 +42,24 @@ export async function listUnsentMail(
   c: ClientBase,
   limit = 50,
 ): Promise<{ total: number; givenUp: number; entries: OutboxEntry[] }> {
-  if (!(await hasJobQueue(c))) {
-    const { rows } = await c.query<EntryRow>(
-      `select o.id::text, o.kind, g.name as org, o.recipient, o.created_at, o.attempts, o.last_error,
-              null::int as max_attempts, null::timestamptz as run_at, null::timestamptz as locked_at,
-              false as has_job, null::int as job_attempts
-         from mail_outbox o join orgs g on g.id = o.org_id
-        where o.sent_at is null order by o.id limit $1`,
-      [limit],
-    );
-    const { rows: n } = await c.query<{ total: number }>(
-      'select count(*)::int as total from mail_outbox where sent_at is null',
-    );
-    return { total: n[0].total, givenUp: 0, entries: rows.map(toEntry) };
-  }
-  const { rows } = await c.query<EntryRow>(
-    `select o.id::text, o.kind, g.name as org, o.recipient, o.created_at, o.attempts, o.last_error,
-            j.max_attempts, j.run_at, j.locked_at, j.id is not null as has_job,
-            j.attempts as job_attempts
+  const jobs = (await hasJobQueue(c)) ? 'graphile_worker.jobs' : NO_JOBS;
+  const { rows } = await c.query<OutboxEntry>(
+    `select o.id::text as "id", o.kind as "kind", g.name as "org", o.recipient as "recipient",
+            o.created_at as "createdAt", o.attempts as "attempts", o.last_error as "lastError",
+            s.state as "state", case when s.state = 'waiting' then j.run_at end as "nextAttemptAt"
        from mail_outbox o
        join orgs g on g.id = o.org_id
-       left join graphile_worker.jobs j on j.key = 'mail-' || o.id::text
+       left join ${jobs} j on ${MAIL_JOB_OF_ROW}
+       cross join lateral (select case when j.id is null then 'no job yet'
+                                       when j.locked_at is not null then 'sending'
+                                       when ${JOB_GIVEN_UP} then 'given up'
+                                       else 'waiting' end as state) s
       where o.sent_at is null
       order by o.id limit $1`,
     [limit],
   );
-  const { rows: counts } = await c.query<{ total: number; given_up: number }>(
-    `select count(*)::int as total,
-            count(*) filter (where exists (select 1 from graphile_worker.jobs j
-                                            where j.key = 'mail-' || o.id::text and ${GIVEN_UP}))::int as given_up
-       from mail_outbox o where o.sent_at is null`,
-  );
-  const entries = rows.map(toEntry);
-  return { total: counts[0].total, givenUp: counts[0].given_up, entries };
+  const stats = await outboxStats(c, jobs);
+  return { total: stats.unsent, givenUp: stats.givenUp, entries: rows };
 }
 
 /**
@@ -140,8 +84,8 @@ export async function retryGivenUpMail(write: WritePathOptions, ids?: string[]):
     }
     const { rows } = await c.query<{ outbox_id: string; job_id: string }>(
       `select o.id::text as outbox_id, j.id::text as job_id
-         from mail_outbox o join graphile_worker.jobs j on j.key = 'mail-' || o.id::text
-        where o.sent_at is null and ${GIVEN_UP} and ($1::bigint[] is null or o.id = any($1::bigint[]))
+         from mail_outbox o join graphile_worker.jobs j on ${MAIL_JOB_OF_ROW}
+        where o.sent_at is null and ${JOB_GIVEN_UP} and ($1::bigint[] is null or o.id = any($1::bigint[]))
         order by o.id`,
       [ids ?? null],
     );

@@ -84,6 +84,14 @@ export async function queueMailJob(c: ClientBase, id: string): Promise<void> {
   );
 }
 
+/** SQL: `j` is the graphile-worker job of outbox row `o` (its job_key, queueMailJob). */
+export const MAIL_JOB_OF_ROW = `j.key = 'mail-' || o.id::text`;
+/** SQL: job `j` used all its attempts and does not run: it is never retried by itself. */
+export const JOB_GIVEN_UP = 'j.attempts >= j.max_attempts and j.locked_at is null';
+/** The relation holding the jobs, or an empty stand-in before graphile-worker made its schema. */
+export const NO_JOBS = `(select null::bigint as id, null::text as key, null::int as attempts, null::int as max_attempts,
+         null::timestamptz as run_at, null::timestamptz as locked_at where false)`;
+
 /**
  * Unsent rows that need a job: queued by a role that could not add one, queued before any job
  * runner existed, or left by an active that died (its jobs may not have replicated). Pending
@@ -96,7 +104,7 @@ export async function sweepOutbox(c: ClientBase, pendingNoticeIntervalS = 60, li
       where o.sent_at is null
         -- rows with a job (waiting, running, or failed for good) are left alone, so a backlog
         -- of given-up rows never hides newer ones behind the limit
-        and not exists (select 1 from graphile_worker.jobs j where j.key = 'mail-' || o.id::text)
+        and not exists (select 1 from graphile_worker.jobs j where ${MAIL_JOB_OF_ROW})
         and not (o.kind = 'pending-client' and exists (
               select 1 from mail_outbox s
                where s.org_id = o.org_id and s.recipient = o.recipient and s.kind = 'pending-client'
@@ -116,14 +124,16 @@ export interface OutboxStats {
   givenUp: number;
 }
 
-/** What the metrics show of the outbox (the active's sweep counts it every few seconds). */
-export async function outboxStats(c: ClientBase): Promise<OutboxStats> {
+/**
+ * What the metrics and `ktadmin mail status` show of the outbox (the active's sweep counts it
+ * every few seconds). `jobs`: graphile_worker.jobs, or NO_JOBS before its schema exists.
+ */
+export async function outboxStats(c: ClientBase, jobs = 'graphile_worker.jobs'): Promise<OutboxStats> {
   const { rows } = await c.query<OutboxStats>(
     `select count(*)::int as "unsent",
             coalesce(extract(epoch from now() - min(o.created_at)), 0)::float8 as "oldestSeconds",
             count(*) filter (where exists (
-              select 1 from graphile_worker.jobs j
-               where j.key = 'mail-' || o.id::text and j.attempts >= j.max_attempts and j.locked_at is null))::int as "givenUp"
+              select 1 from ${jobs} j where ${MAIL_JOB_OF_ROW} and ${JOB_GIVEN_UP}))::int as "givenUp"
        from mail_outbox o where o.sent_at is null`,
   );
   return rows[0];
